@@ -1,0 +1,37 @@
+# flinksched: `make demo` runs the scheduler with the example job on a local stack,
+# `make test` runs every test. Both set themselves up (virtualenv, Flink, ZooKeeper).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo down status test lint typecheck clean
+
+$(BIN)/flinksched: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/flinksched
+	$(BIN)/flinksched dev up
+
+down: $(BIN)/flinksched
+	$(BIN)/flinksched dev down
+
+status: $(BIN)/flinksched
+	$(BIN)/flinksched status
+
+test: $(BIN)/flinksched
+	$(BIN)/ruff check common scheduler worker tests
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/flinksched
+	$(BIN)/ruff check common scheduler worker tests
+
+typecheck: $(BIN)/flinksched
+	$(BIN)/mypy
+
+clean: down
+	rm -rf $(VENV) build .flinksched-dev

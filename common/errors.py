@@ -1,0 +1,89 @@
+"""The one exception tree of flinksched.
+
+Every error raised on purpose derives from FlinkschedError. Flink REST errors say whether a
+retry can help (`retryable`), so callers decide between "try again later" and "give up".
+"""
+
+from __future__ import annotations
+
+
+class FlinkschedError(Exception):
+    """Root of every error flinksched raises on purpose."""
+
+
+class ConfigError(FlinkschedError):
+    """A problem in a job-config file, located as precisely as the input allows."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str = "",
+        line: int | None = None,
+        column: int | None = None,
+        field: str = "",
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.field = field
+        super().__init__(str(self))
+
+    @property
+    def location(self) -> str:
+        where = self.file or "<input>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return where
+
+    def __str__(self) -> str:
+        field = f" {self.field}:" if self.field else ""
+        return f"{self.location}:{field} {self.message}"
+
+
+class StoreError(FlinkschedError):
+    """ZooKeeper said no, or holds data flinksched cannot read."""
+
+
+class FencedError(StoreError):
+    """This process no longer holds the node that entitles it to write (leadership, ownership)."""
+
+
+class ConflictError(StoreError):
+    """A compare-and-set lost against a concurrent writer."""
+
+
+class FlinkError(FlinkschedError):
+    """A Flink REST call did not do what was asked."""
+
+    retryable = True
+
+
+class FlinkUnreachable(FlinkError):
+    """No answer from the cluster (refused, timed out, or a 5xx): try again later."""
+
+
+class FlinkRequestFailed(FlinkError):
+    """Flink refused the request for a reason that a retry will not change."""
+
+    def __init__(self, status: int, message: str, path: str) -> None:
+        self.status = status
+        self.message = message
+        self.path = path
+        self.retryable = False  # program errors arrive as 500 too; FlinkUnreachable is the retry
+        super().__init__(f"{path}: HTTP {status}: {message}")
+
+
+class JobAlreadySubmitted(FlinkError):
+    """Flink already knows this job id: the submission happened, adopt it."""
+
+
+class JarMissing(FlinkError):
+    """The cluster forgot the uploaded jar (a restarted JobManager): upload it again."""
+
+
+class DevStackError(FlinkschedError):
+    """The local development stack could not be prepared or started."""

@@ -1,0 +1,153 @@
+"""A small Flink REST client: the calls flinksched makes, with failures classified.
+
+Connection problems, timeouts and 5xx raise FlinkUnreachable (retry later); 4xx raise
+FlinkRequestFailed (permanent); a duplicate job id raises JobAlreadySubmitted (adopt it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from common.errors import (
+    FlinkRequestFailed,
+    FlinkUnreachable,
+    JarMissing,
+    JobAlreadySubmitted,
+)
+from common.metrics import FLINK_REST_ERRORS, FLINK_REST_SECONDS
+
+logger = logging.getLogger(__name__)
+
+TERMINAL_STATES = frozenset({"FAILED", "CANCELED", "FINISHED"})
+DUPLICATE_MARKERS = ("already been submitted", "DuplicateJobSubmissionException")
+# A run request that fails for these reasons fails the same way every time: do not retry.
+PROGRAM_ERROR_MARKERS = (
+    "ProgramInvocationException",
+    "ClassNotFoundException",
+    "Could not find class",
+    "NoClassDefFoundError",
+    "NoSuchMethodException",
+    "does not have a main",
+    "Neither a 'Main-Class', nor a 'program-class' entry",
+)
+
+
+class FlinkClient:
+    def __init__(self, rest_url: str, timeout: float = 10.0) -> None:
+        self.rest_url = rest_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.rest_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(
+        self, method: str, path: str, endpoint: str, *, allow_404: bool = False, **kwargs: Any
+    ) -> Any:
+        started = time.monotonic()
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            FLINK_REST_ERRORS.labels(endpoint, "timeout").inc()
+            raise FlinkUnreachable(f"{self.rest_url}{path}: timed out") from exc
+        except httpx.TransportError as exc:
+            FLINK_REST_ERRORS.labels(endpoint, "connect").inc()
+            raise FlinkUnreachable(f"{self.rest_url}{path}: {exc}") from exc
+        finally:
+            FLINK_REST_SECONDS.labels(endpoint).observe(time.monotonic() - started)
+        if response.status_code == 404 and allow_404:
+            return None
+        if response.status_code >= 400:
+            raise self._classified(response, path, endpoint)
+        try:
+            return response.json() if response.content else {}
+        except ValueError as exc:
+            raise FlinkUnreachable(f"{self.rest_url}{path}: answer is not JSON") from exc
+
+    def _classified(self, response: httpx.Response, path: str, endpoint: str) -> Exception:
+        """Flink reports program errors as HTTP 500 too; the message tells them apart."""
+        status = response.status_code
+        full = _error_text(response)
+        summary = _innermost_cause(full)
+        FLINK_REST_ERRORS.labels(endpoint, str(status)).inc()
+        if any(marker in full for marker in DUPLICATE_MARKERS):
+            return JobAlreadySubmitted(summary)
+        if "Jar file" in full and "does not exist" in full:
+            return JarMissing(f"{self.rest_url}: {summary}")
+        if status >= 500 and not any(marker in full for marker in PROGRAM_ERROR_MARKERS):
+            return FlinkUnreachable(f"{self.rest_url}{path}: HTTP {status}: {summary}")
+        return FlinkRequestFailed(status, summary, path)
+
+    # -- cluster -------------------------------------------------------------------------
+    def overview(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/overview", "overview"))
+
+    def jobmanager_config(self) -> dict[str, str]:
+        entries = self._request("GET", "/jobmanager/config", "jobmanager_config")
+        return {str(e["key"]): str(e["value"]) for e in entries}
+
+    # -- jobs ----------------------------------------------------------------------------
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job the cluster knows: id and state."""
+        return list(self._request("GET", "/jobs", "jobs").get("jobs", []))
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """Job details, or None when the cluster does not know the job."""
+        found = self._request("GET", f"/jobs/{job_id}", "job", allow_404=True)
+        return dict(found) if found is not None else None
+
+    def checkpoints(self, job_id: str) -> dict[str, Any] | None:
+        found = self._request("GET", f"/jobs/{job_id}/checkpoints", "checkpoints", allow_404=True)
+        return dict(found) if found is not None else None
+
+    def root_exception(self, job_id: str) -> str:
+        found = self._request(
+            "GET", f"/jobs/{job_id}/exceptions", "exceptions", allow_404=True,
+            params={"maxExceptions": 1},
+        )
+        if not found:
+            return ""
+        history = (found.get("exceptionHistory") or {}).get("entries") or []
+        trace = str(history[0].get("stacktrace", "")) if history else ""
+        return _innermost_cause(trace or str(found.get("root-exception", "")))
+
+    def cancel(self, job_id: str) -> None:
+        self._request("PATCH", f"/jobs/{job_id}", "cancel", allow_404=True,
+                      params={"mode": "cancel"})
+
+    # -- jars ----------------------------------------------------------------------------
+    def jars(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/jars", "jars").get("files", []))
+
+    def upload_jar(self, path: Path, name: str) -> str:
+        with path.open("rb") as handle:
+            answer = self._request(
+                "POST", "/jars/upload", "jar_upload",
+                files={"jarfile": (name, handle, "application/x-java-archive")},
+            )
+        return str(answer["filename"]).rsplit("/", 1)[-1]
+
+    def run_jar(self, jar_id: str, body: dict[str, Any]) -> str:
+        answer = self._request("POST", f"/jars/{jar_id}/run", "jar_run", json=body)
+        return str(answer["jobid"])
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        errors = response.json().get("errors", [])
+        text = "\n".join(str(e) for e in errors if e != "Internal server error.")
+    except (ValueError, AttributeError):
+        text = response.text[:2000]
+    return text or response.reason_phrase
+
+
+def _innermost_cause(trace: str) -> str:
+    """The deepest `Caused by:` of a Java stack trace: what actually went wrong."""
+    lines = [line.strip() for line in trace.strip().splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("at ", "<Exception on"))]
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    return (causes[-1] if causes else lines[0] if lines else "")[:500]

@@ -1,0 +1,236 @@
+"""What flinksched keeps in ZooKeeper, as immutable records built from and to node data.
+
+Keys are camelCase on the wire because the CLI's JSON output is made of the same fields.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from common.errors import StoreError
+
+# Phases a job's status can be in; the CLI colours and the metrics enumerate these.
+PENDING = "Pending"
+SUBMITTING = "Submitting"
+RUNNING = "Running"
+RESTARTING = "Restarting"
+RECOVERING = "Recovering"
+CLUSTER_UNREACHABLE = "ClusterUnreachable"
+SUBMIT_FAILED = "SubmitFailed"
+CRASH_LOOP = "CrashLoopBackOff"
+FINISHED = "Finished"
+SUSPENDED = "Suspended"
+PHASES = (
+    PENDING,
+    SUBMITTING,
+    RUNNING,
+    RESTARTING,
+    RECOVERING,
+    CLUSTER_UNREACHABLE,
+    SUBMIT_FAILED,
+    CRASH_LOOP,
+    FINISHED,
+    SUSPENDED,
+)
+
+
+def decode(data: bytes, what: str) -> dict[str, Any]:
+    """JSON object from node data; foreign or corrupt data is a StoreError naming the node."""
+    try:
+        value = json.loads(data.decode("utf-8")) if data else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"{what}: node data is not JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise StoreError(f"{what}: node data is not a JSON object")
+    return value
+
+
+def encode(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """Desired state of one job, written by the leader."""
+
+    name: str
+    spec: dict[str, Any]
+    cluster: dict[str, Any]
+    generation: int
+    spec_hash: str
+    source: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rest_url(self) -> str:
+        return str(self.cluster["spec"]["restUrl"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "cluster": self.cluster,
+            "generation": self.generation,
+            "specHash": self.spec_hash,
+            "source": self.source,
+            "labels": self.labels,
+        }
+
+    @classmethod
+    def from_json(cls, name: str, value: dict[str, Any]) -> JobRecord:
+        try:
+            return cls(
+                name=name,
+                spec=value["spec"],
+                cluster=value["cluster"],
+                generation=int(value["generation"]),
+                spec_hash=str(value["specHash"]),
+                source=str(value.get("source", "")),
+                labels=dict(value.get("labels", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"job {name}: unreadable record ({exc!r})") from exc
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A completed checkpoint or savepoint a job can be restored from."""
+
+    path: str
+    id: int
+    timestamp: int  # milliseconds since the epoch, when it completed
+    kind: str = "checkpoint"  # checkpoint | savepoint
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "id": self.id, "timestamp": self.timestamp, "kind": self.kind}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> Checkpoint | None:
+        if not value:
+            return None
+        return cls(
+            path=str(value["path"]),
+            id=int(value["id"]),
+            timestamp=int(value["timestamp"]),
+            kind=str(value.get("kind", "checkpoint")),
+        )
+
+    @property
+    def label(self) -> str:
+        return f"{'sp' if self.kind == 'savepoint' else 'chk'}-{self.id}"
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Observed state of one job, written only by its owning worker."""
+
+    phase: str = PENDING
+    flink_job_id: str = ""
+    attempt: int = 0
+    observed_generation: int = 0
+    last_checkpoint: Checkpoint | None = None
+    restarts: int = 0
+    restart_times: tuple[float, ...] = ()
+    last_failure: str = ""
+    reason: str = ""
+    since: float = 0.0
+    worker: str = ""
+    restored_from: str = ""
+    submit_pending: bool = False  # attempt claimed; Flink may not have accepted it yet
+
+    def with_changes(self, **changes: Any) -> JobStatus:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "flinkJobId": self.flink_job_id,
+            "attempt": self.attempt,
+            "observedGeneration": self.observed_generation,
+            "lastCheckpoint": self.last_checkpoint.to_json() if self.last_checkpoint else None,
+            "restarts": self.restarts,
+            "restartTimes": list(self.restart_times),
+            "lastFailure": self.last_failure,
+            "reason": self.reason,
+            "since": self.since,
+            "worker": self.worker,
+            "restoredFrom": self.restored_from,
+            "submitPending": self.submit_pending,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> JobStatus:
+        try:
+            return cls(
+                phase=str(value.get("phase", PENDING)),
+                flink_job_id=str(value.get("flinkJobId", "")),
+                attempt=int(value.get("attempt", 0)),
+                observed_generation=int(value.get("observedGeneration", 0)),
+                last_checkpoint=Checkpoint.from_json(value.get("lastCheckpoint")),
+                restarts=int(value.get("restarts", 0)),
+                restart_times=tuple(float(t) for t in value.get("restartTimes", ())),
+                last_failure=str(value.get("lastFailure", "")),
+                reason=str(value.get("reason", "")),
+                since=float(value.get("since", 0.0)),
+                worker=str(value.get("worker", "")),
+                restored_from=str(value.get("restoredFrom", "")),
+                submit_pending=bool(value.get("submitPending", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"unreadable job status ({exc!r})") from exc
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    slots: int
+    version: str
+    started: float
+    metrics_port: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "pid": self.pid,
+            "slots": self.slots,
+            "version": self.version,
+            "started": self.started,
+            "metricsPort": self.metrics_port,
+        }
+
+    @classmethod
+    def from_json(cls, worker_id: str, value: dict[str, Any]) -> WorkerInfo:
+        return cls(
+            id=worker_id,
+            host=str(value.get("host", "")),
+            pid=int(value.get("pid", 0)),
+            slots=int(value.get("slots", 1)),
+            version=str(value.get("version", "")),
+            started=float(value.get("started", 0.0)),
+            metrics_port=int(value.get("metricsPort", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A node whose existence, at this version and in this session, entitles a write."""
+
+    path: str
+    version: int
+    session_id: int
+    holder: str = ""
+    epoch: int = 0
+
+
+@dataclass(frozen=True)
+class Event:
+    timestamp: float
+    source: str
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ts": self.timestamp, "source": self.source, "message": self.message, **self.extra}

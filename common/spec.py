@@ -1,0 +1,123 @@
+"""The job spec: `FlinkJob` and `FlinkCluster` documents, as users write them in YAML.
+
+Field names follow the Flink Kubernetes Operator's FlinkDeployment where they mean the same.
+The models are strict (unknown fields are errors) and frozen; durations are seconds as floats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from common.durations import parse_duration
+
+API_VERSION = "flinksched/v1"
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+UpgradeMode = Literal["savepoint", "last-state", "stateless"]
+DesiredState = Literal["running", "suspended"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Metadata(_Strict):
+    name: str = Field(pattern=DNS1123_LABEL, max_length=63)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class JobSection(_Strict):
+    jarURI: str
+    entryClass: str | None = None
+    args: list[str] = Field(default_factory=list)
+    parallelism: int | None = Field(default=None, ge=1)
+    upgradeMode: UpgradeMode = "savepoint"
+    state: DesiredState = "running"
+    allowNonRestoredState: bool = False
+    initialSavepointPath: str | None = None
+
+    @field_validator("jarURI")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if "://" in value and not value.startswith(("file://", "http://", "https://")):
+            raise ValueError(f"jarURI must be file://, http(s):// or a path, got {value!r}")
+        return value
+
+
+class Backoff(_Strict):
+    initial: Duration = 0.0
+    max: Duration = 300.0
+
+
+class RestartPolicy(_Strict):
+    maxRestarts: int = Field(default=10, ge=0)
+    window: Duration = 600.0
+    backoff: Backoff = Field(default_factory=Backoff)
+
+
+class Savepoints(_Strict):
+    schedule: str | None = None
+    retain: int = Field(default=5, ge=1)
+
+
+def _stringify_config(value: Any) -> Any:
+    """Flink configuration values travel as strings; YAML turns `true` and `4` into other types."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, bool):
+            out[str(key)] = "true" if item else "false"
+        elif isinstance(item, int | float | str):
+            out[str(key)] = str(item)
+        else:
+            out[str(key)] = item  # left for the str check to reject, with its path
+    return out
+
+
+class FlinkJobSpec(_Strict):
+    cluster: str = "default"
+    job: JobSection
+    flinkConfiguration: Annotated[dict[str, str], BeforeValidator(_stringify_config)] = Field(
+        default_factory=dict
+    )
+    restartPolicy: RestartPolicy = Field(default_factory=RestartPolicy)
+    savepoints: Savepoints = Field(default_factory=Savepoints)
+    pollInterval: Duration = 1.0
+
+
+class FlinkJob(_Strict):
+    apiVersion: Literal["flinksched/v1"]
+    kind: Literal["FlinkJob"]
+    metadata: Metadata
+    spec: FlinkJobSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class FlinkClusterSpec(_Strict):
+    restUrl: str = Field(pattern=r"^https?://")
+
+
+class FlinkCluster(_Strict):
+    apiVersion: Literal["flinksched/v1"]
+    kind: Literal["FlinkCluster"]
+    metadata: Metadata
+    spec: FlinkClusterSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+def spec_hash(document: dict[str, Any]) -> str:
+    """A stable hash of a JSON-able document: equal specs hash equal, whatever the key order."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,318 @@
+"""The ZooKeeper store: the one module that knows the znode layout.
+
+Layout under the root (default `/flinksched`):
+    leader/m-<seq>                 ephemeral sequential, one per master; the lowest leads
+    workers/<worker-id>            ephemeral, WorkerInfo
+    jobs/<name>                    JobRecord (desired state, written by the leader)
+    jobs/<name>/status             JobStatus (written by the owning worker)
+    jobs/<name>/owner              ephemeral, the owning worker and its assignment epoch
+    jobs/<name>/events             bounded list of recent events
+    assignments/<worker-id>/<name> assignment epoch (written by the leader)
+
+Every write that needs an entitlement (leadership, ownership) is a transaction that also
+checks the entitling node, so a process that lost its session cannot write.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (
+    BadVersionError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    RolledBackError,
+)
+
+from common.errors import ConflictError, FencedError, StoreError
+from common.records import (
+    Event,
+    Fence,
+    JobRecord,
+    JobStatus,
+    WorkerInfo,
+    decode,
+    encode,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_EVENTS = 100
+LEADER_PREFIX = "m-"
+
+
+class Store:
+    def __init__(self, client: KazooClient, root: str = "/flinksched") -> None:
+        self.zk = client
+        self.root = root.rstrip("/") or "/flinksched"
+
+    # -- paths ---------------------------------------------------------------------------
+    def _path(self, *parts: str) -> str:
+        return "/".join((self.root, *parts))
+
+    def job_path(self, name: str) -> str:
+        return self._path("jobs", name)
+
+    def ensure_layout(self) -> None:
+        for part in ("leader", "workers", "jobs", "assignments"):
+            self.zk.ensure_path(self._path(part))
+
+    @property
+    def session_id(self) -> int:
+        client_id = self.zk.client_id
+        return int(client_id[0]) if client_id else -1
+
+    # -- leadership ----------------------------------------------------------------------
+    def join_election(self, master_id: str) -> Fence:
+        """A new contender node for this session; leadership is held while it is the lowest."""
+        path = self.zk.create(
+            self._path("leader", LEADER_PREFIX),
+            master_id.encode("utf-8"),
+            ephemeral=True,
+            sequence=True,
+            makepath=True,
+        )
+        return Fence(path=path, version=0, session_id=self.session_id, holder=master_id)
+
+    def contenders(self) -> list[tuple[str, str]]:
+        """(node name, master id) in election order; the first one leads."""
+        try:
+            children = self.zk.get_children(self._path("leader"))
+        except NoNodeError:
+            return []
+        contenders = []
+        for child in sorted(c for c in children if c.startswith(LEADER_PREFIX)):
+            try:
+                data, _ = self.zk.get(self._path("leader", child))
+            except NoNodeError:
+                continue
+            contenders.append((child, data.decode("utf-8", "replace")))
+        return contenders
+
+    def leader_id(self) -> str | None:
+        contenders = self.contenders()
+        return contenders[0][1] if contenders else None
+
+    def fence_holds(self, fence: Fence) -> bool:
+        """True while the fence node exists, in this very session."""
+        if self.session_id != fence.session_id:
+            return False
+        stat = self.zk.exists(fence.path)
+        return bool(stat and stat.ephemeralOwner == fence.session_id)
+
+    def leads(self, fence: Fence) -> bool:
+        contenders = self.contenders()
+        return bool(contenders) and fence.path.endswith("/" + contenders[0][0]) and (
+            self.fence_holds(fence)
+        )
+
+    # -- fenced writes -------------------------------------------------------------------
+    def _commit(self, fence: Fence, build: Callable[[Any], None]) -> None:
+        """Run the ops `build` adds in one transaction that also checks the fence node."""
+        if self.session_id != fence.session_id:
+            raise FencedError(f"{fence.path}: the session that held it is gone")
+        transaction = self.zk.transaction()
+        transaction.check(fence.path, fence.version)
+        build(transaction)
+        results = transaction.commit()
+        failures = [r for r in results if isinstance(r, Exception)]
+        if not failures:
+            return
+        first = results[0]
+        if isinstance(first, Exception) and not isinstance(first, RolledBackError):
+            raise FencedError(f"{fence.path}: no longer held ({type(first).__name__})")
+        real = [f for f in failures if not isinstance(f, RolledBackError)]
+        raise ConflictError(f"transaction failed: {', '.join(type(f).__name__ for f in real)}")
+
+    # -- jobs: desired state (leader) -----------------------------------------------------
+    def job_names(self) -> list[str]:
+        try:
+            return sorted(self.zk.get_children(self._path("jobs")))
+        except NoNodeError:
+            return []
+
+    def job(self, name: str) -> JobRecord | None:
+        try:
+            data, _ = self.zk.get(self.job_path(name))
+        except NoNodeError:
+            return None
+        return JobRecord.from_json(name, decode(data, f"job {name}"))
+
+    def jobs(self) -> dict[str, JobRecord]:
+        records = {}
+        for name in self.job_names():
+            try:
+                record = self.job(name)
+            except StoreError as exc:
+                logger.warning("skipping job %s: %s", name, exc)
+                continue
+            if record is not None:
+                records[name] = record
+        return records
+
+    def put_job(self, record: JobRecord, fence: Fence, create: bool) -> None:
+        path = self.job_path(record.name)
+
+        def build(t: Any) -> None:
+            if create:
+                t.create(path, encode(record.to_json()))
+                t.create(path + "/status", encode(JobStatus().to_json()))
+                t.create(path + "/events", encode({"events": []}))
+            else:
+                t.set_data(path, encode(record.to_json()))
+
+        self._commit(fence, build)
+
+    # -- jobs: status (owning worker) ----------------------------------------------------
+    def status(self, name: str) -> tuple[JobStatus, int]:
+        try:
+            data, stat = self.zk.get(self.job_path(name) + "/status")
+        except NoNodeError:
+            return JobStatus(), -1
+        return JobStatus.from_json(decode(data, f"job {name} status")), int(stat.version)
+
+    def write_status(self, name: str, status: JobStatus, version: int, owner: Fence) -> int:
+        """Compare-and-set the status while owning the job; returns the new version."""
+        path = self.job_path(name) + "/status"
+        try:
+            self._commit(owner, lambda t: t.set_data(path, encode(status.to_json()), version))
+        except ConflictError as exc:
+            raise ConflictError(f"job {name}: status changed under us ({exc})") from exc
+        return version + 1
+
+    # -- ownership (worker) --------------------------------------------------------------
+    def owner(self, name: str) -> tuple[str, int] | None:
+        try:
+            data, _ = self.zk.get(self.job_path(name) + "/owner")
+        except NoNodeError:
+            return None
+        value = decode(data, f"job {name} owner")
+        return str(value.get("worker", "")), int(value.get("epoch", 0))
+
+    def claim_ownership(self, name: str, worker_id: str, epoch: int) -> Fence:
+        """Become the job's owner (ephemeral node); ConflictError while another holds it."""
+        path = self.job_path(name) + "/owner"
+        payload = encode({"worker": worker_id, "epoch": epoch, "since": time.time()})
+        try:
+            self.zk.create(path, payload, ephemeral=True)
+        except NodeExistsError:
+            data, stat = self.zk.get(path)
+            if stat.ephemeralOwner != self.session_id:
+                holder = decode(data, f"job {name} owner").get("worker", "?")
+                raise ConflictError(f"job {name} is owned by worker {holder}") from None
+            self.zk.set(path, payload, version=stat.version)
+            return Fence(path, stat.version + 1, self.session_id, worker_id, epoch)
+        except NoNodeError:
+            raise StoreError(f"job {name} does not exist") from None
+        return Fence(path, 0, self.session_id, worker_id, epoch)
+
+    def release_ownership(self, fence: Fence) -> None:
+        if self.session_id != fence.session_id:
+            return
+        try:
+            self.zk.delete(fence.path, version=fence.version)
+        except (NoNodeError, BadVersionError):
+            pass
+
+    # -- events --------------------------------------------------------------------------
+    def append_event(self, name: str, source: str, message: str, **extra: Any) -> None:
+        path = self.job_path(name) + "/events"
+        event = Event(time.time(), source, message, extra).to_json()
+        for _ in range(5):
+            try:
+                data, stat = self.zk.get(path)
+                events = list(decode(data, f"job {name} events").get("events", []))
+                events = [*events, event][-MAX_EVENTS:]
+                self.zk.set(path, encode({"events": events}), version=stat.version)
+                return
+            except BadVersionError:
+                continue
+            except (NoNodeError, StoreError) as exc:
+                logger.warning("job %s: event not recorded (%s): %s", name, exc, message)
+                return
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        try:
+            data, _ = self.zk.get(self.job_path(name) + "/events")
+        except NoNodeError:
+            return []
+        return list(decode(data, f"job {name} events").get("events", []))
+
+    # -- workers -------------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        path = self._path("workers", info.id)
+        try:
+            self.zk.create(path, encode(info.to_json()), ephemeral=True, makepath=True)
+        except NodeExistsError:
+            _, stat = self.zk.get(path)
+            if stat.ephemeralOwner != self.session_id:
+                raise StoreError(f"worker id {info.id} is already registered") from None
+
+    def unregister_worker(self, worker_id: str) -> None:
+        try:
+            self.zk.delete(self._path("workers", worker_id))
+        except NoNodeError:
+            pass
+
+    def workers(self) -> dict[str, WorkerInfo]:
+        try:
+            children = self.zk.get_children(self._path("workers"))
+        except NoNodeError:
+            return {}
+        workers = {}
+        for worker_id in sorted(children):
+            try:
+                data, _ = self.zk.get(self._path("workers", worker_id))
+                workers[worker_id] = WorkerInfo.from_json(worker_id, decode(data, worker_id))
+            except NoNodeError:
+                continue
+            except (StoreError, TypeError, ValueError) as exc:
+                logger.warning("skipping worker %s: %s", worker_id, exc)
+        return workers
+
+    # -- assignments (leader writes, workers read) ---------------------------------------
+    def assignments_path(self, worker_id: str) -> str:
+        return self._path("assignments", worker_id)
+
+    def assigned_to(self, worker_id: str) -> dict[str, int]:
+        try:
+            names = self.zk.get_children(self.assignments_path(worker_id))
+        except NoNodeError:
+            return {}
+        assigned = {}
+        for name in names:
+            stat = self.zk.exists(self.assignments_path(worker_id) + "/" + name)
+            if stat is not None:
+                assigned[name] = int(stat.czxid)  # the assignment's epoch: a global, rising zxid
+        return assigned
+
+    def assignments(self) -> dict[str, dict[str, int]]:
+        try:
+            worker_ids = self.zk.get_children(self._path("assignments"))
+        except NoNodeError:
+            return {}
+        return {worker_id: self.assigned_to(worker_id) for worker_id in worker_ids}
+
+    def assign(self, worker_id: str, name: str, fence: Fence) -> None:
+        self.zk.ensure_path(self.assignments_path(worker_id))
+        path = self.assignments_path(worker_id) + "/" + name
+        payload = encode({"assignedAt": time.time(), "by": fence.holder})
+        self._commit(fence, lambda t: t.create(path, payload))
+
+    def unassign(self, worker_id: str, name: str, fence: Fence) -> None:
+        path = self.assignments_path(worker_id) + "/" + name
+        try:
+            self._commit(fence, lambda t: t.delete(path))
+        except ConflictError:
+            pass  # already gone
+
+    def drop_worker_dir(self, worker_id: str, fence: Fence) -> None:
+        try:
+            self._commit(fence, lambda t: t.delete(self.assignments_path(worker_id)))
+        except (ConflictError, NotEmptyError):
+            pass

@@ -1,0 +1,44 @@
+"""Opening a ZooKeeper session, with a one-line error when nobody answers."""
+
+from __future__ import annotations
+
+import logging
+
+from kazoo.client import KazooClient
+from kazoo.handlers.threading import KazooTimeoutError
+
+from common.errors import StoreError
+from common.settings import ZkSettings
+from common.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def connect(settings: ZkSettings, timeout: float = 5.0) -> Store:
+    """A started client wrapped in a Store; StoreError when ZooKeeper cannot be reached."""
+    client = KazooClient(
+        hosts=settings.hosts,
+        timeout=settings.session_timeout,
+        connection_retry={"max_tries": -1, "delay": 0.2, "max_delay": 2.0},
+        command_retry={"max_tries": 3, "delay": 0.1, "max_delay": 1.0},
+    )
+    try:
+        client.start(timeout=timeout)
+    except KazooTimeoutError:
+        client.stop()
+        client.close()
+        raise StoreError(
+            f"cannot reach ZooKeeper at {settings.hosts} within {timeout:g}s "
+            "(set --zk or FLINKSCHED_ZK)"
+        ) from None
+    store = Store(client, settings.root)
+    store.ensure_layout()
+    return store
+
+
+def close(store: Store) -> None:
+    try:
+        store.zk.stop()
+        store.zk.close()
+    except Exception:  # closing is best effort; the process is leaving anyway
+        logger.debug("error while closing the ZooKeeper client", exc_info=True)

@@ -1,0 +1,92 @@
+package dev.flinksched.examples;
+
+import java.io.File;
+
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy;
+import org.apache.flink.connector.datagen.source.DataGeneratorSource;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
+import org.apache.flink.util.Collector;
+import org.apache.flink.util.ParameterTool;
+
+/**
+ * The example and test job of flinksched: a rate-limited generator, a keyed counter kept in
+ * Flink state, and failures that can be injected from outside.
+ *
+ * <p>Arguments: --rate N (records per second), --keys K, --fail-marker PATH (fail once when the
+ * file exists, deleting it), --fail-always-marker PATH (fail on every record while it exists).
+ */
+public class StatefulCounter {
+
+    public static void main(String[] args) throws Exception {
+        ParameterTool params = ParameterTool.fromArgs(args);
+        double rate = params.getDouble("rate", 20);
+        long keys = params.getLong("keys", 8);
+        String failMarker = params.get("fail-marker", "");
+        String failAlwaysMarker = params.get("fail-always-marker", "");
+
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        DataGeneratorSource<Long> source =
+                new DataGeneratorSource<>(
+                        index -> index, Long.MAX_VALUE, RateLimiterStrategy.perSecond(rate), Types.LONG);
+
+        env.fromSource(source, WatermarkStrategy.noWatermarks(), "generator")
+                .keyBy(value -> value % keys)
+                .process(new CountPerKey(failMarker, failAlwaysMarker))
+                .name("count-per-key")
+                .uid("count-per-key")
+                .sinkTo(new DiscardingSink<>())
+                .name("discard");
+
+        env.execute(params.get("name", "flinksched-stateful-counter"));
+    }
+
+    /** Counts records per key in keyed state; throws when a failure marker is present. */
+    public static class CountPerKey extends KeyedProcessFunction<Long, Long, String> {
+        private final String failMarker;
+        private final String failAlwaysMarker;
+        private transient ValueState<Long> count;
+        private transient long lastMarkerCheck;
+
+        public CountPerKey(String failMarker, String failAlwaysMarker) {
+            this.failMarker = failMarker;
+            this.failAlwaysMarker = failAlwaysMarker;
+        }
+
+        @Override
+        public void open(OpenContext context) {
+            count = getRuntimeContext().getState(new ValueStateDescriptor<>("count", Types.LONG));
+        }
+
+        @Override
+        public void processElement(Long value, Context ctx, Collector<String> out) throws Exception {
+            long now = System.currentTimeMillis();
+            if (now - lastMarkerCheck >= 100) {
+                lastMarkerCheck = now;
+                failIfMarked();
+            }
+            Long current = count.value();
+            long next = current == null ? 1 : current + 1;
+            count.update(next);
+            out.collect(ctx.getCurrentKey() + "=" + next);
+        }
+
+        private void failIfMarked() {
+            if (!failAlwaysMarker.isEmpty() && new File(failAlwaysMarker).exists()) {
+                throw new IllegalStateException("injected failure: " + failAlwaysMarker + " exists");
+            }
+            if (!failMarker.isEmpty()) {
+                File marker = new File(failMarker);
+                if (marker.exists() && marker.delete()) {
+                    throw new IllegalStateException("injected failure: consumed " + failMarker);
+                }
+            }
+        }
+    }
+}

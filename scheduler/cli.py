@@ -1,0 +1,185 @@
+"""The `flinksched` command line.
+
+Exit codes: 0 success; 1 the command ran and found problems; 2 ZooKeeper or the stack could
+not be reached or set up (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+from prometheus_client import start_http_server
+from rich.console import Console
+
+from common import logsetup
+from common.errors import FlinkschedError
+from common.settings import ZkSettings, Timings
+from common.store import Store
+from common.zkconnect import close, connect
+from scheduler.cli_dev import dev
+from scheduler.statusview import status_rows, status_table
+
+logger = logging.getLogger(__name__)
+EXIT_UNREACHABLE = 2
+
+
+class Context:
+    def __init__(self, settings: ZkSettings) -> None:
+        self.settings = settings
+
+    def store(self, timeout: float = 5.0) -> Store:
+        try:
+            return connect(self.settings, timeout)
+        except FlinkschedError as exc:
+            click.echo(f"flinksched: {exc}", err=True)
+            sys.exit(EXIT_UNREACHABLE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--zk", envvar="FLINKSCHED_ZK", default="127.0.0.1:2181", show_default=True,
+              help="ZooKeeper hosts (env FLINKSCHED_ZK).")
+@click.option("--root", envvar="FLINKSCHED_ROOT", default="/flinksched", show_default=True,
+              help="ZooKeeper root path, the chroot of this installation (env FLINKSCHED_ROOT).")
+@click.option("--session-timeout", type=float, default=10.0, show_default=True,
+              help="ZooKeeper session timeout in seconds.")
+@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_context
+def cli(ctx: click.Context, zk: str, root: str, session_timeout: float, log_level: str,
+        log_format: str) -> None:
+    """Keeps long-running Apache Flink jobs alive.
+
+    \b
+    Examples:
+      flinksched dev up                     # local ZooKeeper + Flink + master + workers
+      flinksched status                     # every job, its phase and checkpoint age
+      flinksched master --config-dir configs
+    """
+    logsetup.configure(log_level, log_format)
+    ctx.obj = Context(ZkSettings(hosts=zk, root=root, session_timeout=session_timeout))
+
+
+def _serve_metrics(port: int) -> None:
+    if port:
+        start_http_server(port, addr="127.0.0.1")
+        logger.info("metrics on http://127.0.0.1:%d/metrics", port)
+
+
+def _wait_for_signal() -> threading.Event:
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+def _check_timings(timings: Timings) -> None:
+    problems = timings.problems()
+    if problems:
+        for problem in problems:
+            click.echo(f"flinksched: contradictory timing settings: {problem}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+
+
+@cli.command()
+@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="Directory of job-config YAML (a git checkout).")
+@click.option("--id", "master_id", default=None, help="Master id (default: host-pid).")
+@click.option("--cycle-interval", type=float, default=1.0, show_default=True)
+@click.option("--metrics-port", type=int, default=9250, show_default=True,
+              help="Port for /metrics; 0 turns it off.")
+@click.pass_obj
+def master(obj: Context, config_dir: Path, master_id: str | None, cycle_interval: float,
+           metrics_port: int) -> None:
+    """Run a master: leader election, config sync and assignment.
+
+    \b
+    Example:
+      flinksched --zk zk1:2181,zk2:2181 master --config-dir /srv/flink-jobs
+    """
+    from scheduler.master import Master
+
+    _check_timings(Timings(session_timeout=obj.settings.session_timeout,
+                           cycle_interval=cycle_interval))
+    stop = _wait_for_signal()
+    store = obj.store()
+    _serve_metrics(metrics_port)
+    node = Master(store, master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
+                  config_dir, cycle_interval)
+    node.start()
+    stop.wait()
+    node.stop()
+    close(store)
+
+
+@cli.command()
+@click.option("--id", "worker_id", default=None, help="Worker id (default: host-random).")
+@click.option("--slots", type=int, default=1, show_default=True,
+              help="How many jobs this worker supervises.")
+@click.option("--metrics-port", type=int, default=0, show_default=True,
+              help="Port for /metrics; 0 turns it off.")
+@click.pass_obj
+def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int) -> None:
+    """Run a worker: own assigned jobs and keep them running in Flink.
+
+    \b
+    Example:
+      flinksched --zk zk1:2181 worker --slots 4 --metrics-port 9251
+    """
+    from worker.process import Worker
+
+    timings = Timings(session_timeout=obj.settings.session_timeout)
+    _check_timings(timings)
+    stop = _wait_for_signal()
+    store = obj.store()
+    _serve_metrics(metrics_port)
+    node = Worker(store, worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
+                  slots=slots, metrics_port=metrics_port, act_deadline=timings.act_deadline)
+    node.run(stop)
+    close(store)
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+def status(obj: Context, output: str) -> None:
+    """Show every job: phase, Flink job id, attempt, worker, checkpoint age.
+
+    \b
+    Examples:
+      flinksched status
+      flinksched status -o json | jq '.[] | select(.phase != "Running")'
+    """
+    store = obj.store()
+    try:
+        rows = status_rows(store)
+    finally:
+        close(store)
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("no jobs")
+    else:
+        Console(width=None if sys.stdout.isatty() else 200).print(status_table(rows))
+
+
+cli.add_command(dev)
+
+
+def main() -> None:
+    cli(prog_name="flinksched")

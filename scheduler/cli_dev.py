@@ -1,0 +1,122 @@
+"""`flinksched dev up|down|status`: the local stack a newcomer runs with `make demo`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from common.errors import FlinkschedError
+from common.records import RUNNING
+from common.settings import ZkSettings
+from common.zkconnect import close, connect
+from scheduler.devstack.stack import DevStack, StackConfig
+from scheduler.statusview import status_rows, status_table
+
+console = Console(stderr=True)
+
+
+def _stack(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
+           rpc_port: int, metrics_port: int, progress: bool = True) -> DevStack:
+    config = StackConfig(state_dir=state_dir, config_dir=config_dir.resolve(), workers=workers,
+                         zk_port=zk_port, rest_port=rest_port, rpc_port=rpc_port,
+                         master_metrics_port=metrics_port, worker_metrics_port=metrics_port + 1)
+    return DevStack(config, progress=lambda message: console.log(message) if progress else None)
+
+
+def _options(func):  # type: ignore[no-untyped-def]
+    for option in reversed([
+        click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path(".flinksched-dev"), show_default=True,
+                     help="Where pids, logs, ZooKeeper data and checkpoints live."),
+        click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("configs"), show_default=True),
+        click.option("--workers", type=int, default=2, show_default=True,
+                     help="Worker processes (one job each, the rest are warm spares)."),
+        click.option("--zk-port", type=int, default=2181, show_default=True),
+        click.option("--rest-port", type=int, default=8081, show_default=True),
+        click.option("--rpc-port", type=int, default=6123, show_default=True,
+                     help="Flink JobManager RPC port."),
+        click.option("--metrics-port", type=int, default=9250, show_default=True,
+                     help="Master /metrics port; workers use the ports after it."),
+    ]):
+        func = option(func)
+    return func
+
+
+@click.group()
+def dev() -> None:
+    """The local stack: ZooKeeper, a Flink session cluster, a master and workers."""
+
+
+@dev.command()
+@_options
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until every configured job is RUNNING.")
+@click.option("--timeout", type=float, default=240.0, show_default=True)
+def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
+       rpc_port: int, metrics_port: int, wait: bool, timeout: float) -> None:
+    """Start the stack (again: only what is not running yet).
+
+    \b
+    Example:
+      flinksched dev up && flinksched status
+    """
+    stack = _stack(state_dir, config_dir, workers, zk_port, rest_port, rpc_port, metrics_port)
+    try:
+        with console.status("starting the local stack"):
+            stack.up()
+    except FlinkschedError as exc:
+        console.print(f"[red]flinksched dev up: {exc}[/]")
+        sys.exit(2)
+    settings = ZkSettings(hosts=stack.config.zk_hosts)
+    store = connect(settings)
+    try:
+        if wait:
+            with console.status("waiting for the configured jobs to reach RUNNING"):
+                deadline = time.monotonic() + timeout
+                while True:
+                    rows = status_rows(store)
+                    if rows and all(row["phase"] == RUNNING for row in rows):
+                        break
+                    if time.monotonic() > deadline:
+                        console.print("[yellow]not every job is RUNNING yet; see below[/]")
+                        break
+                    time.sleep(0.5)  # polling the user's view, not synchronizing a test
+        rows = status_rows(store)
+    finally:
+        close(store)
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    out.print(f"Flink UI        {stack.config.rest_url}")
+    out.print(f"ZooKeeper       {stack.config.zk_hosts}")
+    out.print(f"master metrics  http://127.0.0.1:{stack.config.master_metrics_port}/metrics")
+    for index in range(workers):
+        port = stack.config.worker_metrics_port + index
+        out.print(f"worker metrics  http://127.0.0.1:{port}/metrics")
+    out.print(f"logs            {stack.state_dir / 'logs'}")
+    out.print()
+    out.print(status_table(rows) if rows else "no jobs configured")
+
+
+@dev.command()
+@_options
+def down(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
+         rpc_port: int, metrics_port: int) -> None:
+    """Stop exactly what `dev up` started."""
+    stack = _stack(state_dir, config_dir, workers, zk_port, rest_port, rpc_port, metrics_port)
+    stopped = stack.down()
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@dev.command(name="status")
+@_options
+def dev_status(state_dir: Path, config_dir: Path, workers: int, zk_port: int,
+               rest_port: int, rpc_port: int, metrics_port: int) -> None:
+    """Which processes of the local stack are running."""
+    stack = _stack(state_dir, config_dir, workers, zk_port, rest_port, rpc_port, metrics_port,
+                   progress=False)
+    for name, pid in stack.status().items():
+        click.echo(f"{name:12} {'running, pid ' + str(pid) if pid else 'stopped'}")

@@ -1,0 +1,158 @@
+"""Background processes of the dev stack: started in their own session, found by pid file.
+
+A pid file records the pid and the process start time, so `down` never signals a process that
+merely reused the pid of one it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.errors import DevStackError
+
+# Children this process started, kept so they can be reaped (no zombies, no ResourceWarning).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    state_dir: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "pids" / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "logs" / f"{self.name}.log"
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == "Z":
+        return None
+    return fields[19]  # starttime, field 22 of /proc/<pid>/stat
+
+
+def running_pid(service: Service) -> int | None:
+    """The service's pid while the process it started is alive."""
+    try:
+        pid_text, started = service.pid_file.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    return pid if _start_time(pid) == started else None
+
+
+def start(service: Service) -> int:
+    """Start the service unless it runs already; returns its pid."""
+    pid = running_pid(service)
+    if pid is not None:
+        return pid
+    service.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    service.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with service.log_file.open("ab") as log:
+        process = subprocess.Popen(
+            list(service.argv),
+            env={**os.environ, **service.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _CHILDREN[process.pid] = process
+    started = _start_time(process.pid)
+    service.pid_file.write_text(f"{process.pid} {started}\n")
+    return process.pid
+
+
+def stop(service: Service, timeout: float = 20.0, sig: int = signal.SIGTERM) -> bool:
+    """Stop the service's whole process group; True when something was stopped."""
+    pid = running_pid(service)
+    service.pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    signal_group(pid, sig)
+    if not wait_for(lambda: _start_time(pid) is None and not group_alive(pid), timeout):
+        signal_group(pid, signal.SIGKILL)
+        wait_for(lambda: _start_time(pid) is None, 5.0)
+    _reap(pid)
+    return True
+
+
+def kill(service: Service) -> None:
+    """SIGKILL the service's process group, as a crash would, and reap it."""
+    pid = running_pid(service)
+    if pid is None:
+        return
+    signal_group(pid, signal.SIGKILL)
+    wait_for(lambda: _start_time(pid) is None, 10.0)
+    _reap(pid)
+
+
+def signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait()
+
+
+def group_alive(pgid: int) -> list[int]:
+    """Pids of live processes still in the process group."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            alive.append(int(entry.name))
+    return alive
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require(ok: bool, message: str) -> None:
+    if not ok:
+        raise DevStackError(message)

@@ -1,0 +1,173 @@
+"""The local stack behind `flinksched dev up|down|status`: ZooKeeper, a Flink session cluster,
+one master and its workers, every process under one state directory.
+
+The test fixtures start ZooKeeper and Flink through the same functions.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from common.errors import DevStackError
+from scheduler.devstack import flinkhome, zookeeper
+from scheduler.devstack.examplejob import build_example_jar
+from scheduler.devstack.services import Service, port_open, running_pid, start, stop, wait_for
+
+Progress = Callable[[str], None]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path
+    config_dir: Path = REPO / "configs"
+    build_dir: Path = REPO / "build"
+    zk_port: int = 2181
+    rest_port: int = 8081
+    rpc_port: int = 6123
+    master_metrics_port: int = 9250
+    worker_metrics_port: int = 9251
+    workers: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def zk_hosts(self) -> str:
+        return f"127.0.0.1:{self.zk_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://localhost:{self.rest_port}"
+
+
+def check_java() -> None:
+    """Flink needs Java 17 or newer; say exactly what to install when it is missing."""
+    hint = "install Java 17 or newer, e.g. `apt-get install openjdk-17-jdk-headless`"
+    try:
+        result = subprocess.run(["java", "-version"], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise DevStackError(f"Java is not installed and Flink needs it: {hint}") from None
+    match = re.search(r'version "(\d+)', result.stderr + result.stdout)
+    if not match or int(match.group(1)) < 17:
+        found = match.group(1) if match else "an unknown version"
+        raise DevStackError(f"Flink needs Java 17 or newer, found Java {found}: {hint}")
+
+
+class DevStack:
+    def __init__(self, config: StackConfig, progress: Progress = _quiet) -> None:
+        self.config = config
+        self.progress = progress
+        self.state_dir = config.state_dir.resolve()
+        self.flink_home = flinkhome.flink_home()
+
+    # -- services ------------------------------------------------------------------------
+    def _service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Service:
+        return Service(name, argv, {**self.config.extra_env, **(env or {})}, self.state_dir)
+
+    def zookeeper_service(self) -> Service:
+        script = zookeeper.find_server_script() or zookeeper.DEBIAN_HOME / "bin" / "zkServer.sh"
+        cfg = self.state_dir / "zoo.cfg"
+        return self._service("zookeeper", [str(script), "start-foreground", str(cfg)],
+                             {"ZOO_LOG_DIR": str(self.state_dir / "logs")})
+
+    def flink_service(self, role: str) -> Service:
+        env = {"FLINK_CONF_DIR": str(self.state_dir / "flink-conf"),
+               "FLINK_LOG_DIR": str(self.state_dir / "logs")}
+        script = self.flink_home / "bin" / f"{role}.sh"
+        return self._service(role, [str(script), "start-foreground"], env)
+
+    def control_services(self) -> list[Service]:
+        base = [sys.executable, "-m", "scheduler", "--zk", self.config.zk_hosts]
+        services = [
+            self._service("master", [*base, "master", "--id", "dev-master",
+                                     "--config-dir", str(self.config.config_dir),
+                                     "--metrics-port", str(self.config.master_metrics_port)])
+        ]
+        for index in range(self.config.workers):
+            services.append(self._service(f"worker-{index}", [
+                *base, "worker", "--id", f"dev-worker-{index}",
+                "--metrics-port", str(self.config.worker_metrics_port + index)]))
+        return services
+
+    def all_services(self) -> list[Service]:
+        return [self.zookeeper_service(), self.flink_service("jobmanager"),
+                self.flink_service("taskmanager"), *self.control_services()]
+
+    # -- steps ---------------------------------------------------------------------------
+    def prepare(self) -> Path:
+        """Everything that needs no running process: Java, Flink, ZooKeeper, the example jar."""
+        self.progress("checking Java")
+        check_java()
+        self.progress(f"fetching Flink {flinkhome.FLINK_VERSION} from PyPI (cached after the first time)")
+        self.flink_home = flinkhome.ensure_flink_home()
+        self.progress("finding ZooKeeper")
+        zookeeper.ensure_server_script()
+        self.progress("compiling the example job")
+        return build_example_jar(REPO, flinkhome.dist_jar(self.flink_home), self.config.build_dir)
+
+    def start_zookeeper(self) -> None:
+        self.progress(f"starting ZooKeeper on {self.config.zk_hosts}")
+        zookeeper.write_zoo_cfg(self.state_dir, self.config.zk_port)
+        start(self.zookeeper_service())
+        if not wait_for(lambda: port_open(self.config.zk_port), 60):
+            raise DevStackError(f"ZooKeeper did not open port {self.config.zk_port}; see "
+                                f"{self.zookeeper_service().log_file}")
+
+    def start_flink(self) -> None:
+        self.progress(f"starting the Flink session cluster at {self.config.rest_url}")
+        ports = flinkhome.FlinkPorts(rest=self.config.rest_port, rpc=self.config.rpc_port)
+        flinkhome.write_flink_conf(self.flink_home, self.state_dir / "flink-conf", self.state_dir,
+                                   ports)
+        self.start_jobmanager()
+        start(self.flink_service("taskmanager"))
+        self.progress("waiting for a TaskManager to register")
+        if not wait_for(lambda: self._taskmanagers() > 0, 120, interval=0.25):
+            raise DevStackError("no TaskManager registered within 120 s; see "
+                                f"{self.flink_service('taskmanager').log_file}")
+
+    def start_jobmanager(self) -> None:
+        start(self.flink_service("jobmanager"))
+        if not wait_for(lambda: self._taskmanagers() >= 0, 120, interval=0.25):
+            raise DevStackError("the Flink REST API did not answer within 120 s; see "
+                                f"{self.flink_service('jobmanager').log_file}")
+
+    def _taskmanagers(self) -> int:
+        try:
+            answer = httpx.get(f"{self.config.rest_url}/overview", timeout=2)
+            return int(answer.json()["taskmanagers"]) if answer.status_code == 200 else -1
+        except (httpx.HTTPError, ValueError, KeyError):
+            return -1
+
+    def start_control(self) -> None:
+        self.progress("starting the master and workers")
+        for service in self.control_services():
+            start(service)
+
+    def up(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        self.start_zookeeper()
+        self.start_flink()
+        self.start_control()
+
+    def down(self) -> list[str]:
+        """Stop exactly what `up` started, control plane first; names of what was stopped."""
+        stopped = []
+        for service in reversed(self.all_services()):
+            self.progress(f"stopping {service.name}")
+            if stop(service):
+                stopped.append(service.name)
+        return stopped
+
+    def status(self) -> dict[str, int | None]:
+        return {service.name: running_pid(service) for service in self.all_services()}

@@ -1,0 +1,74 @@
+"""The real ZooKeeper server: Debian's `zookeeper` package, or the one under ZOOKEEPER_HOME."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from common.errors import DevStackError
+
+DEBIAN_HOME = Path("/usr/share/zookeeper")
+
+
+def find_server_script() -> Path | None:
+    homes = [Path(os.environ["ZOOKEEPER_HOME"])] if os.environ.get("ZOOKEEPER_HOME") else []
+    homes.append(DEBIAN_HOME)
+    for home in homes:
+        script = home / "bin" / "zkServer.sh"
+        if script.is_file():
+            return script
+    return None
+
+
+def ensure_server_script() -> Path:
+    """zkServer.sh, installing Debian's package when it is missing and we are root."""
+    script = find_server_script()
+    if script is not None:
+        return script
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise DevStackError(
+            "ZooKeeper is not installed: run `sudo apt-get install zookeeper`, "
+            "or set ZOOKEEPER_HOME to an unpacked ZooKeeper release"
+        )
+    install_debian_packages(["zookeeper"])
+    script = find_server_script()
+    if script is None:
+        raise DevStackError("installed the zookeeper package but zkServer.sh is still missing")
+    return script
+
+
+def install_debian_packages(packages: list[str]) -> None:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-q"],
+                    ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise DevStackError(
+                f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
+            )
+
+
+def write_zoo_cfg(state_dir: Path, port: int) -> Path:
+    data_dir = state_dir / "zookeeper"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = state_dir / "zoo.cfg"
+    config.write_text(
+        "\n".join(
+            [
+                "tickTime=500",
+                "initLimit=10",
+                "syncLimit=5",
+                f"dataDir={data_dir.resolve()}",
+                f"clientPort={port}",
+                "clientPortAddress=127.0.0.1",
+                "minSessionTimeout=1000",
+                "maxSessionTimeout=60000",
+                "admin.enableServer=false",
+                "4lw.commands.whitelist=ruok,srvr,stat,mntr",
+                "",
+            ]
+        )
+    )
+    return config

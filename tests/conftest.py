@@ -1,0 +1,58 @@
+"""Session fixtures: one real ZooKeeper and one real Flink session cluster for the whole run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from common.store import Store
+from scheduler.devstack.services import free_port
+from scheduler.devstack.stack import DevStack, StackConfig
+from tests.stack import Cluster, ControlPlane
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    state = tmp_path_factory.mktemp("stack")
+    config = StackConfig(state_dir=state, zk_port=free_port(), rest_port=free_port(),
+                         rpc_port=free_port(), workers=0)
+    stack = DevStack(config)
+    try:
+        stack.state_dir.mkdir(parents=True, exist_ok=True)
+        stack.prepare()
+        stack.start_zookeeper()
+        stack.start_flink()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def cluster(devstack: DevStack) -> Cluster:
+    jar = devstack.config.build_dir / "flinksched-example.jar"
+    return Cluster(zk_hosts=devstack.config.zk_hosts, rest_url=devstack.config.rest_url,
+                   example_jar=jar, state_dir=devstack.state_dir)
+
+
+@pytest.fixture
+def control(cluster: Cluster, tmp_path: Path) -> Iterator[ControlPlane]:
+    plane = ControlPlane(cluster, tmp_path)
+    try:
+        yield plane
+    finally:
+        plane.stop_all()
+        cluster.cancel_all()
+
+
+@pytest.fixture
+def store(control: ControlPlane) -> Iterator[Store]:
+    client = KazooClient(hosts=control.cluster.zk_hosts)
+    client.start(timeout=10)
+    try:
+        yield Store(client, control.root)
+    finally:
+        client.stop()
+        client.close()

@@ -1,0 +1,118 @@
+"""One job from YAML to RUNNING, and back to RUNNING after it fails or its JobManager dies,
+on a real ZooKeeper, a real Flink session cluster and real master and worker processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from common.jobids import flink_job_id
+from common.store import Store
+from scheduler.cli import cli
+from scheduler.devstack.services import kill, running_pid
+from scheduler.devstack.stack import DevStack
+from tests.stack import ControlPlane
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def newest_retained_checkpoint(checkpoint_root: Path, job_id: str) -> str:
+    """The newest completed checkpoint Flink left on disk for one attempt."""
+    completed = [d for d in (checkpoint_root / job_id).glob("chk-*") if (d / "_metadata").exists()]
+    return max(completed, key=lambda d: int(d.name.split("-")[1])).name
+
+
+def test_job_reaches_running_and_status_shows_it(control: ControlPlane, store: Store) -> None:
+    job_id = control.write_job("skeleton-running")
+    control.start_master()
+    control.start_worker()
+
+    wait_until(lambda: control.cluster.job_state(job_id) == "RUNNING", 90,
+               "the job to be RUNNING in Flink")
+    wait_until(lambda: store.status("skeleton-running")[0].phase == "Running", 10,
+               "ZooKeeper status to say Running")
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--zk", control.cluster.zk_hosts, "--root", control.root,
+                                 "status", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert row["name"] == "skeleton-running"
+    assert row["phase"] == "Running"
+    assert row["flinkJobId"] == job_id
+    assert row["attempt"] == 1
+    assert row["worker"] == "worker-a"
+
+    table = runner.invoke(cli, ["--zk", control.cluster.zk_hosts, "--root", control.root,
+                                "status"])
+    assert table.exit_code == 0
+    assert "skeleton-running" in table.output and job_id in table.output
+
+
+def test_failed_job_restarts_from_the_newest_checkpoint(
+    control: ControlPlane, store: Store, tmp_path: Path
+) -> None:
+    marker = tmp_path / "fail-once"
+    first = control.write_job("skeleton-failover", args=["--fail-marker", str(marker)])
+    control.start_master()
+    control.start_worker()
+    wait_until(lambda: control.cluster.completed_checkpoint_id(first) >= 2, 120,
+               "two completed checkpoints of attempt 1")
+
+    marker.touch()
+    second = flink_job_id("skeleton-failover", 2)
+    wait_until(lambda: control.cluster.job_state(first) == "FAILED", 30, "attempt 1 to fail")
+    wait_until(lambda: control.cluster.job_state(second) == "RUNNING", 60,
+               "attempt 2 to be RUNNING")
+
+    failed_latest = control.cluster.checkpoints(first)["latest"]["completed"]
+    restored = wait_until(
+        lambda: control.cluster.checkpoints(second)["latest"].get("restored"), 30,
+        "attempt 2 to report its restored checkpoint")
+    assert restored["id"] == failed_latest["id"]
+    assert restored["external_path"].rstrip("/") == failed_latest["external_path"].rstrip("/")
+    assert control.cluster.running_ids("skeleton-failover") == [second]
+
+    status, _ = store.status("skeleton-failover")
+    assert status.attempt == 2 and status.restarts == 1
+    assert "FAILED" in status.last_failure and "injected failure" in status.last_failure
+    events = [e["message"] for e in store.events("skeleton-failover")]
+    assert any(m.startswith(f"restarted attempt 2 from chk-{failed_latest['id']}") for m in events)
+
+
+def test_jobmanager_restart_reuploads_the_jar_and_resumes_from_disk(
+    control: ControlPlane, store: Store, devstack: DevStack
+) -> None:
+    first = control.write_job("skeleton-jm-loss")
+    control.start_master()
+    control.start_worker()
+    wait_until(lambda: control.cluster.completed_checkpoint_id(first) >= 2, 120,
+               "two completed checkpoints of attempt 1")
+
+    jobmanager = devstack.flink_service("jobmanager")
+    assert running_pid(jobmanager) is not None
+    kill(jobmanager)
+    assert running_pid(jobmanager) is None
+    checkpoint_root = devstack.state_dir / "checkpoints"
+    newest_on_disk = newest_retained_checkpoint(checkpoint_root, first)
+
+    devstack.start_jobmanager()
+    assert control.cluster.get("/jars")["files"] == [], "a restarted JobManager forgets its jars"
+    wait_until(lambda: (control.cluster.get("/overview") or {}).get("taskmanagers", 0) > 0, 90,
+               "the TaskManager to rejoin the restarted JobManager")
+
+    second = flink_job_id("skeleton-jm-loss", 2)
+    wait_until(lambda: control.cluster.job_state(second) == "RUNNING", 120,
+               "attempt 2 to be RUNNING on the restarted JobManager")
+    restored = wait_until(
+        lambda: control.cluster.checkpoints(second)["latest"].get("restored"), 30,
+        "attempt 2 to report its restored checkpoint")
+    assert restored["external_path"].rstrip("/").endswith(f"{first}/{newest_on_disk}")
+    assert len(control.cluster.get("/jars")["files"]) == 1, "the worker uploaded the jar again"
+
+    status, _ = store.status("skeleton-jm-loss")
+    assert "missing from the cluster" in status.last_failure

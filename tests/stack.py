@@ -1,0 +1,124 @@
+"""Test-side handles on the real stack: control-plane processes, job configs, Flink queries."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from ruamel.yaml import YAML
+
+from common.jobids import flink_job_id, name_prefix
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Cluster:
+    """The session's Flink cluster and ZooKeeper, started once."""
+
+    zk_hosts: str
+    rest_url: str
+    example_jar: Path
+    state_dir: Path
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(self.rest_url + path, timeout=10)
+        return response.json() if response.status_code == 200 else None
+
+    def job_state(self, job_id: str) -> str | None:
+        found = self.get(f"/jobs/{job_id}")
+        return found.get("state") if found else None
+
+    def checkpoints(self, job_id: str) -> dict[str, Any]:
+        return self.get(f"/jobs/{job_id}/checkpoints") or {}
+
+    def completed_checkpoint_id(self, job_id: str) -> int:
+        latest = (self.checkpoints(job_id).get("latest") or {}).get("completed") or {}
+        return int(latest.get("id") or 0)
+
+    def running_ids(self, name: str) -> list[str]:
+        jobs = (self.get("/jobs") or {}).get("jobs", [])
+        prefix = name_prefix(name)
+        return [j["id"] for j in jobs if j["id"].startswith(prefix) and j["status"] == "RUNNING"]
+
+    def cancel_all(self) -> None:
+        for job in (self.get("/jobs") or {}).get("jobs", []):
+            if job["status"] not in ("FAILED", "CANCELED", "FINISHED"):
+                httpx.patch(f"{self.rest_url}/jobs/{job['id']}", params={"mode": "cancel"})
+
+
+@dataclass
+class ControlPlane:
+    """Masters and workers of one test, as real processes under their own ZooKeeper root."""
+
+    cluster: Cluster
+    workdir: Path
+    root: str = field(default_factory=lambda: f"/t-{uuid.uuid4().hex[:10]}")
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def config_dir(self) -> Path:
+        path = self.workdir / "configs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def base_argv(self) -> list[str]:
+        return [sys.executable, "-m", "scheduler", "--zk", self.cluster.zk_hosts,
+                "--root", self.root, "--session-timeout", "6"]
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, cwd=REPO)
+        self.processes[name] = process
+        return process
+
+    def start_master(self, name: str = "master-a") -> subprocess.Popen[bytes]:
+        return self._spawn(name, [*self.base_argv(), "master", "--id", name,
+                                  "--config-dir", str(self.config_dir), "--metrics-port", "0"])
+
+    def start_worker(self, name: str = "worker-a", slots: int = 1) -> subprocess.Popen[bytes]:
+        return self._spawn(name, [*self.base_argv(), "worker", "--id", name,
+                                  "--slots", str(slots)])
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def write_job(self, name: str, *, args: list[str] | None = None,
+                  config: dict[str, str] | None = None, **spec: Any) -> str:
+        """A FlinkJob YAML file on the session cluster; returns the first attempt's job id."""
+        documents = [
+            {"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
+             "metadata": {"name": "default"}, "spec": {"restUrl": self.cluster.rest_url}},
+            {"apiVersion": "flinksched/v1", "kind": "FlinkJob", "metadata": {"name": name},
+             "spec": {
+                 "cluster": "default",
+                 "job": {"jarURI": self.cluster.example_jar.as_uri(),
+                         "entryClass": "dev.flinksched.examples.StatefulCounter",
+                         "args": ["--rate", "20", *(args or [])], "parallelism": 1},
+                 "flinkConfiguration": {"execution.checkpointing.interval": "1s",
+                                        "restart-strategy.type": "none", **(config or {})},
+                 **spec,
+             }},
+        ]
+        with (self.config_dir / f"{name}.yaml").open("w") as out:
+            YAML(typ="safe", pure=True).dump_all(documents, out)
+        return flink_job_id(name, 1)

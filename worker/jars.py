@@ -1,0 +1,87 @@
+"""Jar uploads: once per content hash per cluster, again when a restarted JobManager forgot it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import httpx
+
+from common.errors import FlinkRequestFailed, FlinkschedError
+from common.flink import FlinkClient
+
+logger = logging.getLogger(__name__)
+
+
+class JarError(FlinkschedError):
+    """The jar named by the spec cannot be read or fetched."""
+
+
+class JarCache:
+    def __init__(self, download_dir: Path) -> None:
+        self.download_dir = download_dir
+        self._ids: dict[tuple[str, str], str] = {}  # (rest url, file identity) -> jar id
+        self._lock = threading.Lock()
+
+    def local_path(self, jar_uri: str) -> Path:
+        parsed = urlparse(jar_uri)
+        if parsed.scheme in ("", "file"):
+            path = Path(unquote(parsed.path))
+            if not path.is_file():
+                raise JarError(f"jar {jar_uri} does not exist")
+            return path
+        if parsed.scheme in ("http", "https"):
+            return self._download(jar_uri)
+        raise JarError(f"jar {jar_uri}: unsupported scheme {parsed.scheme!r}")
+
+    def _download(self, url: str) -> Path:
+        target = self.download_dir / hashlib.sha256(url.encode()).hexdigest()[:16] / Path(
+            urlparse(url).path
+        ).name
+        if target.is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
+                response.raise_for_status()
+                partial = target.with_suffix(".part")
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+            partial.replace(target)
+        except httpx.HTTPError as exc:
+            raise JarError(f"jar {url}: download failed: {exc}") from exc
+        return target
+
+    def jar_id(self, client: FlinkClient, jar_uri: str) -> str:
+        """The cluster's id for this jar, uploading it when the cluster does not list it."""
+        path = self.local_path(jar_uri)
+        stat = path.stat()
+        key = (client.rest_url, f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+        with self._lock:
+            if key in self._ids:
+                return self._ids[key]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        upload_name = f"{digest}-{path.name}"
+        for listed in client.jars():
+            if listed.get("name") == upload_name:
+                jar_id = str(listed["id"])
+                break
+        else:
+            try:
+                jar_id = client.upload_jar(path, upload_name)
+            except FlinkRequestFailed as exc:
+                raise JarError(f"jar {jar_uri}: upload rejected: {exc.message}") from exc
+            logger.info("uploaded %s to %s as %s", path, client.rest_url, jar_id)
+        with self._lock:
+            self._ids[key] = jar_id
+        return jar_id
+
+    def forget(self, client: FlinkClient) -> None:
+        """Drop every id known for this cluster: a restarted JobManager forgot them all."""
+        with self._lock:
+            for key in [k for k in self._ids if k[0] == client.rest_url]:
+                del self._ids[key]

@@ -1,0 +1,148 @@
+"""The worker process: registers, takes the jobs assigned to it, and supervises each one.
+
+The data plane does not need the master: once a job is assigned, this process keeps it
+running, whether or not any master is leading.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from kazoo.exceptions import KazooException
+from kazoo.recipe.watchers import ChildrenWatch
+
+from common.errors import ConflictError, StoreError
+from common.records import WorkerInfo
+from common.store import Store
+from worker.clients import FlinkClients
+from worker.fencing import ConnectionGuard
+from worker.jars import JarCache
+from worker.supervisor import JobSupervisor
+
+logger = logging.getLogger(__name__)
+
+RECONCILE_INTERVAL = 1.0
+SHUTDOWN_GRACE = 5.0
+
+
+def package_version() -> str:
+    try:
+        return version("flinksched")
+    except PackageNotFoundError:
+        return "dev"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        worker_id: str,
+        *,
+        slots: int = 1,
+        metrics_port: int = 0,
+        download_dir: Path | None = None,
+        act_deadline: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.id = worker_id
+        self.slots = slots
+        self.metrics_port = metrics_port
+        self.guard = ConnectionGuard(store.zk, act_deadline)
+        self.jars = JarCache(download_dir or Path.home() / ".cache" / "flinksched" / "jars")
+        self.clients = FlinkClients()
+        self.supervisors: dict[str, JobSupervisor] = {}
+        self._session = -1
+        self._wake = threading.Event()
+
+    def info(self) -> WorkerInfo:
+        return WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            slots=self.slots,
+            version=package_version(),
+            started=time.time(),
+            metrics_port=self.metrics_port,
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        self._register()
+        ChildrenWatch(self.store.zk, self.store.assignments_path(self.id), self._on_assignments,
+                      allow_session_lost=True)
+        logger.info("worker %s ready with %d slot(s)", self.id, self.slots)
+        while not stop.is_set():
+            try:
+                self.reconcile()
+            except (StoreError, KazooException) as exc:
+                logger.warning("worker %s: reconcile failed: %r", self.id, exc)
+            self._wake.wait(RECONCILE_INTERVAL)
+            self._wake.clear()
+        self.shutdown()
+
+    def _on_assignments(self, children: list[str]) -> None:
+        self._wake.set()
+
+    def _register(self) -> None:
+        self.store.zk.ensure_path(self.store.assignments_path(self.id))
+        self.store.register_worker(self.info())
+        self._session = self.store.session_id
+
+    def reconcile(self) -> None:
+        """Match the running supervisors to the assignments: start, stop, re-register."""
+        if self.guard.take_lapse() or self.store.session_id != self._session:
+            self._drop_all("ZooKeeper session lapsed")
+            if not self.guard.can_act():
+                return
+            self._register()
+            logger.info("worker %s registered again in a new session", self.id)
+        if not self.guard.can_act():
+            return
+        assigned = self.store.assigned_to(self.id)
+        for name, supervisor in list(self.supervisors.items()):
+            if name not in assigned or not supervisor.alive:
+                supervisor.stop()
+                supervisor.join(SHUTDOWN_GRACE)
+                self.store.release_ownership(supervisor.owner)
+                del self.supervisors[name]
+                why = "unassigned" if name not in assigned else "supervisor ended"
+                logger.info("worker %s: released job %s (%s)", self.id, name, why)
+        for name, epoch in sorted(assigned.items()):
+            if name in self.supervisors or len(self.supervisors) >= self.slots:
+                continue
+            try:
+                owner = self.store.claim_ownership(name, self.id, epoch)
+            except ConflictError as exc:
+                logger.info("worker %s: waiting for job %s: %s", self.id, name, exc)
+                continue
+            except StoreError as exc:
+                logger.warning("worker %s: cannot take job %s: %s", self.id, name, exc)
+                continue
+            supervisor = JobSupervisor(self.store, name, owner, self.guard, self.jars, self.clients)
+            self.supervisors[name] = supervisor
+            supervisor.start()
+            self.store.append_event(name, f"worker {self.id}", f"owned by worker {self.id}")
+            logger.info("worker %s: owns job %s (epoch %d)", self.id, name, epoch)
+
+    def _drop_all(self, why: str) -> None:
+        for name, supervisor in self.supervisors.items():
+            supervisor.stop()
+            logger.warning("worker %s: dropped job %s: %s", self.id, name, why)
+        self.supervisors.clear()
+
+    def shutdown(self) -> None:
+        """Hand every job back at once; the Flink jobs keep running for the next owner."""
+        for supervisor in self.supervisors.values():
+            supervisor.stop()
+        for supervisor in self.supervisors.values():
+            supervisor.join(SHUTDOWN_GRACE)
+            self.store.release_ownership(supervisor.owner)
+        self.supervisors.clear()
+        self.store.unregister_worker(self.id)
+        self.clients.close()
+        logger.info("worker %s stopped; its jobs were handed back", self.id)

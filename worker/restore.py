@@ -1,0 +1,105 @@
+"""Choosing the restore point: the newest completed checkpoint any source knows of.
+
+Sources (DESIGN rule 5): Flink's checkpoint statistics of the last attempt, the checkpoint
+recorded in ZooKeeper status, and the retained checkpoints under the checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from common.records import Checkpoint
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
+_CHK_DIR = re.compile(r"^chk-(\d+)$")
+
+
+def newest(candidates: Iterable[Checkpoint | None]) -> Checkpoint | None:
+    """The candidate that completed last; a higher id breaks a tie."""
+    found = [c for c in candidates if c is not None and c.path]
+    return max(found, key=lambda c: (c.timestamp, c.id), default=None)
+
+
+def from_flink_stats(stats: Mapping[str, Any] | None) -> list[Checkpoint]:
+    """Completed checkpoint, savepoint and restored checkpoint from GET /jobs/<id>/checkpoints."""
+    if not stats:
+        return []
+    latest = stats.get("latest") or {}
+    found = []
+    for key, kind in (("completed", "checkpoint"), ("savepoint", "savepoint")):
+        entry = latest.get(key)
+        if entry and entry.get("external_path") and not entry.get("discarded", False):
+            found.append(
+                Checkpoint(
+                    path=str(entry["external_path"]),
+                    id=int(entry["id"]),
+                    timestamp=int(entry.get("latest_ack_timestamp") or 0),
+                    kind=kind,
+                )
+            )
+    restored = latest.get("restored")
+    if restored and restored.get("external_path"):
+        # Its completion time is unknown here; it only wins when nothing newer exists.
+        found.append(
+            Checkpoint(
+                path=str(restored["external_path"]),
+                id=int(restored["id"]),
+                timestamp=0,
+                kind="savepoint" if restored.get("is_savepoint") else "checkpoint",
+            )
+        )
+    return found
+
+
+def checkpoint_dir(job_config: Mapping[str, str], cluster_config: Mapping[str, str]) -> str | None:
+    """The job's checkpoint directory: a job-level setting wins over the cluster's."""
+    for config in (job_config, cluster_config):
+        for key in CHECKPOINT_DIR_KEYS:
+            if config.get(key):
+                return config[key]
+    return None
+
+
+def retained_on_disk(directory: str, job_id_prefix: str) -> list[Checkpoint]:
+    """Completed checkpoints of every attempt of a job under a local (file://) directory.
+
+    A checkpoint is complete once its `_metadata` file exists; Flink writes that file last.
+    Remote filesystems (s3://, hdfs://) are not listed here; the other sources cover them.
+    """
+    parsed = urlparse(directory)
+    if parsed.scheme not in ("", "file"):
+        logger.debug("not scanning %s: only local checkpoint directories are listed", directory)
+        return []
+    root = Path(parsed.path)
+    found = []
+    try:
+        job_dirs = [d for d in root.iterdir() if d.name.startswith(job_id_prefix) and d.is_dir()]
+    except OSError:
+        return []
+    for job_dir in job_dirs:
+        try:
+            chk_dirs = list(job_dir.iterdir())
+        except OSError:
+            continue
+        for chk_dir in chk_dirs:
+            match = _CHK_DIR.match(chk_dir.name)
+            metadata = chk_dir / "_metadata"
+            if not match:
+                continue
+            try:
+                completed = metadata.stat().st_mtime
+            except OSError:
+                continue
+            found.append(
+                Checkpoint(
+                    path=chk_dir.as_uri(), id=int(match.group(1)), timestamp=int(completed * 1000)
+                )
+            )
+    return found
