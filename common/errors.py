@@ -77,6 +77,12 @@ class FlinkRequestFailed(FlinkError):
         super().__init__(f"{path}: HTTP {status}: {message}")
 
 
+class FlinkJobNotFound(FlinkError):
+    """The cluster does not know the job (or the resource): it was never there, or forgotten."""
+
+    retryable = False
+
+
 class JobAlreadySubmitted(FlinkError):
     """Flink already knows this job id: the submission happened, adopt it."""
 

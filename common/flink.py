@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from common.errors import (
+    FlinkJobNotFound,
     FlinkRequestFailed,
     FlinkUnreachable,
     JarMissing,
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 TERMINAL_STATES = frozenset({"FAILED", "CANCELED", "FINISHED"})
 DUPLICATE_MARKERS = ("already been submitted", "DuplicateJobSubmissionException")
+JOB_NOT_FOUND_MARKERS = ("FlinkJobNotFoundException", "Could not find Flink job")
 # A run request that fails for these reasons fails the same way every time: do not retry.
 PROGRAM_ERROR_MARKERS = (
     "ProgramInvocationException",
@@ -59,10 +61,11 @@ class FlinkClient:
             raise FlinkUnreachable(f"{self.rest_url}{path}: {exc}") from exc
         finally:
             FLINK_REST_SECONDS.labels(endpoint).observe(time.monotonic() - started)
-        if response.status_code == 404 and allow_404:
-            return None
         if response.status_code >= 400:
-            raise self._classified(response, path, endpoint)
+            error = self._classified(response, path, endpoint)
+            if allow_404 and isinstance(error, FlinkJobNotFound):
+                return None
+            raise error
         try:
             return response.json() if response.content else {}
         except ValueError as exc:
@@ -74,6 +77,8 @@ class FlinkClient:
         full = _error_text(response)
         summary = _innermost_cause(full)
         FLINK_REST_ERRORS.labels(endpoint, str(status)).inc()
+        if status == 404 or any(marker in full for marker in JOB_NOT_FOUND_MARKERS):
+            return FlinkJobNotFound(f"{self.rest_url}{path}: {summary}")
         if any(marker in full for marker in DUPLICATE_MARKERS):
             return JobAlreadySubmitted(summary)
         if "Jar file" in full and "does not exist" in full:
@@ -99,6 +104,15 @@ class FlinkClient:
         """Job details, or None when the cluster does not know the job."""
         found = self._request("GET", f"/jobs/{job_id}", "job", allow_404=True)
         return dict(found) if found is not None else None
+
+    def job_state(self, job_id: str) -> str | None:
+        """The job's state straight from the dispatcher, or None when the cluster lacks the job.
+
+        Unlike GET /jobs/<id>, this is not served from the execution-graph cache, which is up
+        to `web.refresh-interval` (3 s by default) old: detection would wait for it.
+        """
+        found = self._request("GET", f"/jobs/{job_id}/status", "job_status", allow_404=True)
+        return str(found["status"]) if found is not None else None
 
     def checkpoints(self, job_id: str) -> dict[str, Any] | None:
         found = self._request("GET", f"/jobs/{job_id}/checkpoints", "checkpoints", allow_404=True)

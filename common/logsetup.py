@@ -1,4 +1,4 @@
-"""Logging set-up: one line per decision, readable by a human or, with --log-format json, a machine."""
+"""Logging set-up: one line per decision, for a human or (--log-format json) a machine."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from common import logsetup
 from common.errors import FlinkschedError
-from common.settings import ZkSettings, Timings
+from common.settings import Timings, ZkSettings
 from common.store import Store
 from common.zkconnect import close, connect
 from scheduler.cli_dev import dev

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+import httpx
 from rich.console import Console
 
 from common.errors import FlinkschedError
@@ -27,7 +30,7 @@ def _stack(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_p
     return DevStack(config, progress=lambda message: console.log(message) if progress else None)
 
 
-def _options(func):  # type: ignore[no-untyped-def]
+def _options(func: Callable[..., None]) -> Callable[..., None]:
     for option in reversed([
         click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=Path(".flinksched-dev"), show_default=True,
@@ -45,6 +48,17 @@ def _options(func):  # type: ignore[no-untyped-def]
     ]):
         func = option(func)
     return func
+
+
+def _confirmed_running(stack: DevStack, row: dict[str, Any]) -> bool:
+    """Owned by a live worker and RUNNING in Flink itself: not a status left from a past run."""
+    if row["phase"] != RUNNING or not row["worker"]:
+        return False
+    try:
+        answer = httpx.get(f"{stack.config.rest_url}/jobs/{row['flinkJobId']}", timeout=2)
+        return answer.status_code == 200 and answer.json().get("state") == "RUNNING"
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 @click.group()
@@ -80,7 +94,7 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
                 deadline = time.monotonic() + timeout
                 while True:
                     rows = status_rows(store)
-                    if rows and all(row["phase"] == RUNNING for row in rows):
+                    if rows and all(_confirmed_running(stack, row) for row in rows):
                         break
                     if time.monotonic() > deadline:
                         console.print("[yellow]not every job is RUNNING yet; see below[/]")

@@ -141,7 +141,8 @@ class Master:
         summary = ", ".join(changed)
         if config.errors:
             first = config.errors[0]
-            summary += f"{'; ' if summary else ''}{len(config.errors)} config error(s), first: {first}"
+            errors = f"{len(config.errors)} config error(s), first: {first}"
+            summary = f"{summary}; {errors}" if summary else errors
         return summary
 
     def _assign(self) -> str:
@@ -181,7 +182,8 @@ class Master:
             metrics.JOB_RESTARTS.labels(name).set(status.restarts)
             metrics.JOB_OBSERVED_GENERATION.labels(name).set(status.observed_generation)
             if status.last_checkpoint:
-                metrics.JOB_LAST_CHECKPOINT.labels(name).set(status.last_checkpoint.timestamp / 1000)
+                completed = status.last_checkpoint.timestamp / 1000
+                metrics.JOB_LAST_CHECKPOINT.labels(name).set(completed)
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "leading": self.leading, "lastCycle": self.last_message}

@@ -35,24 +35,23 @@ def status_rows(store: Store) -> list[dict[str, Any]]:
             continue
         owner = store.owner(name)
         checkpoint = status.last_checkpoint
-        rows.append(
-            {
-                "name": name,
-                "desiredState": record.spec.get("job", {}).get("state", "running"),
-                "phase": status.phase,
-                "flinkJobId": status.flink_job_id,
-                "attempt": status.attempt,
-                "worker": owner[0] if owner else "",
-                "restarts": status.restarts,
-                "since": status.since,
-                "lastCheckpoint": checkpoint.to_json() if checkpoint else None,
-                "generation": record.generation,
-                "observedGeneration": status.observed_generation,
-                "reason": status.reason if status.phase != RUNNING else "",
-                "labels": record.labels,
-                "cluster": record.cluster.get("metadata", {}).get("name", ""),
-            }
-        )
+        row: dict[str, Any] = {
+            "name": name,
+            "desiredState": record.spec.get("job", {}).get("state", "running"),
+            "phase": status.phase,
+            "flinkJobId": status.flink_job_id,
+            "attempt": status.attempt,
+            "worker": owner[0] if owner else "",
+            "restarts": status.restarts,
+            "since": status.since,
+            "lastCheckpoint": checkpoint.to_json() if checkpoint else None,
+            "generation": record.generation,
+            "observedGeneration": status.observed_generation,
+            "reason": status.reason if status.phase != RUNNING else "",
+            "labels": record.labels,
+            "cluster": record.cluster.get("metadata", {}).get("name", ""),
+        }
+        rows.append(row)
     return rows
 
 

@@ -22,5 +22,5 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str,
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what} ({last!r})")
         time.sleep(interval)

@@ -50,6 +50,8 @@ from worker.restore import checkpoint_dir, from_flink_stats, newest, retained_on
 logger = logging.getLogger(__name__)
 
 MAX_UNREACHABLE_WAIT = 5.0
+# Flink serves exception history from a cache (web.refresh-interval); it can lag the failure.
+ROOT_CAUSE_PENDING = "root exception not reported by Flink yet"
 
 
 class JobSupervisor:
@@ -135,10 +137,10 @@ class JobSupervisor:
             return self._start(record, client, status, restore, "first start", restart=False)
         job_id = status.flink_job_id or flink_job_id(self.name, status.attempt)
         try:
-            details = client.job(job_id)
+            state = client.job_state(job_id)
         except FlinkUnreachable as exc:
             return self._unreachable(status, exc)
-        if details is None:
+        if state is None:
             if status.phase == SUBMIT_FAILED:
                 return self._restart(record, client, status, status.last_failure)
             if status.submit_pending:
@@ -146,9 +148,8 @@ class JobSupervisor:
             return self._restart(
                 record, client, status, f"attempt {status.attempt} is missing from the cluster"
             )
-        state = str(details.get("state", ""))
         if state == "FAILED":
-            cause = client.root_exception(job_id) or "no root exception reported"
+            cause = client.root_exception(job_id) or ROOT_CAUSE_PENDING
             return self._restart(record, client, status, f"FAILED: {cause}")
         if state == "CANCELED":
             return self._restart(record, client, status, "CANCELED outside flinksched")
@@ -182,6 +183,11 @@ class JobSupervisor:
             "reason": "",
             "last_checkpoint": newest([*completed, status.last_checkpoint]),
         }
+        if status.last_failure.endswith(ROOT_CAUSE_PENDING) and status.attempt > 1:
+            previous = flink_job_id(self.name, status.attempt - 1)
+            cause = client.root_exception(previous)
+            if cause:
+                changes["last_failure"] = status.last_failure.replace(ROOT_CAUSE_PENDING, cause)
         message = f"attempt {status.attempt} ({job_id}) RUNNING"
         if status.phase != RUNNING:
             changes["since"] = time.time()
@@ -196,7 +202,9 @@ class JobSupervisor:
                 )
         return self._observe(status.with_changes(**changes), message)
 
-    def _restart(self, record: JobRecord, client: FlinkClient, status: JobStatus, cause: str) -> str:
+    def _restart(
+        self, record: JobRecord, client: FlinkClient, status: JobStatus, cause: str
+    ) -> str:
         now = time.time()
         if self.failure_seen is None:
             self.failure_seen = time.monotonic()

@@ -108,7 +108,7 @@ class DevStack:
         """Everything that needs no running process: Java, Flink, ZooKeeper, the example jar."""
         self.progress("checking Java")
         check_java()
-        self.progress(f"fetching Flink {flinkhome.FLINK_VERSION} from PyPI (cached after the first time)")
+        self.progress(f"fetching Flink {flinkhome.FLINK_VERSION} from PyPI (cached)")
         self.flink_home = flinkhome.ensure_flink_home()
         self.progress("finding ZooKeeper")
         zookeeper.ensure_server_script()

@@ -1,0 +1,136 @@
+"""Failure → new attempt RUNNING on the real local stack, beside a bare jar run → RUNNING.
+
+Times come from Flink's own job timestamps (FAILED of the old attempt, RUNNING of the new one)
+and from the worker's event recording its claim of the new attempt, all on this machine's clock:
+  detection = claim - FAILED     (the worker noticed, chose the restore point, claimed)
+  restart   = RUNNING - claim    (submission from the newest checkpoint until RUNNING)
+  total     = RUNNING - FAILED
+  bare      = RUNNING - POST /jars/<id>/run sent, for a fresh job on the same cluster
+
+    python -m bench.failover --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kazoo.client import KazooClient
+
+from common.flink import FlinkClient
+from common.jobids import flink_job_id
+from common.store import Store
+from scheduler.devstack.services import free_port
+from scheduler.devstack.stack import DevStack, StackConfig
+from tests.stack import Cluster, ControlPlane
+from tests.waiting import wait_until
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _timestamp(cluster: Cluster, job_id: str, state: str) -> float:
+    found = wait_until(lambda: (cluster.get(f"/jobs/{job_id}") or {}).get("timestamps", {})
+                       .get(state), 120, f"{job_id} to record {state}")
+    return float(found) / 1000
+
+
+def measure_failovers(cluster: Cluster, control: ControlPlane, store: Store, runs: int,
+                      marker: Path) -> list[dict[str, float]]:
+    name = "bench-failover"
+    # Every failure here is a first failure: measure the immediate restart, not the backoff.
+    control.write_job(name, args=["--fail-marker", str(marker)],
+                      restartPolicy={"backoff": {"initial": "0s", "max": "0s"}})
+    control.start_master()
+    control.start_worker()
+    samples = []
+    for attempt in range(1, runs + 1):
+        current = flink_job_id(name, attempt)
+        wait_until(lambda: cluster.completed_checkpoint_id(current) >= 1, 120,  # noqa: B023
+                   f"a checkpoint of attempt {attempt}")
+        marker.touch()
+        failed = _timestamp(cluster, current, "FAILED")
+        running = _timestamp(cluster, flink_job_id(name, attempt + 1), "RUNNING")
+        decided = f"restarted attempt {attempt + 1} "
+        claimed = next(e["ts"] for e in store.events(name) if e["message"].startswith(decided))
+        samples.append({"detection": claimed - failed, "restart": running - claimed,
+                        "total": running - failed})
+        print(f"failover {attempt}: " + ", ".join(f"{k} {v:.3f}s" for k, v in samples[-1].items()))
+    return samples
+
+
+def measure_bare_runs(cluster: Cluster, runs: int) -> list[float]:
+    client = FlinkClient(cluster.rest_url)
+    jar_id = client.upload_jar(cluster.example_jar, "bench-bare.jar")
+    samples = []
+    for _ in range(runs):
+        job_id = uuid.uuid4().hex
+        sent = time.time()
+        client.run_jar(jar_id, {"jobId": job_id, "parallelism": 1,
+                                "entryClass": "dev.flinksched.examples.StatefulCounter",
+                                "flinkConfiguration": {"execution.checkpointing.interval": "1s"}})
+        samples.append(_timestamp(cluster, job_id, "RUNNING") - sent)
+        client.cancel(job_id)
+        wait_until(lambda: cluster.job_state(job_id) == "CANCELED", 60,  # noqa: B023
+                   "the bare job to cancel")
+        print(f"bare run: {samples[-1]:.3f}s")
+    return samples
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "worst": max(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the logs and state")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="flinksched-bench-"))
+    print(f"working in {work}")
+    try:
+        stack = DevStack(StackConfig(state_dir=work / "stack", zk_port=free_port(),
+                                     rest_port=free_port(), rpc_port=free_port(), workers=0))
+        stack.state_dir.mkdir(parents=True)
+        jar = stack.prepare()
+        stack.start_zookeeper()
+        stack.start_flink()
+        cluster = Cluster(stack.config.zk_hosts, stack.config.rest_url, jar, stack.state_dir)
+        control = ControlPlane(cluster, work / "control")
+        control.workdir.mkdir()
+        client = KazooClient(hosts=cluster.zk_hosts)
+        client.start()
+        try:
+            failovers = measure_failovers(cluster, control, Store(client, control.root),
+                                          args.runs, work / "fail-marker")
+            control.stop_all()
+            cluster.cancel_all()
+            bare = measure_bare_runs(cluster, args.runs)
+        finally:
+            client.stop()
+            control.stop_all()
+            stack.down()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    report: dict[str, Any] = {
+        name: summarize([s[name] for s in failovers]) for name in ("detection", "restart", "total")
+    }
+    report["bare_run"] = summarize(bare)
+    report["restart_over_bare"] = report["restart"]["median"] / report["bare_run"]["median"]
+    report["runs"] = args.runs
+    print(json.dumps(report, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{time.strftime('%Y-%m-%d')}-failover.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

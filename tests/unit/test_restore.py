@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from common.jobids import flink_job_id, name_prefix
+from common.records import Checkpoint
+from worker.restore import checkpoint_dir, from_flink_stats, newest, retained_on_disk
+
+
+def test_newest_is_the_last_completed_whatever_its_source() -> None:
+    old = Checkpoint("file:///c/chk-9", 9, 1_000)
+    new = Checkpoint("file:///c/chk-3", 3, 2_000)  # ids restart after a restore; time decides
+    assert newest([old, None, new]) == new
+    assert newest([]) is None
+
+
+def test_flink_stats_give_completed_savepoint_and_restored() -> None:
+    stats = {"latest": {
+        "completed": {"id": 5, "external_path": "file:/c/chk-5", "latest_ack_timestamp": 500},
+        "savepoint": {"id": 4, "external_path": "file:/s/sp-4", "latest_ack_timestamp": 400},
+        "restored": {"id": 2, "external_path": "file:/c/chk-2", "is_savepoint": False},
+        "failed": None,
+    }}
+    found = from_flink_stats(stats)
+    assert [(c.id, c.kind) for c in found] == [(5, "checkpoint"), (4, "savepoint"),
+                                               (2, "checkpoint")]
+    assert newest(found) is not None and newest(found).id == 5  # type: ignore[union-attr]
+    assert from_flink_stats(None) == []
+
+
+def test_job_level_checkpoint_dir_wins_over_the_cluster() -> None:
+    cluster = {"execution.checkpointing.dir": "file:///cluster"}
+    assert checkpoint_dir({}, cluster) == "file:///cluster"
+    assert checkpoint_dir({"state.checkpoints.dir": "file:///job"}, cluster) == "file:///job"
+    assert checkpoint_dir({}, {}) is None
+
+
+def test_retained_on_disk_lists_only_complete_checkpoints_of_this_job(tmp_path: Path) -> None:
+    def checkpoint(job_id: str, number: int, mtime: float, complete: bool = True) -> None:
+        path = tmp_path / job_id / f"chk-{number}"
+        path.mkdir(parents=True)
+        if complete:
+            (path / "_metadata").write_bytes(b"x")
+            os.utime(path / "_metadata", (mtime, mtime))
+
+    checkpoint(flink_job_id("mine", 1), 7, 1000)
+    checkpoint(flink_job_id("mine", 2), 2, 2000)
+    checkpoint(flink_job_id("mine", 2), 3, 3000, complete=False)  # still being written
+    checkpoint(flink_job_id("other", 1), 99, 9000)
+    found = retained_on_disk(tmp_path.as_uri(), name_prefix("mine"))
+    assert sorted(c.id for c in found) == [2, 7]
+    assert newest(found) is not None and newest(found).path.endswith("chk-2")  # type: ignore[union-attr]
+    assert retained_on_disk("s3://bucket/checkpoints", name_prefix("mine")) == []
