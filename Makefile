@@ -23,12 +23,12 @@ status: $(BIN)/flinksched
 	$(BIN)/flinksched status
 
 test: $(BIN)/flinksched
-	$(BIN)/ruff check common scheduler worker tests
+	$(BIN)/ruff check common scheduler worker tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/flinksched
-	$(BIN)/ruff check common scheduler worker tests
+	$(BIN)/ruff check common scheduler worker tests bench
 
 typecheck: $(BIN)/flinksched
 	$(BIN)/mypy
