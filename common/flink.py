@@ -133,6 +133,45 @@ class FlinkClient:
         self._request("PATCH", f"/jobs/{job_id}", "cancel", allow_404=True,
                       params={"mode": "cancel"})
 
+    def restart_count(self, job_id: str) -> int | None:
+        """Flink's own restart count (the numRestarts metric; refreshed every ~10 s)."""
+        found = self._request("GET", f"/jobs/{job_id}/metrics", "job_metrics", allow_404=True,
+                              params={"get": "numRestarts"})
+        for metric in found or []:
+            if metric.get("id") == "numRestarts":
+                return int(float(metric["value"]))
+        return None
+
+    # -- savepoints ----------------------------------------------------------------------
+    def trigger_savepoint(self, job_id: str, target_dir: str | None = None) -> str:
+        body: dict[str, Any] = {"cancel-job": False}
+        if target_dir:
+            body["target-directory"] = target_dir
+        answer = self._request("POST", f"/jobs/{job_id}/savepoints", "savepoint", json=body)
+        return str(answer["request-id"])
+
+    def stop_with_savepoint(self, job_id: str, target_dir: str | None = None) -> str:
+        body: dict[str, Any] = {"drain": False}
+        if target_dir:
+            body["targetDirectory"] = target_dir
+        answer = self._request("POST", f"/jobs/{job_id}/stop", "stop", json=body)
+        return str(answer["request-id"])
+
+    def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]:
+        """("IN_PROGRESS", "") or ("COMPLETED", location) or ("FAILED", cause)."""
+        answer = self._request("GET", f"/jobs/{job_id}/savepoints/{trigger_id}",
+                               "savepoint_status")
+        return _operation_result(answer, "location")
+
+    def dispose_savepoint(self, path: str) -> str:
+        answer = self._request("POST", "/savepoint-disposal", "savepoint_disposal",
+                               json={"savepoint-path": path})
+        return str(answer["request-id"])
+
+    def disposal_result(self, trigger_id: str) -> tuple[str, str]:
+        answer = self._request("GET", f"/savepoint-disposal/{trigger_id}", "disposal_status")
+        return _operation_result(answer, "")
+
     # -- jars ----------------------------------------------------------------------------
     def jars(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/jars", "jars").get("files", []))
@@ -148,6 +187,17 @@ class FlinkClient:
     def run_jar(self, jar_id: str, body: dict[str, Any]) -> str:
         answer = self._request("POST", f"/jars/{jar_id}/run", "jar_run", json=body)
         return str(answer["jobid"])
+
+
+def _operation_result(answer: dict[str, Any], key: str) -> tuple[str, str]:
+    if (answer.get("status") or {}).get("id") != "COMPLETED":
+        return "IN_PROGRESS", ""
+    operation = answer.get("operation") or {}
+    failure = operation.get("failure-cause")
+    if failure:
+        trace = str(failure.get("stack-trace") or failure.get("class") or failure)
+        return "FAILED", _innermost_cause(trace)
+    return "COMPLETED", str(operation.get(key, "")) if key else ""
 
 
 def _error_text(response: httpx.Response) -> str:

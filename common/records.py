@@ -138,6 +138,9 @@ class JobStatus:
     worker: str = ""
     restored_from: str = ""
     submit_pending: bool = False  # attempt claimed; Flink may not have accepted it yet
+    stopping: str = ""  # why flinksched is terminating the current attempt, while it does
+    flink_restarts: int = 0  # Flink's own restart count of the current attempt
+    savepoints: tuple[Checkpoint, ...] = ()  # savepoints flinksched took, oldest first
 
     def with_changes(self, **changes: Any) -> JobStatus:
         return replace(self, **changes)
@@ -157,6 +160,9 @@ class JobStatus:
             "worker": self.worker,
             "restoredFrom": self.restored_from,
             "submitPending": self.submit_pending,
+            "stopping": self.stopping,
+            "flinkRestarts": self.flink_restarts,
+            "savepoints": [s.to_json() for s in self.savepoints],
         }
 
     @classmethod
@@ -176,6 +182,11 @@ class JobStatus:
                 worker=str(value.get("worker", "")),
                 restored_from=str(value.get("restoredFrom", "")),
                 submit_pending=bool(value.get("submitPending", False)),
+                stopping=str(value.get("stopping", "")),
+                flink_restarts=int(value.get("flinkRestarts", 0)),
+                savepoints=tuple(
+                    c for c in map(Checkpoint.from_json, value.get("savepoints", ())) if c
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"unreadable job status ({exc!r})") from exc

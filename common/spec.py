@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from common.durations import parse_duration
+from common.schedules import schedule_trigger
 
 API_VERSION = "flinksched/v1"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -40,6 +41,7 @@ class JobSection(_Strict):
     state: DesiredState = "running"
     allowNonRestoredState: bool = False
     initialSavepointPath: str | None = None
+    jarSHA256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
     @field_validator("jarURI")
     @classmethod
@@ -63,6 +65,13 @@ class RestartPolicy(_Strict):
 class Savepoints(_Strict):
     schedule: str | None = None
     retain: int = Field(default=5, ge=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            schedule_trigger(value)
+        return value
 
 
 def _stringify_config(value: Any) -> Any:

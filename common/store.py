@@ -163,6 +163,7 @@ class Store:
                 t.create(path, encode(record.to_json()))
                 t.create(path + "/status", encode(JobStatus().to_json()))
                 t.create(path + "/events", encode({"events": []}))
+                t.create(path + "/commands", b"")
             else:
                 t.set_data(path, encode(record.to_json()))
 
@@ -242,6 +243,41 @@ class Store:
         except NoNodeError:
             return []
         return list(decode(data, f"job {name} events").get("events", []))
+
+    # -- one-shot commands (CLI writes, owning worker executes and deletes) ---------------
+    def add_command(self, name: str, command: str, by: str, **fields: Any) -> str:
+        payload = encode({"command": command, "by": by, "at": time.time(), **fields})
+        try:
+            path = self.zk.create(self.job_path(name) + "/commands/c-", payload, sequence=True,
+                                  makepath=False)
+        except NoNodeError:
+            raise StoreError(f"job {name} does not exist") from None
+        return str(path.rsplit("/", 1)[-1])
+
+    def commands(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        """Pending commands, oldest first; unreadable ones are logged and dropped."""
+        base = self.job_path(name) + "/commands"
+        try:
+            children = sorted(self.zk.get_children(base))
+        except NoNodeError:
+            return []
+        found = []
+        for child in children:
+            try:
+                data, _ = self.zk.get(f"{base}/{child}")
+                found.append((child, decode(data, f"job {name} command {child}")))
+            except NoNodeError:
+                continue
+            except StoreError as exc:
+                logger.warning("dropping unreadable command: %s", exc)
+                self.delete_command(name, child)
+        return found
+
+    def delete_command(self, name: str, node: str) -> None:
+        try:
+            self.zk.delete(f"{self.job_path(name)}/commands/{node}")
+        except NoNodeError:
+            pass
 
     # -- workers -------------------------------------------------------------------------
     def register_worker(self, info: WorkerInfo) -> None:

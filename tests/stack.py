@@ -48,6 +48,12 @@ class Cluster:
         prefix = name_prefix(name)
         return [j["id"] for j in jobs if j["id"].startswith(prefix) and j["status"] == "RUNNING"]
 
+    def submissions(self, name: str) -> list[str]:
+        """Every job id of this flinksched job the cluster knows, whatever its state."""
+        prefix = name_prefix(name)
+        return sorted(j["id"] for j in (self.get("/jobs") or {}).get("jobs", [])
+                      if j["id"].startswith(prefix))
+
     def cancel_all(self) -> None:
         for job in (self.get("/jobs") or {}).get("jobs", []):
             if job["status"] not in ("FAILED", "CANCELED", "FINISHED"):
@@ -69,9 +75,11 @@ class ControlPlane:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def base_argv(self) -> list[str]:
-        return [sys.executable, "-m", "scheduler", "--zk", self.cluster.zk_hosts,
-                "--root", self.root, "--session-timeout", "6"]
+    session_timeout = 6.0
+
+    def base_argv(self, zk: str | None = None) -> list[str]:
+        return [sys.executable, "-m", "scheduler", "--zk", zk or self.cluster.zk_hosts,
+                "--root", self.root, "--session-timeout", str(self.session_timeout)]
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         with (self.workdir / f"{name}.log").open("ab") as log:
@@ -84,9 +92,13 @@ class ControlPlane:
         return self._spawn(name, [*self.base_argv(), "master", "--id", name,
                                   "--config-dir", str(self.config_dir), "--metrics-port", "0"])
 
-    def start_worker(self, name: str = "worker-a", slots: int = 1) -> subprocess.Popen[bytes]:
-        return self._spawn(name, [*self.base_argv(), "worker", "--id", name,
+    def start_worker(self, name: str = "worker-a", slots: int = 1,
+                     zk: str | None = None) -> subprocess.Popen[bytes]:
+        return self._spawn(name, [*self.base_argv(zk), "worker", "--id", name,
                                   "--slots", str(slots)])
+
+    def signal(self, name: str, sig: int) -> None:
+        self.processes[name].send_signal(sig)
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
@@ -103,7 +115,9 @@ class ControlPlane:
                 process.wait()
 
     def write_job(self, name: str, *, args: list[str] | None = None,
-                  config: dict[str, str] | None = None, **spec: Any) -> str:
+                  config: dict[str, str] | None = None,
+                  entry_class: str = "dev.flinksched.examples.StatefulCounter",
+                  **spec: Any) -> str:
         """A FlinkJob YAML file on the session cluster; returns the first attempt's job id."""
         documents = [
             {"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
@@ -112,7 +126,7 @@ class ControlPlane:
              "spec": {
                  "cluster": "default",
                  "job": {"jarURI": self.cluster.example_jar.as_uri(),
-                         "entryClass": "dev.flinksched.examples.StatefulCounter",
+                         "entryClass": entry_class,
                          "args": ["--rate", "20", *(args or [])], "parallelism": 1},
                  "flinkConfiguration": {"execution.checkpointing.interval": "1s",
                                         "restart-strategy.type": "none", **(config or {})},

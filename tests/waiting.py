@@ -24,3 +24,12 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str,
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what} ({last!r})")
         time.sleep(interval)
+
+
+def holds_for(check: Callable[[], object], seconds: float, what: str,
+              interval: float = 0.2) -> None:
+    """Assert `check` stays truthy for the whole period (an invariant, not a synchronization)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert check(), f"{what} stopped holding"
+        time.sleep(interval)

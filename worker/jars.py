@@ -56,16 +56,21 @@ class JarCache:
             raise JarError(f"jar {url}: download failed: {exc}") from exc
         return target
 
-    def jar_id(self, client: FlinkClient, jar_uri: str) -> str:
-        """The cluster's id for this jar, uploading it when the cluster does not list it."""
+    def jar_id(self, client: FlinkClient, jar_uri: str, sha256: str | None = None) -> str:
+        """The cluster's id for this jar, uploading it when the cluster does not list it.
+
+        With `sha256` (the spec's jarSHA256) a jar whose content differs is refused.
+        """
         path = self.local_path(jar_uri)
         stat = path.stat()
         key = (client.rest_url, f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
         with self._lock:
             if key in self._ids:
                 return self._ids[key]
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        upload_name = f"{digest}-{path.name}"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if sha256 and digest != sha256.lower():
+            raise JarError(f"jar {jar_uri} has SHA-256 {digest}, but the spec says {sha256}")
+        upload_name = f"{digest[:16]}-{path.name}"
         for listed in client.jars():
             if listed.get("name") == upload_name:
                 jar_id = str(listed["id"])

@@ -14,6 +14,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from kazoo.exceptions import KazooException
 from kazoo.recipe.watchers import ChildrenWatch
 
@@ -57,6 +58,7 @@ class Worker:
         self.jars = JarCache(download_dir or Path.home() / ".cache" / "flinksched" / "jars")
         self.clients = FlinkClients()
         self.supervisors: dict[str, JobSupervisor] = {}
+        self.scheduler = BackgroundScheduler(timezone="UTC")  # scheduled savepoints
         self._session = -1
         self._wake = threading.Event()
 
@@ -72,6 +74,7 @@ class Worker:
         )
 
     def run(self, stop: threading.Event) -> None:
+        self.scheduler.start()
         self._register()
         ChildrenWatch(self.store.zk, self.store.assignments_path(self.id), self._on_assignments,
                       allow_session_lost=True)
@@ -123,7 +126,8 @@ class Worker:
             except StoreError as exc:
                 logger.warning("worker %s: cannot take job %s: %s", self.id, name, exc)
                 continue
-            supervisor = JobSupervisor(self.store, name, owner, self.guard, self.jars, self.clients)
+            supervisor = JobSupervisor(self.store, name, owner, self.guard, self.jars, self.clients,
+                                       self.scheduler)
             self.supervisors[name] = supervisor
             supervisor.start()
             self.store.append_event(name, f"worker {self.id}", f"owned by worker {self.id}")
@@ -143,6 +147,7 @@ class Worker:
             supervisor.join(SHUTDOWN_GRACE)
             self.store.release_ownership(supervisor.owner)
         self.supervisors.clear()
+        self.scheduler.shutdown(wait=False)
         self.store.unregister_worker(self.id)
         self.clients.close()
         logger.info("worker %s stopped; its jobs were handed back", self.id)

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from common.records import Checkpoint
+from common.errors import FlinkUnreachable
+from common.flink import FlinkClient
+from common.jobids import flink_job_id, name_prefix
+from common.records import Checkpoint, JobRecord, JobStatus
+from worker.clients import FlinkClients
 
 logger = logging.getLogger(__name__)
 
@@ -103,3 +107,55 @@ def retained_on_disk(directory: str, job_id_prefix: str) -> list[Checkpoint]:
                 )
             )
     return found
+
+
+def restore_fallbacks(restored_from: str, initial_savepoint: str | None) -> list[Checkpoint]:
+    """State the last attempt started from, and the spec's initial savepoint.
+
+    Their completion time is unknown (timestamp 0), so any checkpoint taken since wins; they
+    keep a restart from ever silently falling back to empty state.
+    """
+    found = []
+    for path, kind in ((restored_from, "checkpoint"), (initial_savepoint, "savepoint")):
+        if path:
+            match = _CHK_DIR.match(path.rstrip("/").rsplit("/", 1)[-1])
+            found.append(Checkpoint(path=path, id=int(match.group(1)) if match else 0,
+                                    timestamp=0, kind=kind if match is None else "checkpoint"))
+    return found
+
+
+class RestorePoints:
+    """Gathers every source's candidates for one job and picks the newest (rule 5)."""
+
+    def __init__(self, name: str, clients: FlinkClients) -> None:
+        self.name = name
+        self.clients = clients
+
+    def after(self, record: JobRecord, client: FlinkClient, status: JobStatus) -> Checkpoint | None:
+        """Where the attempt after `status.attempt` starts from."""
+        candidates: list[Checkpoint | None] = [status.last_checkpoint]
+        candidates.extend(restore_fallbacks(status.restored_from,
+                                            record.spec["job"].get("initialSavepointPath")))
+        try:
+            stats = client.checkpoints(flink_job_id(self.name, status.attempt))
+            candidates.extend(from_flink_stats(stats))
+        except FlinkUnreachable:
+            pass
+        candidates.extend(self.retained(record, client))
+        return newest(candidates)
+
+    def first(self, record: JobRecord, client: FlinkClient) -> Checkpoint | None:
+        """Where the very first attempt starts: the spec's initial savepoint, else whatever
+        state an earlier life of this job name left on disk, else nothing."""
+        initial = record.spec["job"].get("initialSavepointPath")
+        if initial:
+            return Checkpoint(path=str(initial), id=0, timestamp=0, kind="savepoint")
+        return newest(self.retained(record, client))
+
+    def retained(self, record: JobRecord, client: FlinkClient) -> list[Checkpoint]:
+        try:
+            cluster_config = self.clients.cluster_config(client)
+        except FlinkUnreachable:
+            cluster_config = {}
+        directory = checkpoint_dir(record.spec.get("flinkConfiguration", {}), cluster_config)
+        return retained_on_disk(directory, name_prefix(self.name)) if directory else []

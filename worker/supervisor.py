@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from apscheduler.schedulers.base import BaseScheduler
 from kazoo.exceptions import KazooException
 
 from common.errors import (
@@ -23,8 +24,8 @@ from common.errors import (
     JobAlreadySubmitted,
     StoreError,
 )
-from common.flink import FlinkClient
-from common.jobids import flink_job_id, name_prefix
+from common.flink import TERMINAL_STATES, FlinkClient
+from common.jobids import attempt_of, flink_job_id
 from common.metrics import RECOVERY_SECONDS
 from common.records import (
     CLUSTER_UNREACHABLE,
@@ -44,14 +45,40 @@ from common.store import Store
 from worker.clients import FlinkClients
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache, JarError
+from worker.orphans import orphan_ids
 from worker.policy import backoff_delay, recent_restarts
-from worker.restore import checkpoint_dir, from_flink_stats, newest, retained_on_disk
+from worker.restore import RestorePoints, from_flink_stats, newest
+from worker.savepoints import SavepointKeeper
 
 logger = logging.getLogger(__name__)
 
 MAX_UNREACHABLE_WAIT = 5.0
+CHECKPOINT_STATS_INTERVAL = 3.0  # Flink refreshes checkpoint statistics every 3 s by default
+ORPHAN_CHECK_INTERVAL = 10.0
+RESTART_COUNT_INTERVAL = 5.0  # Flink refreshes job metrics every 10 s by default
+RETENTION_KEY = "execution.checkpointing.externalized-checkpoint-retention"
 # Flink serves exception history from a cache (web.refresh-interval); it can lag the failure.
 ROOT_CAUSE_PENDING = "root exception not reported by Flink yet"
+
+
+def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, Any]:
+    """The body of POST /jars/<id>/run for one attempt of a job."""
+    job = record.spec["job"]
+    body: dict[str, Any] = {
+        "jobId": job_id,
+        "programArgsList": list(job.get("args", [])),
+        "allowNonRestoredState": bool(job.get("allowNonRestoredState", False)),
+        # flinksched restores from retained checkpoints: keep them when a job is cancelled.
+        "flinkConfiguration": {RETENTION_KEY: "RETAIN_ON_CANCELLATION",
+                               **record.spec.get("flinkConfiguration", {})},
+    }
+    if job.get("entryClass"):
+        body["entryClass"] = job["entryClass"]
+    if job.get("parallelism"):
+        body["parallelism"] = int(job["parallelism"])
+    if restore_path:
+        body["savepointPath"] = restore_path
+    return body
 
 
 class JobSupervisor:
@@ -63,6 +90,7 @@ class JobSupervisor:
         guard: ConnectionGuard,
         jars: JarCache,
         clients: FlinkClients,
+        scheduler: BaseScheduler | None = None,
     ) -> None:
         self.store = store
         self.name = name
@@ -77,6 +105,9 @@ class JobSupervisor:
         self.failure_seen: float | None = None  # monotonic time the current outage was noticed
         self.last_message = ""
         self.fenced = False
+        self.savepoints = SavepointKeeper(name, scheduler)
+        self.restore_points = RestorePoints(name, clients)
+        self._due: dict[str, float] = {}  # monotonic time each periodic check is next due
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.run, name=f"job-{name}", daemon=True)
 
@@ -121,6 +152,14 @@ class JobSupervisor:
             unreachable = message.startswith("cluster unreachable")
             wait = min(MAX_UNREACHABLE_WAIT, wait * 2) if unreachable else self.poll_interval
             self._stop.wait(wait)
+        self.savepoints.close()
+
+    def _due_now(self, check: str, interval: float) -> bool:
+        now = time.monotonic()
+        if now < self._due.get(check, 0.0):
+            return False
+        self._due[check] = now + interval
+        return True
 
     # -- one cycle -----------------------------------------------------------------------
     def cycle(self) -> str:
@@ -129,63 +168,97 @@ class JobSupervisor:
             self._stop.set()
             return "job no longer exists in ZooKeeper"
         self.poll_interval = float(record.spec.get("pollInterval", 1.0))
+        self.savepoints.configure(record.spec["savepoints"].get("schedule"))
         status, self.version = self.store.status(self.name)
         self.current = status
         client = self.clients.get(record.rest_url)
+        restart_command = self._take_commands()
         if status.attempt == 0:
-            restore = self._first_restore_point(record, client)
-            return self._start(record, client, status, restore, "first start", restart=False)
+            restore = self.restore_points.first(record, client)
+            return self._start(record, client, status, restore, "first start", kind="first")
         job_id = status.flink_job_id or flink_job_id(self.name, status.attempt)
         try:
             state = client.job_state(job_id)
         except FlinkUnreachable as exc:
             return self._unreachable(status, exc)
+        if restart_command is not None:
+            return self._requested_restart(record, client, status, state, *restart_command)
+        waiting = status.phase in (SUBMIT_FAILED, CRASH_LOOP, RECOVERING) and status.last_failure
         if state is None:
-            if status.phase == SUBMIT_FAILED:
+            if status.submit_pending and status.phase in (SUBMITTING, CLUSTER_UNREACHABLE):
+                return self._submit(record, client, status, status.restored_from)  # unknown
+            if waiting:
                 return self._restart(record, client, status, status.last_failure)
-            if status.submit_pending:
-                return self._submit(record, client, status, status.restored_from)
             return self._restart(
                 record, client, status, f"attempt {status.attempt} is missing from the cluster"
             )
         if state == "FAILED":
+            if waiting:
+                return self._restart(record, client, status, status.last_failure)
             cause = client.root_exception(job_id) or ROOT_CAUSE_PENDING
             return self._restart(record, client, status, f"FAILED: {cause}")
         if state == "CANCELED":
-            return self._restart(record, client, status, "CANCELED outside flinksched")
+            return self._restart(record, client, status,
+                                 status.stopping or "CANCELED outside flinksched")
         if state == "FINISHED":
             return self._observe(
                 status.with_changes(phase=FINISHED, submit_pending=False, reason="job finished"),
                 f"attempt {status.attempt} finished",
             )
-        if state == "RUNNING":
-            return self._running(client, status, job_id)
-        if state in ("RESTARTING", "FAILING"):
-            return self._observe(
-                status.with_changes(phase=RESTARTING, submit_pending=False,
-                                    reason=f"Flink is {state} attempt {status.attempt}"),
-                f"attempt {status.attempt} is {state} inside Flink",
-            )
-        return self._observe(
-            status.with_changes(submit_pending=False), f"attempt {status.attempt} is {state}"
-        )
+        return self._alive(record, client, status, job_id, state)
+
+    def _take_commands(self) -> tuple[str, dict[str, Any]] | None:
+        """Queue savepoint requests; return the oldest restart command, kept until done."""
+        restart = None
+        for node, command in self.store.commands(self.name):
+            kind, by = command.get("command"), command.get("by", "someone")
+            if kind == "restart":
+                restart = restart or (node, command)
+                continue
+            if kind == "savepoint":
+                self.savepoints.request(f"requested by {by}")
+                self._event(f"savepoint requested by {by}", command=node)
+            else:
+                self._event(f"ignored unknown command {kind!r} from {by}", command=node)
+            self.store.delete_command(self.name, node)
+        return restart
 
     # -- decisions -----------------------------------------------------------------------
-    def _running(self, client: FlinkClient, status: JobStatus, job_id: str) -> str:
-        try:
-            stats = client.checkpoints(job_id)
-        except FlinkUnreachable:
-            stats = None
-        completed = [c for c in from_flink_stats(stats) if c.timestamp > 0]
-        changes: dict[str, Any] = {
-            "phase": RUNNING,
-            "submit_pending": False,
-            "reason": "",
-            "last_checkpoint": newest([*completed, status.last_checkpoint]),
-        }
+    def _alive(
+        self, record: JobRecord, client: FlinkClient, status: JobStatus, job_id: str, state: str
+    ) -> str:
+        """The attempt exists and is not terminal: watch it."""
+        if self._due_now("orphans", ORPHAN_CHECK_INTERVAL):
+            self._cancel_orphans(client, status)
+        changes, crash = self._count_flink_restarts(record, client, status, job_id)
+        if crash:
+            client.cancel(job_id)
+            self._event(f"CrashLoopBackOff: {crash}; cancelled attempt {status.attempt}")
+            looping = status.with_changes(phase=CRASH_LOOP, reason=crash, stopping=crash,
+                                          last_failure=crash, **changes)
+            return self._observe(looping, f"crash loop: {crash}")
+        if state != "RUNNING":
+            phase = RESTARTING if state in ("RESTARTING", "FAILING") else status.phase
+            reason = f"Flink is {state} attempt {status.attempt}" if phase == RESTARTING else (
+                status.reason)
+            changed = status.with_changes(phase=phase, reason=reason, submit_pending=False,
+                                          **changes)
+            return self._observe(changed, f"attempt {status.attempt} is {state}")
+        return self._running(record, client, status.with_changes(**changes), job_id)
+
+    def _running(
+        self, record: JobRecord, client: FlinkClient, status: JobStatus, job_id: str
+    ) -> str:
+        changes: dict[str, Any] = {"phase": RUNNING, "submit_pending": False, "reason": ""}
+        if status.phase != RUNNING or self._due_now("stats", CHECKPOINT_STATS_INTERVAL):
+            try:
+                stats = client.checkpoints(job_id)
+            except FlinkUnreachable:
+                stats = None
+            completed = [c for c in from_flink_stats(stats) if c.timestamp > 0]
+            changes["last_checkpoint"] = newest([*completed, status.last_checkpoint])
         if status.last_failure.endswith(ROOT_CAUSE_PENDING) and status.attempt > 1:
-            previous = flink_job_id(self.name, status.attempt - 1)
-            cause = client.root_exception(previous)
+            cause = client.root_exception(flink_job_id(self.name, status.attempt - 1))
             if cause:
                 changes["last_failure"] = status.last_failure.replace(ROOT_CAUSE_PENDING, cause)
         message = f"attempt {status.attempt} ({job_id}) RUNNING"
@@ -200,7 +273,63 @@ class JobSupervisor:
                     f"attempt {status.attempt} RUNNING {took:.1f}s after the failure was seen "
                     f"(restored from {restored})"
                 )
-        return self._observe(status.with_changes(**changes), message)
+        running = status.with_changes(**changes)
+        retain = int(record.spec["savepoints"].get("retain", 5))
+        outcome = self.savepoints.step(client, running, job_id, retain)
+        for event in outcome.events:
+            self._event(event)
+        return self._observe(outcome.status or running, message)
+
+    def _count_flink_restarts(
+        self, record: JobRecord, client: FlinkClient, status: JobStatus, job_id: str
+    ) -> tuple[dict[str, Any], str]:
+        """Flink's own restarts count against the policy too; past it, a crash loop."""
+        if not self._due_now("restart-count", RESTART_COUNT_INTERVAL):
+            return {}, ""
+        try:
+            count = client.restart_count(job_id)
+        except FlinkschedError:
+            return {}, ""
+        if count is None or count <= status.flink_restarts:
+            return {}, ""
+        policy = record.spec["restartPolicy"]
+        now, window, limit = time.time(), float(policy["window"]), int(policy["maxRestarts"])
+        added = min(count - status.flink_restarts, max(limit, 1))
+        times = (*recent_restarts(status.restart_times, now, window), *([now] * added))
+        changes = {"flink_restarts": count, "restart_times": times}
+        if len(times) < limit or limit == 0:
+            return changes, ""
+        return changes, (f"Flink restarted attempt {status.attempt} {count} times; "
+                         f"{len(times)} restarts within {window:g}s")
+
+    def _cancel_orphans(self, client: FlinkClient, status: JobStatus) -> None:
+        try:
+            jobs = client.jobs()
+        except FlinkschedError:
+            return
+        for orphan in orphan_ids(jobs, self.name, status.attempt):
+            client.cancel(orphan)
+            self._event(f"cancelled orphan {orphan} (attempt {attempt_of(self.name, orphan)}): "
+                        f"the current attempt is {status.attempt}")
+
+    def _requested_restart(
+        self, record: JobRecord, client: FlinkClient, status: JobStatus, state: str | None,
+        node: str, command: dict[str, Any],
+    ) -> str:
+        """An operator's restart: terminate attempt N first, then start N+1."""
+        from_empty = bool(command.get("fromEmpty"))
+        reason = f"restart requested by {command.get('by', 'someone')}" + (
+            " from empty state" if from_empty else "")
+        if state is not None and state not in TERMINAL_STATES:
+            if status.stopping != reason:
+                self._write(status.with_changes(stopping=reason))
+                client.cancel(status.flink_job_id)
+                self._event(f"cancelling attempt {status.attempt}: {reason}")
+            return f"cancelling attempt {status.attempt}: {reason}"
+        restore = None if from_empty else self.restore_points.after(record, client, status)
+        message = self._start(record, client, status, restore, reason, kind="requested")
+        self.store.delete_command(self.name, node)
+        return message
 
     def _restart(
         self, record: JobRecord, client: FlinkClient, status: JobStatus, cause: str
@@ -225,8 +354,8 @@ class JobSupervisor:
                 last_failure=cause,
             )
             return self._observe(waiting, f"backing off {delay:g}s before restarting")
-        restore = self._restore_point(record, client, status)
-        return self._start(record, client, status, restore, cause, restart=True, recent=recent)
+        restore = self.restore_points.after(record, client, status)
+        return self._start(record, client, status, restore, cause, kind="failure", recent=recent)
 
     def _start(
         self,
@@ -236,14 +365,18 @@ class JobSupervisor:
         restore: Checkpoint | None,
         cause: str,
         *,
-        restart: bool,
+        kind: str,
         recent: tuple[float, ...] = (),
     ) -> str:
-        """Claim the next attempt (compare-and-set), then submit it."""
+        """Claim the next attempt (compare-and-set), then submit it.
+
+        `kind` is "first", "failure" (counts against the restart policy) or "requested".
+        """
         if not self.guard.can_act():
             return "paused: ZooKeeper connection is not healthy"
         now = time.time()
         attempt = status.attempt + 1
+        failure = kind == "failure"
         claimed = status.with_changes(
             phase=SUBMITTING,
             attempt=attempt,
@@ -251,17 +384,21 @@ class JobSupervisor:
             observed_generation=record.generation,
             restored_from=restore.path if restore else "",
             submit_pending=True,
+            stopping="",
+            flink_restarts=0,
             since=now,
             reason=cause,
             worker=self.owner.holder,
-            last_failure=cause if restart else status.last_failure,
-            restarts=status.restarts + (1 if restart else 0),
-            restart_times=(*recent, now) if restart else status.restart_times,
+            last_failure=cause if failure else status.last_failure,
+            restarts=status.restarts + (0 if kind == "first" else 1),
+            restart_times=(*recent, now) if failure else status.restart_times,
             last_checkpoint=newest([status.last_checkpoint, restore]),
         )
         self._write(claimed)
         origin = restore.label if restore else "empty state"
-        verb = "restarted" if restart else "started"
+        if restore is None and kind != "requested":
+            origin += " (no checkpoint or savepoint of this job exists yet)"
+        verb = "started" if kind == "first" else "restarted"
         decision = f"{verb} attempt {attempt} from {origin} after {cause}"
         self._event(decision, restoredFrom=restore.path if restore else "")
         return f"{decision}; {self._submit(record, client, claimed, claimed.restored_from)}"
@@ -273,25 +410,14 @@ class JobSupervisor:
         if not self.guard.can_act():
             return "paused: ZooKeeper connection is not healthy"
         job = record.spec["job"]
-        body: dict[str, Any] = {
-            "jobId": status.flink_job_id,
-            "programArgsList": list(job.get("args", [])),
-            "allowNonRestoredState": bool(job.get("allowNonRestoredState", False)),
-            "flinkConfiguration": dict(record.spec.get("flinkConfiguration", {})),
-        }
-        if job.get("entryClass"):
-            body["entryClass"] = job["entryClass"]
-        if job.get("parallelism"):
-            body["parallelism"] = int(job["parallelism"])
-        if restore_path:
-            body["savepointPath"] = restore_path
+        body = run_request(record, status.flink_job_id, restore_path)
         outcome = f"submitted attempt {status.attempt} as {status.flink_job_id}"
         try:
             try:
-                client.run_jar(self.jars.jar_id(client, job["jarURI"]), body)
+                client.run_jar(self.jars.jar_id(client, job["jarURI"], job.get("jarSHA256")), body)
             except JarMissing:
                 self.jars.forget(client)
-                client.run_jar(self.jars.jar_id(client, job["jarURI"]), body)
+                client.run_jar(self.jars.jar_id(client, job["jarURI"], job.get("jarSHA256")), body)
         except JobAlreadySubmitted:
             outcome = f"attempt {status.attempt} was already submitted; adopting it"
         except FlinkUnreachable as exc:
@@ -300,40 +426,14 @@ class JobSupervisor:
             reason = exc.message if isinstance(exc, FlinkRequestFailed) else str(exc)
             reason = reason.strip()[:1000]
             self._event(f"submission of attempt {status.attempt} rejected: {reason}")
-            failed = status.with_changes(phase=SUBMIT_FAILED, reason=reason, last_failure=reason)
+            failed = status.with_changes(phase=SUBMIT_FAILED, reason=reason, last_failure=reason,
+                                         submit_pending=False)
             return self._observe(failed, f"submission rejected: {reason[:200]}")
         return self._observe(status.with_changes(submit_pending=False), outcome)
 
     def _unreachable(self, status: JobStatus, exc: FlinkschedError) -> str:
         down = status.with_changes(phase=CLUSTER_UNREACHABLE, reason=str(exc)[:300])
         return self._observe(down, f"cluster unreachable: {exc}")
-
-    # -- restore points ------------------------------------------------------------------
-    def _restore_point(
-        self, record: JobRecord, client: FlinkClient, status: JobStatus
-    ) -> Checkpoint | None:
-        candidates: list[Checkpoint | None] = [status.last_checkpoint]
-        try:
-            stats = client.checkpoints(flink_job_id(self.name, status.attempt))
-            candidates.extend(from_flink_stats(stats))
-        except FlinkUnreachable:
-            pass
-        candidates.extend(self._retained(record, client))
-        return newest(candidates)
-
-    def _first_restore_point(self, record: JobRecord, client: FlinkClient) -> Checkpoint | None:
-        initial = record.spec["job"].get("initialSavepointPath")
-        if initial:
-            return Checkpoint(path=str(initial), id=0, timestamp=0, kind="savepoint")
-        return newest(self._retained(record, client))
-
-    def _retained(self, record: JobRecord, client: FlinkClient) -> list[Checkpoint]:
-        try:
-            cluster_config = self.clients.cluster_config(client)
-        except FlinkUnreachable:
-            cluster_config = {}
-        directory = checkpoint_dir(record.spec.get("flinkConfiguration", {}), cluster_config)
-        return retained_on_disk(directory, name_prefix(self.name)) if directory else []
 
     # -- writes --------------------------------------------------------------------------
     def _observe(self, new: JobStatus, message: str) -> str:

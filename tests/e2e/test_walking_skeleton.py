@@ -4,6 +4,7 @@ on a real ZooKeeper, a real Flink session cluster and real master and worker pro
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -96,13 +97,20 @@ def test_jobmanager_restart_reuploads_the_jar_and_resumes_from_disk(
     first = control.write_job("skeleton-jm-loss")
     control.start_master()
     control.start_worker()
-    wait_until(lambda: control.cluster.completed_checkpoint_id(first) >= 2, 120,
-               "two completed checkpoints of attempt 1")
-
+    recorded = wait_until(lambda: store.status("skeleton-jm-loss")[0].last_checkpoint, 120,
+                          "a checkpoint recorded in ZooKeeper")
+    # Freeze the worker so ZooKeeper's checkpoint falls behind what Flink keeps on disk.
+    control.signal("worker-a", signal.SIGSTOP)
     jobmanager = devstack.flink_service("jobmanager")
-    assert running_pid(jobmanager) is not None
-    kill(jobmanager)
-    assert running_pid(jobmanager) is None
+    try:
+        wait_until(lambda: control.cluster.completed_checkpoint_id(first) >= recorded.id + 2, 30,
+                   "two checkpoints newer than the one ZooKeeper holds")
+        assert running_pid(jobmanager) is not None
+        kill(jobmanager)
+        assert running_pid(jobmanager) is None
+    finally:
+        control.signal("worker-a", signal.SIGCONT)
+    assert store.status("skeleton-jm-loss")[0].last_checkpoint == recorded
     checkpoint_root = devstack.state_dir / "checkpoints"
     newest_on_disk = newest_retained_checkpoint(checkpoint_root, first)
 
@@ -118,6 +126,7 @@ def test_jobmanager_restart_reuploads_the_jar_and_resumes_from_disk(
         lambda: control.cluster.checkpoints(second)["latest"].get("restored"), 30,
         "attempt 2 to report its restored checkpoint")
     assert restored["external_path"].rstrip("/").endswith(f"{first}/{newest_on_disk}")
+    assert restored["id"] >= recorded.id + 2, "newer than the checkpoint ZooKeeper held"
     assert len(control.cluster.get("/jars")["files"]) == 1, "the worker uploaded the jar again"
 
     status, _ = store.status("skeleton-jm-loss")

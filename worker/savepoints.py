@@ -1,0 +1,114 @@
+"""Savepoints of one job: scheduled or requested, taken without blocking the poll loop.
+
+A savepoint is triggered in one cycle and collected in a later one; completed savepoints are
+kept in the job's status, and those beyond `retain` are disposed of through Flink.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from apscheduler.schedulers.base import BaseScheduler
+
+from common.errors import FlinkError
+from common.flink import FlinkClient
+from common.records import Checkpoint, JobStatus
+from common.schedules import schedule_trigger
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Pending:
+    trigger_id: str
+    job_id: str
+    reason: str
+    started: float = field(default_factory=time.time)
+
+
+@dataclass
+class Outcome:
+    """What a step changed: the new status (or None) and sentences for the event log."""
+
+    status: JobStatus | None = None
+    events: list[str] = field(default_factory=list)
+
+
+class SavepointKeeper:
+    def __init__(self, name: str, scheduler: BaseScheduler | None) -> None:
+        self.name = name
+        self.scheduler = scheduler
+        self.schedule: str | None = None
+        self.pending: Pending | None = None
+        self._requested: str | None = None
+        self._lock = threading.Lock()
+
+    def configure(self, schedule: str | None) -> None:
+        """Follow the spec's schedule; the scheduler only raises a flag the cycle acts on."""
+        if schedule == self.schedule or self.scheduler is None:
+            return
+        job_key = f"savepoint-{self.name}"
+        if self.scheduler.get_job(job_key):
+            self.scheduler.remove_job(job_key)
+        if schedule:
+            self.scheduler.add_job(self.request, schedule_trigger(schedule), id=job_key,
+                                   args=["scheduled"], coalesce=True, max_instances=1)
+        self.schedule = schedule
+
+    def close(self) -> None:
+        self.configure(None)
+
+    def request(self, reason: str) -> None:
+        with self._lock:
+            self._requested = self._requested or reason
+
+    def step(self, client: FlinkClient, status: JobStatus, job_id: str, retain: int) -> Outcome:
+        """Advance: collect a pending savepoint, or trigger a requested one."""
+        if self.pending is not None:
+            return self._collect(client, status, retain)
+        with self._lock:
+            reason, self._requested = self._requested, None
+        if reason is None:
+            return Outcome()
+        try:
+            trigger_id = client.trigger_savepoint(job_id)
+        except FlinkError as exc:
+            return Outcome(events=[f"savepoint ({reason}) of attempt {status.attempt} "
+                                   f"could not be triggered: {exc}"])
+        self.pending = Pending(trigger_id, job_id, reason)
+        return Outcome()
+
+    def _collect(self, client: FlinkClient, status: JobStatus, retain: int) -> Outcome:
+        assert self.pending is not None
+        pending = self.pending
+        try:
+            result, detail = client.savepoint_result(pending.job_id, pending.trigger_id)
+        except FlinkError as exc:
+            self.pending = None
+            return Outcome(events=[f"savepoint ({pending.reason}) lost track: {exc}"])
+        if result == "IN_PROGRESS":
+            return Outcome()
+        self.pending = None
+        if result == "FAILED":
+            return Outcome(events=[f"savepoint ({pending.reason}) failed: {detail}"])
+        taken = Checkpoint(path=detail, id=len(status.savepoints) + 1,
+                           timestamp=int(time.time() * 1000), kind="savepoint")
+        kept = [*status.savepoints, taken]
+        events = [f"savepoint ({pending.reason}) completed: {detail}"]
+        while len(kept) > retain:
+            oldest = kept.pop(0)
+            if oldest.path == status.restored_from:
+                kept.insert(0, oldest)  # the running attempt may still read its files
+                break
+            events.append(self._dispose(client, oldest))
+        return Outcome(status=status.with_changes(savepoints=tuple(kept)), events=events)
+
+    def _dispose(self, client: FlinkClient, savepoint: Checkpoint) -> str:
+        try:
+            client.dispose_savepoint(savepoint.path)
+        except FlinkError as exc:
+            return f"savepoint {savepoint.path} beyond retention could not be disposed: {exc}"
+        return f"disposed savepoint {savepoint.path} (beyond retention)"
