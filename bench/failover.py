@@ -1,7 +1,8 @@
 """Failure → new attempt RUNNING on the real local stack, beside a bare jar run → RUNNING.
 
 Times come from Flink's own job timestamps (FAILED of the old attempt, RUNNING of the new one)
-and from the worker's event recording its claim of the new attempt, all on this machine's clock:
+and the worker's claim of the new attempt (the `claimedAt` of its restart event), all on this
+machine's clock:
   detection = claim - FAILED     (the worker noticed, chose the restore point, claimed)
   restart   = RUNNING - claim    (submission from the newest checkpoint until RUNNING)
   total     = RUNNING - FAILED
@@ -58,28 +59,36 @@ def measure_failovers(cluster: Cluster, control: ControlPlane, store: Store, run
         failed = _timestamp(cluster, current, "FAILED")
         running = _timestamp(cluster, flink_job_id(name, attempt + 1), "RUNNING")
         decided = f"restarted attempt {attempt + 1} "
-        claimed = next(e["ts"] for e in store.events(name) if e["message"].startswith(decided))
+        claimed = next(e["claimedAt"] for e in store.events(name)
+                       if e["message"].startswith(decided))
         samples.append({"detection": claimed - failed, "restart": running - claimed,
                         "total": running - failed})
         print(f"failover {attempt}: " + ", ".join(f"{k} {v:.3f}s" for k, v in samples[-1].items()))
     return samples
 
 
-def measure_bare_runs(cluster: Cluster, runs: int) -> list[float]:
+def measure_bare_runs(cluster: Cluster, runs: int, restore_from: str = "") -> list[float]:
+    """POST /jars/<id>/run → RUNNING, fresh or restoring `restore_from`."""
     client = FlinkClient(cluster.rest_url)
     jar_id = client.upload_jar(cluster.example_jar, "bench-bare.jar")
     samples = []
     for _ in range(runs):
         job_id = uuid.uuid4().hex
+        body: dict[str, Any] = {
+            "jobId": job_id, "parallelism": 1,
+            "entryClass": "dev.flinksched.examples.StatefulCounter",
+            "flinkConfiguration": {"execution.checkpointing.interval": "1s"}}
+        if restore_from:
+            body["savepointPath"] = restore_from
         sent = time.time()
-        client.run_jar(jar_id, {"jobId": job_id, "parallelism": 1,
-                                "entryClass": "dev.flinksched.examples.StatefulCounter",
-                                "flinkConfiguration": {"execution.checkpointing.interval": "1s"}})
+        client.run_jar(jar_id, body)
         samples.append(_timestamp(cluster, job_id, "RUNNING") - sent)
         client.cancel(job_id)
         wait_until(lambda: cluster.job_state(job_id) == "CANCELED", 60,  # noqa: B023
                    "the bare job to cancel")
-        print(f"bare run: {samples[-1]:.3f}s")
+        kind = "restoring" if restore_from else "fresh"
+        print(f"bare run ({kind}): {samples[-1]:.3f}s")
+    client.close()
     return samples
 
 
@@ -107,11 +116,14 @@ def main() -> None:
         client = KazooClient(hosts=cluster.zk_hosts)
         client.start()
         try:
-            failovers = measure_failovers(cluster, control, Store(client, control.root),
-                                          args.runs, work / "fail-marker")
+            store = Store(client, control.root)
+            failovers = measure_failovers(cluster, control, store, args.runs,
+                                          work / "fail-marker")
             control.stop_all()
             cluster.cancel_all()
+            last = store.status("bench-failover")[0].last_checkpoint
             bare = measure_bare_runs(cluster, args.runs)
+            bare_restoring = measure_bare_runs(cluster, args.runs, last.path if last else "")
         finally:
             client.stop()
             control.stop_all()
@@ -123,7 +135,10 @@ def main() -> None:
         name: summarize([s[name] for s in failovers]) for name in ("detection", "restart", "total")
     }
     report["bare_run"] = summarize(bare)
+    report["bare_run_restoring"] = summarize(bare_restoring)
     report["restart_over_bare"] = report["restart"]["median"] / report["bare_run"]["median"]
+    report["restart_over_bare_restoring"] = (
+        report["restart"]["median"] / report["bare_run_restoring"]["median"])
     report["runs"] = args.runs
     print(json.dumps(report, indent=2))
     RESULTS.mkdir(exist_ok=True)

@@ -400,8 +400,10 @@ class JobSupervisor:
             origin += " (no checkpoint or savepoint of this job exists yet)"
         verb = "started" if kind == "first" else "restarted"
         decision = f"{verb} attempt {attempt} from {origin} after {cause}"
-        self._event(decision, restoredFrom=restore.path if restore else "")
-        return f"{decision}; {self._submit(record, client, claimed, claimed.restored_from)}"
+        outcome = self._submit(record, client, claimed, claimed.restored_from)
+        # Recorded after the submission, to keep it off the restart's path.
+        self._event(decision, restoredFrom=restore.path if restore else "", claimedAt=now)
+        return f"{decision}; {outcome}"
 
     def _submit(
         self, record: JobRecord, client: FlinkClient, status: JobStatus, restore_path: str

@@ -118,7 +118,7 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
         "rest.port": ports.rest,
         "jobmanager.memory.process.size": "1024m",
         "taskmanager.memory.process.size": "2048m",
-        "taskmanager.numberOfTaskSlots": 8,
+        "taskmanager.numberOfTaskSlots": 24,
         "parallelism.default": 1,
         "execution.checkpointing.dir": (state_dir / "checkpoints").resolve().as_uri(),
         "execution.checkpointing.savepoint-dir": (state_dir / "savepoints").resolve().as_uri(),
