@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 MAX_EVENTS = 100
 LEADER_PREFIX = "m-"
+TRANSACTION_OPS = 200  # ops per multi-op transaction, well inside jute.maxbuffer
 
 
 class Store:
@@ -143,17 +144,43 @@ class Store:
             return None
         return JobRecord.from_json(name, decode(data, f"job {name}"))
 
-    def jobs(self) -> dict[str, JobRecord]:
-        records = {}
-        for name in self.job_names():
+    def _get_many(self, paths: list[str]) -> list[bytes | None]:
+        """Node data for many paths in one pipelined round (None where a node is missing)."""
+        pending = [self.zk.get_async(path) for path in paths]
+        found: list[bytes | None] = []
+        for result in pending:
             try:
-                record = self.job(name)
+                data, _ = result.get()
+                found.append(data)
+            except NoNodeError:
+                found.append(None)
+        return found
+
+    def jobs(self) -> dict[str, JobRecord]:
+        names = self.job_names()
+        records = {}
+        for name, data in zip(names, self._get_many([self.job_path(n) for n in names]),
+                              strict=True):
+            if data is None:
+                continue
+            try:
+                records[name] = JobRecord.from_json(name, decode(data, f"job {name}"))
             except StoreError as exc:
                 logger.warning("skipping job %s: %s", name, exc)
-                continue
-            if record is not None:
-                records[name] = record
         return records
+
+    def statuses(self, names: list[str]) -> dict[str, JobStatus]:
+        """Status of many jobs in one pipelined round; unreadable ones are logged and skipped."""
+        found = {}
+        paths = [self.job_path(name) + "/status" for name in names]
+        for name, data in zip(names, self._get_many(paths), strict=True):
+            if data is None:
+                continue
+            try:
+                found[name] = JobStatus.from_json(decode(data, f"job {name} status"))
+            except StoreError as exc:
+                logger.warning("skipping status of job %s: %s", name, exc)
+        return found
 
     def put_job(self, record: JobRecord, fence: Fence, create: bool) -> None:
         path = self.job_path(record.name)
@@ -327,25 +354,45 @@ class Store:
                 assigned[name] = int(stat.czxid)  # the assignment's epoch: a global, rising zxid
         return assigned
 
-    def assignments(self) -> dict[str, dict[str, int]]:
+    def assignments(self) -> dict[str, set[str]]:
+        """Job names assigned to each worker id (one pipelined round)."""
         try:
             worker_ids = self.zk.get_children(self._path("assignments"))
         except NoNodeError:
             return {}
-        return {worker_id: self.assigned_to(worker_id) for worker_id in worker_ids}
+        pending = [self.zk.get_children_async(self.assignments_path(w)) for w in worker_ids]
+        found: dict[str, set[str]] = {}
+        for worker_id, result in zip(worker_ids, pending, strict=True):
+            try:
+                found[worker_id] = set(result.get())
+            except NoNodeError:
+                continue
+        return found
 
-    def assign(self, worker_id: str, name: str, fence: Fence) -> None:
-        self.zk.ensure_path(self.assignments_path(worker_id))
-        path = self.assignments_path(worker_id) + "/" + name
+    def apply_assignments(
+        self,
+        assign: list[tuple[str, str]],
+        unassign: list[tuple[str, str]],
+        fence: Fence,
+    ) -> None:
+        """Create and delete assignment nodes in fenced transactions of bounded size."""
         payload = encode({"assignedAt": time.time(), "by": fence.holder})
-        self._commit(fence, lambda t: t.create(path, payload))
+        for worker_id in sorted({w for w, _ in assign}):
+            self.zk.ensure_path(self.assignments_path(worker_id))
+        ops: list[tuple[str, str]] = [("delete", f"{self.assignments_path(w)}/{n}")
+                                      for w, n in unassign]
+        ops += [("create", f"{self.assignments_path(w)}/{n}") for w, n in assign]
+        for start in range(0, len(ops), TRANSACTION_OPS):
+            chunk = ops[start:start + TRANSACTION_OPS]
 
-    def unassign(self, worker_id: str, name: str, fence: Fence) -> None:
-        path = self.assignments_path(worker_id) + "/" + name
-        try:
-            self._commit(fence, lambda t: t.delete(path))
-        except ConflictError:
-            pass  # already gone
+            def build(t: Any, chunk: list[tuple[str, str]] = chunk) -> None:
+                for op, path in chunk:
+                    if op == "delete":
+                        t.delete(path)
+                    else:
+                        t.create(path, payload)
+
+            self._commit(fence, build)
 
     def drop_worker_dir(self, worker_id: str, fence: Fence) -> None:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from common.records import WorkerInfo
@@ -19,7 +19,7 @@ class AssignmentPlan:
 def plan_assignments(
     jobs: Iterable[str],
     workers: Mapping[str, WorkerInfo],
-    current: Mapping[str, Mapping[str, int]],
+    current: Mapping[str, Collection[str]],
 ) -> AssignmentPlan:
     """Every desired job on exactly one live worker with a free slot; spread, never moved."""
     plan = AssignmentPlan()

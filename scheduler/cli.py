@@ -98,18 +98,40 @@ def _check_timings(timings: Timings) -> None:
 @cli.command()
 @click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               required=True, help="Directory of job-config YAML (a git checkout).")
-@click.option("--id", "master_id", default=None, help="Master id (default: host-pid).")
+@click.option("--id", "master_id", default=None, help="Master id (default: host-random).")
 @click.option("--cycle-interval", type=float, default=1.0, show_default=True)
 @click.option("--metrics-port", type=int, default=9250, show_default=True,
               help="Port for /metrics; 0 turns it off.")
+@click.option("--runtime", type=click.Choice(["static", "local", "kubernetes"]),
+              default="static", show_default=True,
+              help="Who starts workers: nobody (static), this master as processes (local), "
+                   "or this master as Pods (kubernetes).")
+@click.option("--spare-workers", type=int, default=1, show_default=True,
+              help="Idle workers kept warm so that reassignment never waits for a start.")
+@click.option("--worker-slots", type=int, default=1, show_default=True,
+              help="Slots of the workers this master starts.")
+@click.option("--worker-log-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".flinksched-workers"), show_default=True,
+              help="local runtime: where started workers log.")
+@click.option("--namespace", envvar="POD_NAMESPACE", default="default", show_default=True,
+              help="kubernetes runtime: namespace of the worker Pods (env POD_NAMESPACE).")
+@click.option("--worker-template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="kubernetes runtime: the worker Pod template (YAML).")
+@click.option("--owner-deployment", envvar="FLINKSCHED_OWNER_DEPLOYMENT", default=None,
+              help="kubernetes runtime: the master's Deployment, owner of the worker Pods.")
+@click.option("--pool", default="flinksched", show_default=True,
+              help="kubernetes runtime: pool label and pod name prefix of the workers.")
 @click.pass_obj
 def master(obj: Context, config_dir: Path, master_id: str | None, cycle_interval: float,
-           metrics_port: int) -> None:
-    """Run a master: leader election, config sync and assignment.
+           metrics_port: int, runtime: str, spare_workers: int, worker_slots: int,
+           worker_log_dir: Path, namespace: str, worker_template: Path | None,
+           owner_deployment: str | None, pool: str) -> None:
+    """Run a master: leader election, config sync, assignment and the worker pool.
 
     \b
-    Example:
+    Examples:
       flinksched --zk zk1:2181,zk2:2181 master --config-dir /srv/flink-jobs
+      flinksched master --config-dir configs --runtime local --spare-workers 1
     """
     from scheduler.master import Master
 
@@ -119,15 +141,46 @@ def master(obj: Context, config_dir: Path, master_id: str | None, cycle_interval
     store = obj.store()
     _serve_metrics(metrics_port)
     node = Master(store, master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
-                  config_dir, cycle_interval)
+                  config_dir, cycle_interval, worker_slots=worker_slots,
+                  spare_workers=spare_workers)
+    try:
+        node.runtime = _runtime(runtime, obj.settings, node, worker_slots, worker_log_dir,
+                                namespace, worker_template, owner_deployment, pool)
+    except FlinkschedError as exc:
+        click.echo(f"flinksched: {exc}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
     node.start()
     stop.wait()
     node.stop()
     close(store)
 
 
+def _runtime(kind: str, settings: ZkSettings, node: Any, slots: int, log_dir: Path,
+             namespace: str, template: Path | None, owner: str | None, pool: str) -> Any:
+    from scheduler.runtimes import StaticRuntime
+
+    if kind == "local":
+        from scheduler.runtimes.local import LocalRuntime
+
+        argv = [sys.executable, "-m", "scheduler", "--zk", settings.hosts, "--root",
+                settings.root, "--session-timeout", str(settings.session_timeout)]
+        return LocalRuntime(argv, slots, log_dir, id_prefix=f"{node.id}-w")
+    if kind == "kubernetes":
+        from ruamel.yaml import YAML
+
+        from scheduler.runtimes.kubernetes import KubernetesRuntime, api_client
+
+        if template is None:
+            raise FlinkschedError("--runtime kubernetes needs --worker-template")
+        return KubernetesRuntime(api_client(), namespace,
+                                 YAML(typ="safe").load(template.read_text()), pool, owner,
+                                 on_change=lambda: node.wake("pool"))
+    return StaticRuntime()
+
+
 @cli.command()
-@click.option("--id", "worker_id", default=None, help="Worker id (default: host-random).")
+@click.option("--id", "worker_id", envvar="FLINKSCHED_WORKER_ID", default=None,
+              help="Worker id (env FLINKSCHED_WORKER_ID; default: host-random).")
 @click.option("--slots", type=int, default=1, show_default=True,
               help="How many jobs this worker supervises.")
 @click.option("--metrics-port", type=int, default=0, show_default=True,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from kazoo.exceptions import KazooException
@@ -23,6 +23,7 @@ from common.records import PHASES, RUNNING, Fence, JobRecord
 from common.spec import FlinkCluster, FlinkJob, spec_hash
 from common.store import Store
 from scheduler.assign import plan_assignments
+from scheduler.runtimes import StaticRuntime, WorkerRuntime, pool_size
 
 logger = logging.getLogger(__name__)
 
@@ -51,45 +52,67 @@ def desired_records(config: ConfigSet, current: dict[str, JobRecord]) -> list[Jo
 
 
 class Master:
+    """One master process. APScheduler drives its periodic work: config sync, assignment and
+    pool sizing; each job acts only while this master leads."""
+
     def __init__(
-        self, store: Store, master_id: str, config_dir: Path, cycle_interval: float = 1.0
+        self,
+        store: Store,
+        master_id: str,
+        config_dir: Path,
+        cycle_interval: float = 1.0,
+        runtime: WorkerRuntime | None = None,
+        worker_slots: int = 1,
+        spare_workers: int = 1,
     ) -> None:
         self.store = store
         self.id = master_id
         self.config_dir = config_dir
         self.cycle_interval = cycle_interval
+        self.runtime: WorkerRuntime = runtime or StaticRuntime()
+        self.worker_slots = worker_slots
+        self.spare_workers = spare_workers
         self.fence: Fence | None = None
         self.leading = False
-        self.last_message = ""
+        self.last_messages: dict[str, str] = {}
         self._lock = threading.Lock()
         self._scheduler = BackgroundScheduler(timezone="UTC")
 
+    # -- scheduling ----------------------------------------------------------------------
     def start(self) -> None:
         self.fence = self.store.join_election(self.id)
-        self._scheduler.add_job(
-            self.run_cycle, "interval", seconds=self.cycle_interval, id="cycle",
-            max_instances=1, coalesce=True, next_run_time=datetime.now().astimezone(),
-        )
+        now = datetime.now().astimezone()
+        for name, func, interval in (("sync", self.sync, self.cycle_interval),
+                                     ("assign", self.assign, self.cycle_interval),
+                                     ("pool", self.size_pool, 2 * self.cycle_interval)):
+            self._scheduler.add_job(self._run, "interval", args=[name, func], seconds=interval,
+                                    id=name, max_instances=1, coalesce=True, next_run_time=now)
         self._scheduler.start()
-        for part in ("leader", "workers"):
-            ChildrenWatch(self.store.zk, f"{self.store.root}/{part}", self._wake,
-                          allow_session_lost=True)
+        ChildrenWatch(self.store.zk, f"{self.store.root}/leader", self._wake_all,
+                      allow_session_lost=True)
+        ChildrenWatch(self.store.zk, f"{self.store.root}/workers", self._wake_all,
+                      allow_session_lost=True)
 
     def stop(self) -> None:
         self._scheduler.shutdown(wait=True)
+        self.runtime.close()
         metrics.LEADER.set(0)
 
-    def _wake(self, children: list[str]) -> None:
-        """Leadership or the worker set changed: run a cycle now instead of on the next tick."""
-        try:
-            self._scheduler.modify_job("cycle", next_run_time=datetime.now().astimezone())
-        except Exception:  # the scheduler is not started yet or already shut down
-            logger.debug("could not wake the cycle", exc_info=True)
+    def wake(self, *jobs: str) -> None:
+        """Run these periodic jobs now instead of on their next tick."""
+        for job in jobs or ("sync", "assign", "pool"):
+            try:
+                self._scheduler.modify_job(job, next_run_time=datetime.now().astimezone())
+            except Exception:  # not started yet, or already shut down
+                logger.debug("could not wake %s", job, exc_info=True)
 
-    def run_cycle(self) -> None:
+    def _wake_all(self, children: list[str]) -> None:
+        self.wake("assign", "pool")
+
+    def _run(self, name: str, func: Callable[[], str]) -> None:
         with self._lock:
             try:
-                message = self.cycle()
+                message = func() if self.check_leadership() else self.standby_message
             except FencedError as exc:
                 self.leading = False
                 metrics.LEADER.set(0)
@@ -97,85 +120,103 @@ class Master:
             except (StoreError, KazooException) as exc:
                 message = f"ZooKeeper error: {exc!r}"
             except Exception:
-                logger.exception("master cycle failed")
+                logger.exception("master %s: %s failed", self.id, name)
                 message = "unexpected error (see the log)"
-            if message != self.last_message:
+            if message and message != self.last_messages.get(name):
                 logger.info("master %s: %s", self.id, message)
-                self.last_message = message
+            self.last_messages[name] = message
 
-    def cycle(self) -> str:
-        """One snapshot, one decision, one sentence."""
+    # -- leadership ----------------------------------------------------------------------
+    standby_message = ""
+
+    def check_leadership(self) -> bool:
+        """Lead only while our election node exists in this session and is the lowest.
+
+        kazoo does not reset its own election state after a connection loss, so this
+        reads ZooKeeper every time instead of trusting a flag.
+        """
         assert self.fence is not None
         if not self.store.fence_holds(self.fence):
+            if self.leading:
+                logger.warning("master %s: lost its election node; stepping down", self.id)
+            self._set_leading(False)
             if not self.store.zk.connected:
-                self.leading = False
-                metrics.LEADER.set(0)
-                return "not connected to ZooKeeper; not acting"
+                self.standby_message = "not connected to ZooKeeper; not acting"
+                return False
             self.fence = self.store.join_election(self.id)
         if not self.store.leads(self.fence):
-            self.leading = False
-            metrics.LEADER.set(0)
-            return f"standby (leader is {self.store.leader_id()})"
+            self._set_leading(False)
+            self.standby_message = f"standby (leader is {self.store.leader_id()})"
+            return False
         if not self.leading:
             logger.info("master %s: became leader", self.id)
-        self.leading = True
-        metrics.LEADER.set(1)
-        return "; ".join(part for part in (self._sync(), self._assign()) if part) or "in sync"
+            self.wake()
+        self._set_leading(True)
+        return True
 
-    def _sync(self) -> str:
+    def _set_leading(self, leading: bool) -> None:
+        self.leading = leading
+        metrics.LEADER.set(1 if leading else 0)
+
+    # -- the periodic jobs ---------------------------------------------------------------
+    def sync(self) -> str:
+        """Config directory → desired state in ZooKeeper."""
         config = load_config_paths([self.config_dir])
         metrics.CONFIG_ERRORS.set(len(config.errors))
-        for error in config.errors:
-            logger.debug("config: %s", error)
         current = self.store.jobs()
         changed = []
+        assert self.fence is not None
         for record in desired_records(config, current):
             existing = current.get(record.name)
             if existing is not None and existing.spec_hash == record.spec_hash:
                 continue
-            assert self.fence is not None
             self.store.put_job(record, self.fence, create=existing is None)
             verb = "added" if existing is None else f"generation {record.generation} of"
             changed.append(f"{verb} {record.name}")
         metrics.CONFIG_LAST_SYNC.set_to_current_time()
+        if changed:
+            self.wake("assign", "pool")
         summary = ", ".join(changed)
         if config.errors:
-            first = config.errors[0]
-            errors = f"{len(config.errors)} config error(s), first: {first}"
+            errors = f"{len(config.errors)} config error(s), first: {config.errors[0]}"
             summary = f"{summary}; {errors}" if summary else errors
         return summary
 
-    def _assign(self) -> str:
+    def assign(self) -> str:
+        """Every job on exactly one live worker; jobs of vanished workers move at once."""
         assert self.fence is not None
         jobs = self.store.job_names()
         workers = self.store.workers()
         plan = plan_assignments(jobs, workers, self.store.assignments())
-        for worker_id, name in plan.unassign:
-            self.store.unassign(worker_id, name, self.fence)
+        self.store.apply_assignments(plan.assign, plan.unassign, self.fence)
         for worker_id in plan.dead_workers:
             self.store.drop_worker_dir(worker_id, self.fence)
-        for worker_id, name in plan.assign:
-            self.store.assign(worker_id, name, self.fence)
         metrics.WORKERS.set(len(workers))
         metrics.JOBS_UNASSIGNED.set(len(plan.unassigned))
         self._export_job_metrics(jobs)
-        parts = [f"assigned {name} to {worker_id}" for worker_id, name in plan.assign]
+        parts = [f"assigned {name} to {worker_id}" for worker_id, name in plan.assign[:5]]
+        if len(plan.assign) > 5:
+            parts.append(f"and {len(plan.assign) - 5} more")
         if plan.dead_workers:
             parts.append(f"workers gone: {', '.join(plan.dead_workers)}")
         if plan.unassigned:
-            parts.append(f"no free worker for {', '.join(plan.unassigned)}")
+            parts.append(f"no free worker for {len(plan.unassigned)} job(s)")
         return ", ".join(parts)
 
+    def size_pool(self) -> str:
+        """Keep enough workers for every job, plus warm spares."""
+        jobs = len(self.store.job_names())
+        workers = self.store.workers()
+        busy = {w for w, names in self.store.assignments().items() if names}
+        wanted = pool_size(jobs, self.worker_slots, self.spare_workers)
+        return self.runtime.reconcile(wanted, workers, busy)
+
     def _export_job_metrics(self, jobs: list[str]) -> None:
-        for name in jobs:
-            record = self.store.job(name)
+        records = self.store.jobs()
+        for name, status in self.store.statuses(jobs).items():
+            record = records.get(name)
             if record is not None:
                 metrics.JOB_SPEC_GENERATION.labels(name).set(record.generation)
-            try:
-                status, _ = self.store.status(name)
-            except StoreError as exc:
-                logger.warning("job %s: unreadable status: %s", name, exc)
-                continue
             metrics.JOB_UP.labels(name).set(1 if status.phase == RUNNING else 0)
             for phase in PHASES:
                 metrics.JOB_PHASE.labels(name, phase).set(1 if status.phase == phase else 0)
@@ -184,6 +225,3 @@ class Master:
             if status.last_checkpoint:
                 completed = status.last_checkpoint.timestamp / 1000
                 metrics.JOB_LAST_CHECKPOINT.labels(name).set(completed)
-
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "leading": self.leading, "lastCycle": self.last_message}
