@@ -377,10 +377,13 @@ class Store:
     ) -> None:
         """Create and delete assignment nodes in fenced transactions of bounded size."""
         payload = encode({"assignedAt": time.time(), "by": fence.holder})
-        for worker_id in sorted({w for w, _ in assign}):
-            self.zk.ensure_path(self.assignments_path(worker_id))
-        ops: list[tuple[str, str]] = [("delete", f"{self.assignments_path(w)}/{n}")
-                                      for w, n in unassign]
+        targets = sorted({w for w, _ in assign})
+        exists = [self.zk.exists_async(self.assignments_path(w)) for w in targets]
+        ops: list[tuple[str, str]] = [  # a missing worker directory is created fenced, too
+            ("mkdir", self.assignments_path(w))
+            for w, found in zip(targets, exists, strict=True) if found.get() is None
+        ]
+        ops += [("delete", f"{self.assignments_path(w)}/{n}") for w, n in unassign]
         ops += [("create", f"{self.assignments_path(w)}/{n}") for w, n in assign]
         for start in range(0, len(ops), TRANSACTION_OPS):
             chunk = ops[start:start + TRANSACTION_OPS]
@@ -390,7 +393,7 @@ class Store:
                     if op == "delete":
                         t.delete(path)
                     else:
-                        t.create(path, payload)
+                        t.create(path, b"" if op == "mkdir" else payload)
 
             self._commit(fence, build)
 

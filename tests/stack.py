@@ -88,9 +88,10 @@ class ControlPlane:
         self.processes[name] = process
         return process
 
-    def start_master(self, name: str = "master-a") -> subprocess.Popen[bytes]:
+    def start_master(self, name: str = "master-a", *extra: str) -> subprocess.Popen[bytes]:
         return self._spawn(name, [*self.base_argv(), "master", "--id", name,
-                                  "--config-dir", str(self.config_dir), "--metrics-port", "0"])
+                                  "--config-dir", str(self.config_dir), "--metrics-port", "0",
+                                  "--worker-log-dir", str(self.workdir / "pool"), *extra])
 
     def start_worker(self, name: str = "worker-a", slots: int = 1,
                      zk: str | None = None) -> subprocess.Popen[bytes]:
@@ -100,10 +101,31 @@ class ControlPlane:
     def signal(self, name: str, sig: int) -> None:
         self.processes[name].send_signal(sig)
 
+    def stop_pool_workers(self) -> None:
+        """Workers a master started itself (local runtime) are not our children: find them
+        by their registration and the id prefix their master gives them."""
+        from kazoo.client import KazooClient
+
+        from common.store import Store
+
+        client = KazooClient(hosts=self.cluster.zk_hosts)
+        client.start(timeout=10)
+        try:
+            for info in Store(client, self.root).workers().values():
+                if "-w-" in info.id:
+                    try:
+                        os.kill(info.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        finally:
+            client.stop()
+            client.close()
+
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
     def stop_all(self) -> None:
+        self.stop_pool_workers()
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
