@@ -324,16 +324,16 @@ class Store:
 
     def workers(self) -> dict[str, WorkerInfo]:
         try:
-            children = self.zk.get_children(self._path("workers"))
+            children = sorted(self.zk.get_children(self._path("workers")))
         except NoNodeError:
             return {}
         workers = {}
-        for worker_id in sorted(children):
-            try:
-                data, _ = self.zk.get(self._path("workers", worker_id))
-                workers[worker_id] = WorkerInfo.from_json(worker_id, decode(data, worker_id))
-            except NoNodeError:
+        paths = [self._path("workers", worker_id) for worker_id in children]
+        for worker_id, data in zip(children, self._get_many(paths), strict=True):
+            if data is None:
                 continue
+            try:
+                workers[worker_id] = WorkerInfo.from_json(worker_id, decode(data, worker_id))
             except (StoreError, TypeError, ValueError) as exc:
                 logger.warning("skipping worker %s: %s", worker_id, exc)
         return workers

@@ -27,6 +27,8 @@ from scheduler.runtimes import StaticRuntime, WorkerRuntime, pool_size
 
 logger = logging.getLogger(__name__)
 
+METRICS_INTERVAL = 5.0  # per-job gauges; Prometheus scrapes every 15-30 s
+
 
 def desired_records(config: ConfigSet, current: dict[str, JobRecord]) -> list[JobRecord]:
     """The job records the config asks for; a changed spec hash makes the next generation."""
@@ -84,7 +86,8 @@ class Master:
         now = datetime.now().astimezone()
         for name, func, interval in (("sync", self.sync, self.cycle_interval),
                                      ("assign", self.assign, self.cycle_interval),
-                                     ("pool", self.size_pool, 2 * self.cycle_interval)):
+                                     ("pool", self.size_pool, 2 * self.cycle_interval),
+                                     ("metrics", self.export_metrics, METRICS_INTERVAL)):
             self._scheduler.add_job(self._run, "interval", args=[name, func], seconds=interval,
                                     id=name, max_instances=1, coalesce=True, next_run_time=now)
         self._scheduler.start()
@@ -193,7 +196,6 @@ class Master:
             self.store.drop_worker_dir(worker_id, self.fence)
         metrics.WORKERS.set(len(workers))
         metrics.JOBS_UNASSIGNED.set(len(plan.unassigned))
-        self._export_job_metrics(jobs)
         parts = [f"assigned {name} to {worker_id}" for worker_id, name in plan.assign[:5]]
         if len(plan.assign) > 5:
             parts.append(f"and {len(plan.assign) - 5} more")
@@ -211,7 +213,9 @@ class Master:
         wanted = pool_size(jobs, self.worker_slots, self.spare_workers)
         return self.runtime.reconcile(wanted, workers, busy)
 
-    def _export_job_metrics(self, jobs: list[str]) -> None:
+    def export_metrics(self) -> str:
+        """Per-job metrics from the status in ZooKeeper, so a dead worker hides no dead job."""
+        jobs = self.store.job_names()
         records = self.store.jobs()
         for name, status in self.store.statuses(jobs).items():
             record = records.get(name)
@@ -225,3 +229,4 @@ class Master:
             if status.last_checkpoint:
                 completed = status.last_checkpoint.timestamp / 1000
                 metrics.JOB_LAST_CHECKPOINT.labels(name).set(completed)
+        return ""

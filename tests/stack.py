@@ -141,9 +141,14 @@ class ControlPlane:
                   entry_class: str = "dev.flinksched.examples.StatefulCounter",
                   **spec: Any) -> str:
         """A FlinkJob YAML file on the session cluster; returns the first attempt's job id."""
+        clusters = self.config_dir / "clusters.yaml"
+        if not clusters.exists():
+            with clusters.open("w") as out:
+                YAML(typ="safe", pure=True).dump(
+                    {"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
+                     "metadata": {"name": "default"}, "spec": {"restUrl": self.cluster.rest_url}},
+                    out)
         documents = [
-            {"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
-             "metadata": {"name": "default"}, "spec": {"restUrl": self.cluster.rest_url}},
             {"apiVersion": "flinksched/v1", "kind": "FlinkJob", "metadata": {"name": name},
              "spec": {
                  "cluster": "default",

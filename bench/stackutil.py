@@ -1,0 +1,58 @@
+"""The real local stack for benchmarks, started the way the test fixtures start it."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from scheduler.devstack.services import free_port
+from scheduler.devstack.stack import DevStack, StackConfig
+from tests.stack import Cluster, ControlPlane
+
+
+@contextmanager
+def local_stack(flink: bool = True, keep: bool = False) -> Iterator[tuple[Cluster, ControlPlane]]:
+    """ZooKeeper (and Flink) in a temporary directory; `keep` leaves its logs for a look."""
+    work = Path(tempfile.mkdtemp(prefix="flinksched-bench-"))
+    stack = DevStack(StackConfig(state_dir=work / "stack", zk_port=free_port(),
+                                 rest_port=free_port(), rpc_port=free_port(), workers=0))
+    stack.state_dir.mkdir(parents=True)
+    control: ControlPlane | None = None
+    try:
+        jar = stack.prepare()
+        stack.start_zookeeper()
+        if flink:
+            stack.start_flink()
+        cluster = Cluster(stack.config.zk_hosts, stack.config.rest_url, jar, stack.state_dir)
+        control = ControlPlane(cluster, work / "control")
+        control.workdir.mkdir()
+        yield cluster, control
+    finally:
+        if control is not None:
+            control.stop_all()
+            if flink:
+                control.cluster.cancel_all()
+        stack.down()
+        if keep:
+            print(f"logs and state kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def zk_packets_received(hosts: str) -> int:
+    """ZooKeeper's own count of requests it received (the `mntr` four-letter word)."""
+    host, port = hosts.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"mntr")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    for line in data.decode().splitlines():
+        key, _, value = line.partition("\t")
+        if key == "zk_packets_received":
+            return int(value)
+    raise RuntimeError("mntr did not report zk_packets_received")

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from common.settings import Timings
+from scheduler.cli import cli
+from scheduler.runtimes import pool_size
+
+
+def test_consistent_timings_pass() -> None:
+    assert Timings(session_timeout=10, poll_interval=1, cycle_interval=1).problems() == []
+
+
+def test_poll_interval_must_fit_inside_the_local_deadline() -> None:
+    [problem] = Timings(session_timeout=4, poll_interval=3).problems()
+    assert "poll interval 3s must be shorter than the local deadline 2.0s" in problem
+
+
+def test_master_refuses_contradictory_timings_before_connecting(tmp_path: object) -> None:
+    result = CliRunner().invoke(cli, ["--zk", "127.0.0.1:1", "--session-timeout", "3",
+                                      "master", "--config-dir", ".", "--cycle-interval", "5"])
+    assert result.exit_code == 2
+    assert "contradictory timing settings: master cycle 5.0s must be shorter than the " \
+           "session timeout 3.0s" in result.output
+
+
+def test_pool_has_a_slot_for_every_job_plus_spares() -> None:
+    assert pool_size(jobs=0, slots_per_worker=1, spares=1) == 1
+    assert pool_size(jobs=5, slots_per_worker=1, spares=1) == 6
+    assert pool_size(jobs=5, slots_per_worker=2, spares=1) == 4
