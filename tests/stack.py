@@ -43,6 +43,22 @@ class Cluster:
         latest = (self.checkpoints(job_id).get("latest") or {}).get("completed") or {}
         return int(latest.get("id") or 0)
 
+    def restored_from_newest(self, failed: str, restarted: str, timeout: float = 20) -> Any:
+        """The restarted attempt's restored checkpoint, once Flink reports it to be the newest
+        completed checkpoint of the failed attempt. Flink serves checkpoint statistics from a
+        cache (up to 3 s old); the completed id only grows, so agreement cannot come early."""
+        from tests.waiting import wait_until
+
+        def agreed() -> Any:
+            restored = (self.checkpoints(restarted).get("latest") or {}).get("restored")
+            newest = (self.checkpoints(failed).get("latest") or {}).get("completed")
+            if restored and newest and restored["id"] == newest["id"]:
+                return restored
+            return None
+
+        return wait_until(agreed, timeout, f"{restarted} restored from the newest checkpoint "
+                                           f"of {failed}")
+
     def running_ids(self, name: str) -> list[str]:
         jobs = (self.get("/jobs") or {}).get("jobs", [])
         prefix = name_prefix(name)
