@@ -7,7 +7,10 @@ Layout under the root (default `/flinksched`):
     jobs/<name>/status             JobStatus (written by the owning worker)
     jobs/<name>/owner              ephemeral, the owning worker and its assignment epoch
     jobs/<name>/events             bounded list of recent events
-    assignments/<worker-id>/<name> assignment epoch (written by the leader)
+    jobs/<name>/commands/c-<seq>   one-shot operator commands (restart, savepoint)
+    overrides/<name>               operator override (suspended), beside the jobs so that
+                                   one listing finds every override
+    assignments/<worker-id>/<name> assignment; its czxid is the epoch (written by the leader)
 
 Every write that needs an entitlement (leadership, ownership) is a transaction that also
 checks the entitling node, so a process that lost its session cannot write.
@@ -60,7 +63,7 @@ class Store:
         return self._path("jobs", name)
 
     def ensure_layout(self) -> None:
-        for part in ("leader", "workers", "jobs", "assignments"):
+        for part in ("leader", "workers", "jobs", "assignments", "overrides"):
             self.zk.ensure_path(self._path(part))
 
     @property
@@ -270,6 +273,53 @@ class Store:
         except NoNodeError:
             return []
         return list(decode(data, f"job {name} events").get("events", []))
+
+    # -- operator overrides (CLI writes; they win over git until removed) ----------------
+    def override(self, name: str) -> dict[str, Any] | None:
+        try:
+            data, _ = self.zk.get(self._path("overrides", name))
+        except NoNodeError:
+            return None
+        return decode(data, f"override of job {name}")
+
+    def overrides(self, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Overrides of these jobs (or of all jobs): one listing, then only what exists."""
+        try:
+            present = set(self.zk.get_children(self._path("overrides")))
+        except NoNodeError:
+            return {}
+        wanted = sorted(present if names is None else present.intersection(names))
+        found = {}
+        paths = [self._path("overrides", name) for name in wanted]
+        for name, data in zip(wanted, self._get_many(paths), strict=True):
+            if data is not None:
+                try:
+                    found[name] = decode(data, f"job {name} override")
+                except StoreError as exc:
+                    logger.warning("ignoring unreadable override: %s", exc)
+        return found
+
+    def set_override(self, name: str, value: dict[str, Any]) -> None:
+        path = self._path("overrides", name)
+        if not self.zk.exists(self.job_path(name)):
+            raise StoreError(f"job {name} does not exist")
+        try:
+            self.zk.create(path, encode(value))
+        except NodeExistsError:
+            self.zk.set(path, encode(value))
+
+    def clear_override(self, name: str) -> bool:
+        try:
+            self.zk.delete(self._path("overrides", name))
+        except NoNodeError:
+            return False
+        return True
+
+    def worker_ids(self) -> set[str]:
+        try:
+            return set(self.zk.get_children(self._path("workers")))
+        except NoNodeError:
+            return set()
 
     # -- one-shot commands (CLI writes, owning worker executes and deletes) ---------------
     def add_command(self, name: str, command: str, by: str, **fields: Any) -> str:

@@ -1,12 +1,11 @@
 """The `flinksched` command line.
 
 Exit codes: 0 success; 1 the command ran and found problems; 2 ZooKeeper or the stack could
-not be reached or set up (one line on stderr, no traceback).
+not be reached or set up (one line on stderr, no traceback); 3 no such job.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import socket
@@ -18,30 +17,17 @@ from typing import Any
 
 import click
 from prometheus_client import start_http_server
-from rich.console import Console
 
 from common import logsetup
 from common.errors import FlinkschedError
 from common.settings import Timings, ZkSettings
-from common.store import Store
-from common.zkconnect import close, connect
+from common.zkconnect import close
+from scheduler.cli_context import EXIT_UNREACHABLE, Context
 from scheduler.cli_dev import dev
-from scheduler.statusview import status_rows, status_table
+from scheduler.cli_ops import completion, restart, resume, savepoint, suspend
+from scheduler.cli_status import describe, events, leader, status, workers
 
 logger = logging.getLogger(__name__)
-EXIT_UNREACHABLE = 2
-
-
-class Context:
-    def __init__(self, settings: ZkSettings) -> None:
-        self.settings = settings
-
-    def store(self, timeout: float = 5.0) -> Store:
-        try:
-            return connect(self.settings, timeout)
-        except FlinkschedError as exc:
-            click.echo(f"flinksched: {exc}", err=True)
-            sys.exit(EXIT_UNREACHABLE)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -138,7 +124,7 @@ def master(obj: Context, config_dir: Path, master_id: str | None, cycle_interval
     _check_timings(Timings(session_timeout=obj.settings.session_timeout,
                            cycle_interval=cycle_interval))
     stop = _wait_for_signal()
-    store = obj.store()
+    store = obj.connect(quiet=False)
     _serve_metrics(metrics_port)
     node = Master(store, master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
                   config_dir, cycle_interval, worker_slots=worker_slots,
@@ -198,7 +184,7 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int) -
     timings = Timings(session_timeout=obj.settings.session_timeout)
     _check_timings(timings)
     stop = _wait_for_signal()
-    store = obj.store()
+    store = obj.connect(quiet=False)
     _serve_metrics(metrics_port)
     node = Worker(store, worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
                   slots=slots, metrics_port=metrics_port, act_deadline=timings.act_deadline)
@@ -206,32 +192,9 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int) -
     close(store)
 
 
-@cli.command()
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
-@click.pass_obj
-def status(obj: Context, output: str) -> None:
-    """Show every job: phase, Flink job id, attempt, worker, checkpoint age.
-
-    \b
-    Examples:
-      flinksched status
-      flinksched status -o json | jq '.[] | select(.phase != "Running")'
-    """
-    store = obj.store()
-    try:
-        rows = status_rows(store)
-    finally:
-        close(store)
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2))
-    elif not rows:
-        click.echo("no jobs")
-    else:
-        Console(width=None if sys.stdout.isatty() else 200).print(status_table(rows))
-
-
-cli.add_command(dev)
+for command in (dev, status, describe, events, workers, leader, restart, savepoint, suspend,
+                resume, completion):
+    cli.add_command(command)
 
 
 def main() -> None:

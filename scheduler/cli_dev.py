@@ -17,7 +17,7 @@ from common.records import RUNNING
 from common.settings import ZkSettings
 from common.zkconnect import close, connect
 from scheduler.devstack.stack import DevStack, StackConfig
-from scheduler.statusview import status_rows, status_table
+from scheduler.statusview import render_table, status_rows
 
 console = Console(stderr=True)
 
@@ -112,7 +112,7 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
         out.print(f"worker metrics  http://127.0.0.1:{port}/metrics")
     out.print(f"logs            {stack.state_dir / 'logs'}")
     out.print()
-    out.print(status_table(rows) if rows else "no jobs configured")
+    click.echo(render_table(rows, color=sys.stdout.isatty()) if rows else "no jobs configured")
 
 
 @dev.command()

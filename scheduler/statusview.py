@@ -1,21 +1,24 @@
-"""What `flinksched status` shows: rows built from ZooKeeper, rendered as a table or JSON."""
+"""What `flinksched status` shows: rows built from ZooKeeper, rendered as a table or JSON.
+
+The JSON row is a documented contract (docs/cli.md): scripts depend on its field names.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from rich.table import Table
+import click
 
 from common.durations import format_duration
-from common.errors import StoreError
-from common.records import CRASH_LOOP, RUNNING, SUBMIT_FAILED
+from common.records import CRASH_LOOP, RUNNING, SUBMIT_FAILED, SUSPENDED
 from common.store import Store
 
-PHASE_STYLE = {
+PHASE_COLOR = {
     RUNNING: "green",
-    CRASH_LOOP: "bold red",
-    SUBMIT_FAILED: "bold red",
+    SUSPENDED: "blue",
+    CRASH_LOOP: "red",
+    SUBMIT_FAILED: "red",
     "ClusterUnreachable": "red",
     "Recovering": "yellow",
     "Restarting": "yellow",
@@ -24,57 +27,95 @@ PHASE_STYLE = {
 }
 
 
-def status_rows(store: Store) -> list[dict[str, Any]]:
-    """One stable JSON-able row per job (the `-o json` contract)."""
+def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
+    """One stable JSON-able row per job, from four pipelined rounds of ZooKeeper reads."""
+    now = time.time() if now is None else now
+    records = store.jobs()
+    names = sorted(records)
+    statuses = store.statuses(names)
+    alive = store.worker_ids()
+    overrides = store.overrides()
     rows = []
-    for name, record in store.jobs().items():
-        try:
-            status, _ = store.status(name)
-        except StoreError as exc:
-            rows.append({"name": name, "phase": "Unknown", "reason": str(exc)})
-            continue
-        owner = store.owner(name)
-        checkpoint = status.last_checkpoint
-        row: dict[str, Any] = {
+    for name in names:
+        record = records[name]
+        status = statuses.get(name)
+        override = overrides.get(name)
+        desired = record.spec.get("job", {}).get("state", "running")
+        if override and override.get("state"):
+            desired = str(override["state"])
+        checkpoint = status.last_checkpoint if status else None
+        rows.append({
             "name": name,
-            "desiredState": record.spec.get("job", {}).get("state", "running"),
-            "phase": status.phase,
-            "flinkJobId": status.flink_job_id,
-            "attempt": status.attempt,
-            "worker": owner[0] if owner else "",
-            "restarts": status.restarts,
-            "since": status.since,
+            "desiredState": desired,
+            "override": override,
+            "phase": status.phase if status else "Unknown",
+            "flinkJobId": status.flink_job_id if status else "",
+            "attempt": status.attempt if status else 0,
+            # The owner mirrors itself into the status while it holds the job.
+            "worker": status.worker if status and status.worker in alive else "",
+            "since": status.since if status else 0.0,
+            "restarts": status.restarts if status else 0,
+            "restartsLastHour": sum(1 for t in (status.restart_times if status else ())
+                                    if now - t < 3600),
             "lastCheckpoint": checkpoint.to_json() if checkpoint else None,
             "generation": record.generation,
-            "observedGeneration": status.observed_generation,
-            "reason": status.reason if status.phase != RUNNING else "",
+            "observedGeneration": status.observed_generation if status else 0,
+            "reason": (status.reason if status and status.phase != RUNNING else "")
+            or ("unreadable status" if status is None else ""),
             "labels": record.labels,
             "cluster": record.cluster.get("metadata", {}).get("name", ""),
-        }
-        rows.append(row)
+            "source": record.source,
+        })
     return rows
 
 
-def status_table(rows: list[dict[str, Any]], now: float | None = None) -> Table:
+def select(rows: list[dict[str, Any]], labels: tuple[str, ...], phase: str | None,
+           cluster: str | None) -> list[dict[str, Any]]:
+    wanted = dict(label.split("=", 1) for label in labels)
+    return [row for row in rows
+            if all(row["labels"].get(k) == v for k, v in wanted.items())
+            and (phase is None or row["phase"].lower() == phase.lower())
+            and (cluster is None or row["cluster"] == cluster)]
+
+
+def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: bool = False,
+                 color: bool = False) -> str:
+    """Aligned plain-text columns (fast for thousands of rows); phases coloured on a tty."""
     now = time.time() if now is None else now
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("NAME", "PHASE", "FLINK JOB ID", "ATTEMPT", "WORKER", "UPTIME",
-                   "RESTARTS", "CHECKPOINT AGE", "REASON"):
-        table.add_column(column, no_wrap=column != "REASON", overflow="fold")
+    header = ["NAME", "DESIRED", "PHASE", "FLINK JOB ID", "ATTEMPT", "WORKER", "UPTIME",
+              "RESTARTS", "CHECKPOINT AGE", "GEN", "REASON"]
+    if wide:
+        header[-1:-1] = ["CLUSTER", "LABELS", "SOURCE"]
+    table = [header]
     for row in rows:
         checkpoint = row.get("lastCheckpoint")
-        age = format_duration(now - checkpoint["timestamp"] / 1000) if checkpoint else "-"
         since = row.get("since") or 0
         phase = row.get("phase", "")
-        table.add_row(
+        cells = [
             row["name"],
-            f"[{PHASE_STYLE.get(phase, 'white')}]{phase}[/]",
+            row["desiredState"] + (" (override)" if row.get("override") else ""),
+            phase,
             row.get("flinkJobId") or "-",
             str(row.get("attempt", 0)),
             row.get("worker") or "-",
             format_duration(now - since) if since and phase == RUNNING else "-",
-            str(row.get("restarts", 0)),
-            age,
-            (row.get("reason") or "")[:80],
-        )
-    return table
+            f"{row['restartsLastHour']}/{row['restarts']}",
+            format_duration(now - checkpoint["timestamp"] / 1000) if checkpoint else "-",
+            f"{row['observedGeneration']}/{row['generation']}",
+            (row.get("reason") or "")[:100],
+        ]
+        if wide:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(row["labels"].items()))
+            cells[-1:-1] = [row["cluster"], labels or "-", row["source"]]
+        table.append(cells)
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = []
+    for number, line in enumerate(table):
+        padded = [cell.ljust(widths[i]) for i, cell in enumerate(line)]
+        if color and number > 0:
+            padded[2] = click.style(padded[2], fg=PHASE_COLOR.get(line[2], "white"),
+                                    bold=line[2] in (CRASH_LOOP, SUBMIT_FAILED))
+        elif color:
+            padded = [click.style(cell, bold=True) for cell in padded]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)

@@ -111,7 +111,7 @@ class Worker:
             if name not in assigned or not supervisor.alive:
                 supervisor.stop()
                 supervisor.join(SHUTDOWN_GRACE)
-                self.store.release_ownership(supervisor.owner)
+                supervisor.release()
                 del self.supervisors[name]
                 why = "unassigned" if name not in assigned else "supervisor ended"
                 logger.info("worker %s: released job %s (%s)", self.id, name, why)
@@ -145,7 +145,7 @@ class Worker:
             supervisor.stop()
         for supervisor in self.supervisors.values():
             supervisor.join(SHUTDOWN_GRACE)
-            self.store.release_ownership(supervisor.owner)
+            supervisor.release()
         self.supervisors.clear()
         self.scheduler.shutdown(wait=False)
         self.store.unregister_worker(self.id)

@@ -36,6 +36,7 @@ from common.records import (
     RUNNING,
     SUBMIT_FAILED,
     SUBMITTING,
+    SUSPENDED,
     Checkpoint,
     Fence,
     JobRecord,
@@ -106,6 +107,7 @@ class JobSupervisor:
         self.last_message = ""
         self.fenced = False
         self.savepoints = SavepointKeeper(name, scheduler)
+        self.pending_stop: str | None = None  # trigger id of a stop-with-savepoint
         self.restore_points = RestorePoints(name, clients)
         self._due: dict[str, float] = {}  # monotonic time each periodic check is next due
         self._stop = threading.Event()
@@ -124,6 +126,17 @@ class JobSupervisor:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def release(self) -> None:
+        """Hand the job back: clear this worker from its status, then drop ownership."""
+        try:
+            status, version = self.store.status(self.name)
+            if status.worker == self.owner.holder:
+                self.store.write_status(self.name, status.with_changes(worker=""), version,
+                                        self.owner)
+        except (StoreError, KazooException) as exc:
+            logger.info("job %s: status not cleared on release: %s", self.name, exc)
+        self.store.release_ownership(self.owner)
 
     def run(self) -> None:
         wait = self.poll_interval
@@ -171,9 +184,16 @@ class JobSupervisor:
         self.savepoints.configure(record.spec["savepoints"].get("schedule"))
         status, self.version = self.store.status(self.name)
         self.current = status
+        if status.worker != self.owner.holder:  # took the job over: say so in the status
+            self._write(status.with_changes(worker=self.owner.holder))
+            status = self.current
         client = self.clients.get(record.rest_url)
         restart_command = self._take_commands()
+        suspension = self._desired_suspension(record)
         if status.attempt == 0:
+            if suspension:
+                return self._observe(status.with_changes(phase=SUSPENDED, reason=suspension),
+                                     f"not started: {suspension}")
             restore = self.restore_points.first(record, client)
             return self._start(record, client, status, restore, "first start", kind="first")
         job_id = status.flink_job_id or flink_job_id(self.name, status.attempt)
@@ -181,6 +201,14 @@ class JobSupervisor:
             state = client.job_state(job_id)
         except FlinkUnreachable as exc:
             return self._unreachable(status, exc)
+        if suspension:
+            if restart_command is not None:
+                self.store.delete_command(self.name, restart_command[0])
+                self._event("ignored a restart request: the job is suspended")
+            return self._suspend(client, status, state, job_id, suspension)
+        if status.phase == SUSPENDED:
+            restore = self.restore_points.after(record, client, status)
+            return self._start(record, client, status, restore, "resume", kind="resume")
         if restart_command is not None:
             return self._requested_restart(record, client, status, state, *restart_command)
         waiting = status.phase in (SUBMIT_FAILED, CRASH_LOOP, RECOVERING) and status.last_failure
@@ -206,6 +234,49 @@ class JobSupervisor:
                 f"attempt {status.attempt} finished",
             )
         return self._alive(record, client, status, job_id, state)
+
+    def _desired_suspension(self, record: JobRecord) -> str:
+        """Why the job should be suspended ("" when it should run): an operator's override
+        wins over the spec until it is removed."""
+        override = self.store.override(self.name)
+        if override and override.get("state") == "suspended":
+            return (f"suspended by {override.get('by', 'someone')}: "
+                    f"{override.get('reason', 'no reason given')}")
+        if record.spec["job"].get("state") == "suspended":
+            return "suspended in the job spec"
+        return ""
+
+    def _suspend(
+        self, client: FlinkClient, status: JobStatus, state: str | None, job_id: str, why: str
+    ) -> str:
+        """Stop the running attempt with a savepoint (kept for the resume), then hold."""
+        if self.pending_stop is None and (state is None or state in TERMINAL_STATES):
+            held = status.with_changes(phase=SUSPENDED, reason=why, stopping="",
+                                       submit_pending=False)
+            return self._observe(held, f"suspended: {why}")
+        if self.pending_stop is None:
+            try:
+                self.pending_stop = client.stop_with_savepoint(job_id)
+            except FlinkschedError as exc:
+                return self._observe(status.with_changes(reason=f"suspend failed: {exc}"),
+                                     f"suspend failed: {exc}")
+            self._write(status.with_changes(stopping=why))
+            self._event(f"stopping attempt {status.attempt} with a savepoint: {why}")
+            return f"stopping attempt {status.attempt} with a savepoint"
+        result, detail = client.savepoint_result(job_id, self.pending_stop)
+        if result == "IN_PROGRESS":
+            return f"stopping attempt {status.attempt}: savepoint in progress"
+        self.pending_stop = None
+        if result == "FAILED":
+            self._event(f"suspend failed, attempt {status.attempt} keeps running: {detail}")
+            return self._observe(status.with_changes(reason=f"suspend failed: {detail}",
+                                                     stopping=""), f"suspend failed: {detail}")
+        taken = Checkpoint(path=detail, id=len(status.savepoints) + 1,
+                           timestamp=int(time.time() * 1000), kind="savepoint")
+        self._event(f"suspended: attempt {status.attempt} stopped with savepoint {detail}")
+        held = status.with_changes(phase=SUSPENDED, reason=why, stopping="", last_checkpoint=taken,
+                                   savepoints=(*status.savepoints, taken), submit_pending=False)
+        return self._observe(held, f"suspended with savepoint {detail}")
 
     def _take_commands(self) -> tuple[str, dict[str, Any]] | None:
         """Queue savepoint requests; return the oldest restart command, kept until done."""
@@ -370,7 +441,8 @@ class JobSupervisor:
     ) -> str:
         """Claim the next attempt (compare-and-set), then submit it.
 
-        `kind` is "first", "failure" (counts against the restart policy) or "requested".
+        `kind` is "first", "failure" (counts against the restart policy), "requested"
+        (an operator's restart) or "resume".
         """
         if not self.guard.can_act():
             return "paused: ZooKeeper connection is not healthy"
@@ -390,15 +462,15 @@ class JobSupervisor:
             reason=cause,
             worker=self.owner.holder,
             last_failure=cause if failure else status.last_failure,
-            restarts=status.restarts + (0 if kind == "first" else 1),
+            restarts=status.restarts + (1 if kind in ("failure", "requested") else 0),
             restart_times=(*recent, now) if failure else status.restart_times,
             last_checkpoint=newest([status.last_checkpoint, restore]),
         )
         self._write(claimed)
         origin = restore.label if restore else "empty state"
-        if restore is None and kind != "requested":
+        if restore is None and kind not in ("requested", "resume"):
             origin += " (no checkpoint or savepoint of this job exists yet)"
-        verb = "started" if kind == "first" else "restarted"
+        verb = {"first": "started", "resume": "resumed"}.get(kind, "restarted")
         decision = f"{verb} attempt {attempt} from {origin} after {cause}"
         outcome = self._submit(record, client, claimed, claimed.restored_from)
         # Recorded after the submission, to keep it off the restart's path.

@@ -1,0 +1,188 @@
+"""Read-only commands: status, describe, events, workers, leader."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from ruamel.yaml import YAML
+
+from common.durations import format_duration
+from scheduler.cli_context import Context, require_job
+from scheduler.statusview import render_table, select, status_rows
+
+PHASES_HELP = "Running, Submitting, Recovering, Restarting, CrashLoopBackOff, SubmitFailed, " \
+              "ClusterUnreachable, Suspended, Finished, Pending"
+
+
+def _console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else 1000)  # piped output never wraps
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]),
+              default="table", show_default=True)
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="Only jobs with this label.")
+@click.option("--phase", default=None, help=f"Only jobs in this phase ({PHASES_HELP}).")
+@click.option("--cluster", default=None, help="Only jobs on this FlinkCluster.")
+@click.option("--watch", "-w", is_flag=True, help="Redraw every second until Ctrl-C.")
+@click.pass_obj
+def status(obj: Context, output: str, labels: tuple[str, ...], phase: str | None,
+           cluster: str | None, watch: bool) -> None:
+    """Every job at a glance: phase, attempt, worker, uptime, restarts, checkpoint age.
+
+    \b
+    Examples:
+      flinksched status
+      flinksched status --phase CrashLoopBackOff --label team=growth
+      flinksched status -o json | jq '.[] | select(.phase != "Running") | .name'
+      flinksched status --watch
+    """
+    for label in labels:
+        if "=" not in label:
+            raise click.BadParameter(f"{label!r} is not K=V", param_hint="--label")
+    with obj.store() as store:
+        if watch:
+            with Live(console=_console(), auto_refresh=False) as live:
+                try:
+                    while True:
+                        rows = select(status_rows(store), labels, phase, cluster)
+                        text = render_table(rows, wide=output == "wide", color=True)
+                        live.update(Text.from_ansi(text), refresh=True)
+                        time.sleep(1.0)  # the redraw period of an interactive view
+                except KeyboardInterrupt:
+                    return
+        rows = select(status_rows(store), labels, phase, cluster)
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif output == "yaml":
+        YAML(typ="safe", pure=True).dump(rows, sys.stdout)
+    elif not rows:
+        click.echo("no jobs")
+    else:
+        click.echo(render_table(rows, wide=output == "wide", color=sys.stdout.isatty()))
+
+
+@click.command()
+@click.argument("job")
+@click.option("-n", "--events", "event_count", type=int, default=15, show_default=True)
+@click.pass_obj
+def describe(obj: Context, job: str, event_count: int) -> None:
+    """One job in depth: spec and its source, status, checkpoints, savepoints, last failure,
+    recent events.
+
+    \b
+    Example:
+      flinksched describe clickstream-sessionizer
+    """
+    with obj.store() as store:
+        require_job(store, job)
+        record = store.job(job)
+        assert record is not None
+        status, _ = store.status(job)
+        owner = store.owner(job)
+        override = store.override(job)
+        events = store.events(job)[-event_count:]
+    console = _console()
+    console.print(f"[bold]{job}[/]  generation {record.generation}  from {record.source}")
+    if override:
+        console.print(f"[yellow]override:[/] {override.get('state')} by {override.get('by')} "
+                      f"at {_when(float(override.get('at', 0)))}: {override.get('reason', '')}")
+    console.print(f"phase        {status.phase}" + (f" ({status.reason})" if status.reason else ""))
+    console.print(f"flink job    {status.flink_job_id or '-'}  attempt {status.attempt}  "
+                  f"worker {owner[0] if owner else '-'}")
+    console.print(f"generation   observed {status.observed_generation} / "
+                  f"desired {record.generation}")
+    console.print(f"restarts     {status.restarts} (Flink's own, this attempt: "
+                  f"{status.flink_restarts})")
+    console.print(f"restored     {status.restored_from or 'empty state'}")
+    checkpoint = status.last_checkpoint
+    if checkpoint:
+        age = format_duration(time.time() - checkpoint.timestamp / 1000)
+        console.print(f"checkpoint   {checkpoint.label} {checkpoint.path} ({age} ago)")
+    for savepoint in status.savepoints:
+        console.print(f"savepoint    {savepoint.path} at {_when(savepoint.timestamp / 1000)}")
+    if status.last_failure:
+        console.print(f"last failure {status.last_failure}")
+    console.print("[bold]spec[/]")
+    YAML(typ="safe", pure=True).dump({"cluster": record.cluster, "spec": record.spec},
+                                     sys.stdout)
+    console.print("[bold]events[/]")
+    for event in events:
+        console.print(f"  {_when(float(event['ts']))}  {event['source']}: {event['message']}")
+
+
+@click.command()
+@click.argument("job", required=False)
+@click.option("-n", "--limit", type=int, default=30, show_default=True)
+@click.pass_obj
+def events(obj: Context, job: str | None, limit: int) -> None:
+    """Recent events of one job, or of all jobs, oldest first.
+
+    \b
+    Examples:
+      flinksched events clickstream-sessionizer
+      flinksched events -n 100
+    """
+    with obj.store() as store:
+        if job:
+            require_job(store, job)
+        names = [job] if job else store.job_names()
+        found: list[dict[str, Any]] = []
+        for name in names:
+            found.extend({**event, "job": name} for event in store.events(name))
+    for event in sorted(found, key=lambda e: float(e["ts"]))[-limit:]:
+        click.echo(f"{_when(float(event['ts']))}  {event['job']}  {event['source']}: "
+                   f"{event['message']}")
+
+
+@click.command()
+@click.pass_obj
+def workers(obj: Context) -> None:
+    """Live workers: host, slots used/total, jobs, version, up since.
+
+    \b
+    Example:
+      flinksched workers
+    """
+    with obj.store() as store:
+        found = store.workers()
+        assigned = store.assignments()
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("WORKER", "HOST", "PID", "SLOTS", "JOBS", "VERSION", "UP SINCE"):
+        table.add_column(column)
+    for worker_id, info in found.items():
+        jobs = sorted(assigned.get(worker_id, ()))
+        table.add_row(worker_id, info.host, str(info.pid), f"{len(jobs)}/{info.slots}",
+                      ", ".join(jobs) or "-", info.version, _when(info.started))
+    _console().print(table if found else "no workers")
+
+
+@click.command()
+@click.pass_obj
+def leader(obj: Context) -> None:
+    """The leading master and its standbys, in election order.
+
+    \b
+    Example:
+      flinksched leader
+    """
+    with obj.store() as store:
+        contenders = store.contenders()
+    if not contenders:
+        click.echo("no master is running")
+        sys.exit(1)
+    for index, (_, master_id) in enumerate(contenders):
+        click.echo(f"{master_id}  {'leader' if index == 0 else 'standby'}")
