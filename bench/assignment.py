@@ -7,19 +7,17 @@ ZooKeeper, no Flink. Times the leader's assignment pass and counts ZooKeeper req
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from bench.stackutil import local_stack, zk_packets_received
+from bench.stackutil import local_stack, write_results, zk_packets_received
 from common.records import JobRecord, WorkerInfo
 from common.store import Store
 from scheduler.master import Master
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SPEC = {"job": {"jarURI": "file:///jobs/app.jar"}, "restartPolicy": {}, "savepoints": {}}
 CLUSTER = {"metadata": {"name": "default"}, "spec": {"restUrl": "http://localhost:8081"}}
 
@@ -73,10 +71,7 @@ def main() -> None:
         "assignment_pass_s_median": statistics.median(s[0] for s in samples),
         "zookeeper_requests_median": statistics.median(s[1] for s in samples),
     }
-    print(json.dumps(report, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{time.strftime('%Y-%m-%d')}-assignment.json").write_text(
-        json.dumps(report, indent=2) + "\n")
+    write_results("assignment", report)
 
 
 if __name__ == "__main__":

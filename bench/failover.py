@@ -14,10 +14,7 @@ machine's clock:
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -25,15 +22,12 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
+from bench.stackutil import local_stack, write_results
 from common.flink import FlinkClient
 from common.jobids import flink_job_id
 from common.store import Store
-from scheduler.devstack.services import free_port
-from scheduler.devstack.stack import DevStack, StackConfig
 from tests.stack import Cluster, ControlPlane
 from tests.waiting import wait_until
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _timestamp(cluster: Cluster, job_id: str, state: str) -> float:
@@ -101,24 +95,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the logs and state")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="flinksched-bench-"))
-    print(f"working in {work}")
-    try:
-        stack = DevStack(StackConfig(state_dir=work / "stack", zk_port=free_port(),
-                                     rest_port=free_port(), rpc_port=free_port(), workers=0))
-        stack.state_dir.mkdir(parents=True)
-        jar = stack.prepare()
-        stack.start_zookeeper()
-        stack.start_flink()
-        cluster = Cluster(stack.config.zk_hosts, stack.config.rest_url, jar, stack.state_dir)
-        control = ControlPlane(cluster, work / "control")
-        control.workdir.mkdir()
+    with local_stack(keep=args.keep) as (cluster, control):
         client = KazooClient(hosts=cluster.zk_hosts)
         client.start()
         try:
             store = Store(client, control.root)
             failovers = measure_failovers(cluster, control, store, args.runs,
-                                          work / "fail-marker")
+                                          control.workdir / "fail-marker")
             control.stop_all()
             cluster.cancel_all()
             last = store.status("bench-failover")[0].last_checkpoint
@@ -126,11 +109,6 @@ def main() -> None:
             bare_restoring = measure_bare_runs(cluster, args.runs, last.path if last else "")
         finally:
             client.stop()
-            control.stop_all()
-            stack.down()
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     report: dict[str, Any] = {
         name: summarize([s[name] for s in failovers]) for name in ("detection", "restart", "total")
     }
@@ -140,11 +118,7 @@ def main() -> None:
     report["restart_over_bare_restoring"] = (
         report["restart"]["median"] / report["bare_run_restoring"]["median"])
     report["runs"] = args.runs
-    print(json.dumps(report, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{time.strftime('%Y-%m-%d')}-failover.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written to {out}")
+    write_results("failover", report)
 
 
 if __name__ == "__main__":

@@ -9,20 +9,16 @@ The ZooKeeper session timeout is the tests' 6 s; targets are "under the timeout 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import statistics
 import time
-from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from bench.stackutil import local_stack
+from bench.stackutil import local_stack, write_results
 from common.store import Store
 from tests.stack import ControlPlane
 from tests.waiting import wait_until
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def leader_failovers(control: ControlPlane, store: Store, runs: int) -> list[tuple[float, float]]:
@@ -92,10 +88,7 @@ def main() -> None:
         "worker_sigkill_to_job_owned_worst_s": max(worker),
         "runs": args.runs,
     }
-    print(json.dumps(report, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{time.strftime('%Y-%m-%d')}-failover-ha.json").write_text(
-        json.dumps(report, indent=2) + "\n")
+    write_results("failover-ha", report)
 
 
 if __name__ == "__main__":

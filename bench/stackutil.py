@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from scheduler.devstack.services import free_port
 from scheduler.devstack.stack import DevStack, StackConfig
@@ -41,6 +44,20 @@ def local_stack(flink: bool = True, keep: bool = False) -> Iterator[tuple[Cluste
             print(f"logs and state kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_results(name: str, report: dict[str, Any]) -> Path:
+    """Print the report and keep it as bench/results/<date>-<name>.json."""
+    text = json.dumps(report, indent=2) + "\n"
+    print(text, end="")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{time.strftime('%Y-%m-%d')}-{name}.json"
+    path.write_text(text)
+    print(f"written to {path}")
+    return path
 
 
 def zk_packets_received(hosts: str) -> int:

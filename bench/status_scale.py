@@ -12,15 +12,13 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from bench.stackutil import local_stack
+from bench.stackutil import local_stack, write_results
 from common.records import Checkpoint, JobRecord, JobStatus
 from common.store import Store
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SPEC = {"job": {"jarURI": "file:///jobs/app.jar", "state": "running"}}
 CLUSTER = {"metadata": {"name": "default"}, "spec": {"restUrl": "http://localhost:8081"}}
 
@@ -59,10 +57,7 @@ def main() -> None:
     report = {"jobs": args.jobs, "runs": args.runs,
               "status_table_s_median": statistics.median(samples["table"]),
               "status_json_s_median": statistics.median(samples["json"])}
-    print(json.dumps(report, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{time.strftime('%Y-%m-%d')}-status-scale.json").write_text(
-        json.dumps(report, indent=2) + "\n")
+    write_results("status-scale", report)
 
 
 if __name__ == "__main__":

@@ -5,21 +5,14 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from kazoo.client import KazooClient
 
+from bench.stackutil import local_stack, write_results
 from common.store import Store
-from scheduler.devstack.services import free_port
-from scheduler.devstack.stack import DevStack, StackConfig
-from tests.stack import Cluster, ControlPlane
 from tests.waiting import wait_until
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def rss_mb(pid: int) -> float:
@@ -34,18 +27,8 @@ def all_running(store: Store, names: list[str]) -> bool:
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="flinksched-bench-"))
-    stack = DevStack(StackConfig(state_dir=work / "stack", zk_port=free_port(),
-                                 rest_port=free_port(), rpc_port=free_port(), workers=0))
-    stack.state_dir.mkdir(parents=True)
     report: dict[str, float] = {}
-    try:
-        jar = stack.prepare()
-        stack.start_zookeeper()
-        stack.start_flink()
-        cluster = Cluster(stack.config.zk_hosts, stack.config.rest_url, jar, stack.state_dir)
-        control = ControlPlane(cluster, work / "control")
-        control.workdir.mkdir()
+    with local_stack() as (cluster, control):
         client = KazooClient(hosts=cluster.zk_hosts)
         client.start()
         store = Store(client, control.root)
@@ -65,15 +48,7 @@ def main() -> None:
             report["worker_rss_mb_20_jobs"] = rss_mb(worker.pid)
         finally:
             client.stop()
-            control.stop_all()
-            cluster.cancel_all()
-    finally:
-        stack.down()
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(report, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{time.strftime('%Y-%m-%d')}-worker-memory.json").write_text(
-        json.dumps(report, indent=2) + "\n")
+    write_results("worker-memory", report)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from common.errors import (
     JobAlreadySubmitted,
     StoreError,
 )
-from common.flink import TERMINAL_STATES, FlinkClient
+from common.flink import FlinkClient
 from common.jobids import attempt_of, flink_job_id
 from common.metrics import RECOVERY_SECONDS
 from common.records import (
@@ -46,6 +46,7 @@ from common.store import Store
 from worker.clients import FlinkClients
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache, JarError
+from worker.operations import OperatorActions
 from worker.orphans import orphan_ids
 from worker.policy import backoff_delay, recent_restarts
 from worker.restore import RestorePoints, from_flink_stats, newest
@@ -82,7 +83,7 @@ def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, 
     return body
 
 
-class JobSupervisor:
+class JobSupervisor(OperatorActions):
     def __init__(
         self,
         store: Store,
@@ -235,65 +236,6 @@ class JobSupervisor:
             )
         return self._alive(record, client, status, job_id, state)
 
-    def _desired_suspension(self, record: JobRecord) -> str:
-        """Why the job should be suspended ("" when it should run): an operator's override
-        wins over the spec until it is removed."""
-        override = self.store.override(self.name)
-        if override and override.get("state") == "suspended":
-            return (f"suspended by {override.get('by', 'someone')}: "
-                    f"{override.get('reason', 'no reason given')}")
-        if record.spec["job"].get("state") == "suspended":
-            return "suspended in the job spec"
-        return ""
-
-    def _suspend(
-        self, client: FlinkClient, status: JobStatus, state: str | None, job_id: str, why: str
-    ) -> str:
-        """Stop the running attempt with a savepoint (kept for the resume), then hold."""
-        if self.pending_stop is None and (state is None or state in TERMINAL_STATES):
-            held = status.with_changes(phase=SUSPENDED, reason=why, stopping="",
-                                       submit_pending=False)
-            return self._observe(held, f"suspended: {why}")
-        if self.pending_stop is None:
-            try:
-                self.pending_stop = client.stop_with_savepoint(job_id)
-            except FlinkschedError as exc:
-                return self._observe(status.with_changes(reason=f"suspend failed: {exc}"),
-                                     f"suspend failed: {exc}")
-            self._write(status.with_changes(stopping=why))
-            self._event(f"stopping attempt {status.attempt} with a savepoint: {why}")
-            return f"stopping attempt {status.attempt} with a savepoint"
-        result, detail = client.savepoint_result(job_id, self.pending_stop)
-        if result == "IN_PROGRESS":
-            return f"stopping attempt {status.attempt}: savepoint in progress"
-        self.pending_stop = None
-        if result == "FAILED":
-            self._event(f"suspend failed, attempt {status.attempt} keeps running: {detail}")
-            return self._observe(status.with_changes(reason=f"suspend failed: {detail}",
-                                                     stopping=""), f"suspend failed: {detail}")
-        taken = Checkpoint(path=detail, id=len(status.savepoints) + 1,
-                           timestamp=int(time.time() * 1000), kind="savepoint")
-        self._event(f"suspended: attempt {status.attempt} stopped with savepoint {detail}")
-        held = status.with_changes(phase=SUSPENDED, reason=why, stopping="", last_checkpoint=taken,
-                                   savepoints=(*status.savepoints, taken), submit_pending=False)
-        return self._observe(held, f"suspended with savepoint {detail}")
-
-    def _take_commands(self) -> tuple[str, dict[str, Any]] | None:
-        """Queue savepoint requests; return the oldest restart command, kept until done."""
-        restart = None
-        for node, command in self.store.commands(self.name):
-            kind, by = command.get("command"), command.get("by", "someone")
-            if kind == "restart":
-                restart = restart or (node, command)
-                continue
-            if kind == "savepoint":
-                self.savepoints.request(f"requested by {by}")
-                self._event(f"savepoint requested by {by}", command=node)
-            else:
-                self._event(f"ignored unknown command {kind!r} from {by}", command=node)
-            self.store.delete_command(self.name, node)
-        return restart
-
     # -- decisions -----------------------------------------------------------------------
     def _alive(
         self, record: JobRecord, client: FlinkClient, status: JobStatus, job_id: str, state: str
@@ -382,25 +324,6 @@ class JobSupervisor:
             client.cancel(orphan)
             self._event(f"cancelled orphan {orphan} (attempt {attempt_of(self.name, orphan)}): "
                         f"the current attempt is {status.attempt}")
-
-    def _requested_restart(
-        self, record: JobRecord, client: FlinkClient, status: JobStatus, state: str | None,
-        node: str, command: dict[str, Any],
-    ) -> str:
-        """An operator's restart: terminate attempt N first, then start N+1."""
-        from_empty = bool(command.get("fromEmpty"))
-        reason = f"restart requested by {command.get('by', 'someone')}" + (
-            " from empty state" if from_empty else "")
-        if state is not None and state not in TERMINAL_STATES:
-            if status.stopping != reason:
-                self._write(status.with_changes(stopping=reason))
-                client.cancel(status.flink_job_id)
-                self._event(f"cancelling attempt {status.attempt}: {reason}")
-            return f"cancelling attempt {status.attempt}: {reason}"
-        restore = None if from_empty else self.restore_points.after(record, client, status)
-        message = self._start(record, client, status, restore, reason, kind="requested")
-        self.store.delete_command(self.name, node)
-        return message
 
     def _restart(
         self, record: JobRecord, client: FlinkClient, status: JobStatus, cause: str

@@ -51,16 +51,22 @@ def test_leader_sigkill_standby_leads_and_the_job_keeps_running(
     assert store.status("ha-leader")[0].attempt == 1
 
 
+def owned_by_a_with_spare_b(control: ControlPlane, store: Store, name: str) -> str:
+    """A RUNNING job owned by worker-a, with worker-b registered as a warm spare."""
+    job = control.write_job(name)
+    control.start_master()
+    control.start_worker("worker-a")
+    wait_until(lambda: owner_of(store, name) == "worker-a", 60, "worker-a to own it")
+    control.start_worker("worker-b")
+    wait_until(lambda: "worker-b" in store.workers(), 20, "the spare to register")
+    wait_until(lambda: running(store, name), 90, "the job RUNNING")
+    return job
+
+
 def test_worker_sigkill_a_spare_owns_the_job_without_a_flink_restart(
     control: ControlPlane, store: Store
 ) -> None:
-    job = control.write_job("ha-worker")
-    control.start_master()
-    control.start_worker("worker-a")
-    wait_until(lambda: owner_of(store, "ha-worker") == "worker-a", 60, "worker-a to own it")
-    control.start_worker("worker-b")
-    wait_until(lambda: "worker-b" in store.workers(), 20, "the spare to register")
-    wait_until(lambda: running(store, "ha-worker"), 90, "the job RUNNING")
+    job = owned_by_a_with_spare_b(control, store, "ha-worker")
 
     killed = time.monotonic()
     control.signal("worker-a", signal.SIGKILL)
@@ -75,13 +81,7 @@ def test_worker_sigkill_a_spare_owns_the_job_without_a_flink_restart(
 def test_worker_sigterm_hands_the_job_over_within_two_seconds(
     control: ControlPlane, store: Store
 ) -> None:
-    job = control.write_job("ha-sigterm")
-    control.start_master()
-    control.start_worker("worker-a")
-    wait_until(lambda: owner_of(store, "ha-sigterm") == "worker-a", 60, "worker-a to own it")
-    control.start_worker("worker-b")
-    wait_until(lambda: "worker-b" in store.workers(), 20, "the spare to register")
-    wait_until(lambda: running(store, "ha-sigterm"), 90, "the job RUNNING")
+    job = owned_by_a_with_spare_b(control, store, "ha-sigterm")
 
     control.signal("worker-a", signal.SIGTERM)
     wait_until(lambda: owner_of(store, "ha-sigterm") == "worker-b", 2.0,

@@ -1,0 +1,117 @@
+"""Operator actions on one job: command nodes (restart, savepoint) and suspension.
+
+A mixin of JobSupervisor, kept apart so the state machine's core stays readable.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from common.errors import FlinkschedError
+from common.flink import TERMINAL_STATES, FlinkClient
+from common.records import SUSPENDED, Checkpoint, JobRecord, JobStatus
+from common.store import Store
+from worker.restore import RestorePoints
+from worker.savepoints import SavepointKeeper
+
+
+class OperatorActions:
+    store: Store
+    name: str
+    savepoints: SavepointKeeper
+    restore_points: RestorePoints
+    pending_stop: str | None
+
+    # provided by JobSupervisor
+    def _event(self, message: str, **extra: Any) -> None:
+        raise NotImplementedError
+
+    def _write(self, new: JobStatus) -> None:
+        raise NotImplementedError
+
+    def _observe(self, new: JobStatus, message: str) -> str:
+        raise NotImplementedError
+
+    def _start(self, record: JobRecord, client: FlinkClient, status: JobStatus,
+               restore: Checkpoint | None, cause: str, *, kind: str,
+               recent: tuple[float, ...] = ()) -> str:
+        raise NotImplementedError
+
+    def _desired_suspension(self, record: JobRecord) -> str:
+        """Why the job should be suspended ("" when it should run): an operator's override
+        wins over the spec until it is removed."""
+        override = self.store.override(self.name)
+        if override and override.get("state") == "suspended":
+            return (f"suspended by {override.get('by', 'someone')}: "
+                    f"{override.get('reason', 'no reason given')}")
+        if record.spec["job"].get("state") == "suspended":
+            return "suspended in the job spec"
+        return ""
+
+    def _suspend(
+        self, client: FlinkClient, status: JobStatus, state: str | None, job_id: str, why: str
+    ) -> str:
+        """Stop the running attempt with a savepoint (kept for the resume), then hold."""
+        if self.pending_stop is None and (state is None or state in TERMINAL_STATES):
+            held = status.with_changes(phase=SUSPENDED, reason=why, stopping="",
+                                       submit_pending=False)
+            return self._observe(held, f"suspended: {why}")
+        if self.pending_stop is None:
+            try:
+                self.pending_stop = client.stop_with_savepoint(job_id)
+            except FlinkschedError as exc:
+                return self._observe(status.with_changes(reason=f"suspend failed: {exc}"),
+                                     f"suspend failed: {exc}")
+            self._write(status.with_changes(stopping=why))
+            self._event(f"stopping attempt {status.attempt} with a savepoint: {why}")
+            return f"stopping attempt {status.attempt} with a savepoint"
+        result, detail = client.savepoint_result(job_id, self.pending_stop)
+        if result == "IN_PROGRESS":
+            return f"stopping attempt {status.attempt}: savepoint in progress"
+        self.pending_stop = None
+        if result == "FAILED":
+            self._event(f"suspend failed, attempt {status.attempt} keeps running: {detail}")
+            return self._observe(status.with_changes(reason=f"suspend failed: {detail}",
+                                                     stopping=""), f"suspend failed: {detail}")
+        taken = Checkpoint(path=detail, id=len(status.savepoints) + 1,
+                           timestamp=int(time.time() * 1000), kind="savepoint")
+        self._event(f"suspended: attempt {status.attempt} stopped with savepoint {detail}")
+        held = status.with_changes(phase=SUSPENDED, reason=why, stopping="", last_checkpoint=taken,
+                                   savepoints=(*status.savepoints, taken), submit_pending=False)
+        return self._observe(held, f"suspended with savepoint {detail}")
+
+    def _take_commands(self) -> tuple[str, dict[str, Any]] | None:
+        """Queue savepoint requests; return the oldest restart command, kept until done."""
+        restart = None
+        for node, command in self.store.commands(self.name):
+            kind, by = command.get("command"), command.get("by", "someone")
+            if kind == "restart":
+                restart = restart or (node, command)
+                continue
+            if kind == "savepoint":
+                self.savepoints.request(f"requested by {by}")
+                self._event(f"savepoint requested by {by}", command=node)
+            else:
+                self._event(f"ignored unknown command {kind!r} from {by}", command=node)
+            self.store.delete_command(self.name, node)
+        return restart
+
+    def _requested_restart(
+        self, record: JobRecord, client: FlinkClient, status: JobStatus, state: str | None,
+        node: str, command: dict[str, Any],
+    ) -> str:
+        """An operator's restart: terminate attempt N first, then start N+1."""
+        from_empty = bool(command.get("fromEmpty"))
+        reason = f"restart requested by {command.get('by', 'someone')}" + (
+            " from empty state" if from_empty else "")
+        if state is not None and state not in TERMINAL_STATES:
+            if status.stopping != reason:
+                self._write(status.with_changes(stopping=reason))
+                client.cancel(status.flink_job_id)
+                self._event(f"cancelling attempt {status.attempt}: {reason}")
+            return f"cancelling attempt {status.attempt}: {reason}"
+        restore = None if from_empty else self.restore_points.after(record, client, status)
+        message = self._start(record, client, status, restore, reason, kind="requested")
+        self.store.delete_command(self.name, node)
+        return message
