@@ -14,12 +14,14 @@ class ZkSettings:
     hosts: str = DEFAULT_ZK
     root: str = DEFAULT_ROOT
     session_timeout: float = 10.0
+    auth: str | None = None  # digest "user:password"; never logged or written anywhere
 
     @classmethod
     def from_env(cls) -> ZkSettings:
         return cls(
             hosts=os.environ.get("FLINKSCHED_ZK", DEFAULT_ZK),
             root=os.environ.get("FLINKSCHED_ROOT", DEFAULT_ROOT),
+            auth=os.environ.get("FLINKSCHED_ZK_AUTH") or None,
         )
 
 

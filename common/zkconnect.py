@@ -21,6 +21,7 @@ def connect(settings: ZkSettings, timeout: float = 5.0) -> Store:
         timeout=settings.session_timeout,
         connection_retry={"max_tries": -1, "delay": 0.2, "max_delay": 2.0},
         command_retry={"max_tries": 3, "delay": 0.1, "max_delay": 1.0},
+        auth_data=[("digest", settings.auth)] if settings.auth else None,
     )
     try:
         client.start(timeout=timeout)

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from kazoo.exceptions import KazooException, NoAuthError
 from prometheus_client import start_http_server
 
 from common import logsetup
-from common.errors import FlinkschedError
+from common.errors import FlinkschedError, StoreError
 from common.settings import Timings, ZkSettings
 from common.zkconnect import close
 from scheduler.cli_context import EXIT_UNREACHABLE, Context
@@ -37,12 +38,14 @@ logger = logging.getLogger(__name__)
               help="ZooKeeper root path, the chroot of this installation (env FLINKSCHED_ROOT).")
 @click.option("--session-timeout", type=float, default=10.0, show_default=True,
               help="ZooKeeper session timeout in seconds.")
+@click.option("--zk-auth", envvar="FLINKSCHED_ZK_AUTH", default=None, metavar="USER:PASSWORD",
+              help="ZooKeeper digest credentials (env FLINKSCHED_ZK_AUTH; prefer the env).")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.pass_context
-def cli(ctx: click.Context, zk: str, root: str, session_timeout: float, log_level: str,
-        log_format: str) -> None:
+def cli(ctx: click.Context, zk: str, root: str, session_timeout: float, zk_auth: str | None,
+        log_level: str, log_format: str) -> None:
     """Keeps long-running Apache Flink jobs alive.
 
     \b
@@ -52,7 +55,8 @@ def cli(ctx: click.Context, zk: str, root: str, session_timeout: float, log_leve
       flinksched master --config-dir configs
     """
     logsetup.configure(log_level, log_format)
-    ctx.obj = Context(ZkSettings(hosts=zk, root=root, session_timeout=session_timeout))
+    ctx.obj = Context(ZkSettings(hosts=zk, root=root, session_timeout=session_timeout,
+                                 auth=zk_auth))
 
 
 def _serve_metrics(port: int) -> None:
@@ -150,7 +154,8 @@ def _runtime(kind: str, settings: ZkSettings, node: Any, slots: int, log_dir: Pa
 
         argv = [sys.executable, "-m", "scheduler", "--zk", settings.hosts, "--root",
                 settings.root, "--session-timeout", str(settings.session_timeout)]
-        return LocalRuntime(argv, slots, log_dir, id_prefix=f"{node.id}-w")
+        auth = {"FLINKSCHED_ZK_AUTH": settings.auth} if settings.auth else {}
+        return LocalRuntime(argv, slots, log_dir, id_prefix=f"{node.id}-w", env=auth)
     if kind == "kubernetes":
         from ruamel.yaml import YAML
 
@@ -198,4 +203,12 @@ for command in (dev, status, describe, events, workers, leader, restart, savepoi
 
 
 def main() -> None:
-    cli(prog_name="flinksched")
+    try:
+        cli(prog_name="flinksched")
+    except NoAuthError:
+        click.echo("flinksched: ZooKeeper refused access to the flinksched root "
+                   "(check --zk-auth / FLINKSCHED_ZK_AUTH)", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    except (StoreError, KazooException) as exc:
+        click.echo(f"flinksched: ZooKeeper error: {exc!r}", err=True)
+        sys.exit(EXIT_UNREACHABLE)

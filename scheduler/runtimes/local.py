@@ -25,8 +25,9 @@ class LocalRuntime:
     name = "local"
 
     def __init__(self, worker_argv: Sequence[str], slots: int, log_dir: Path,
-                 id_prefix: str = "") -> None:
+                 id_prefix: str = "", env: Mapping[str, str] | None = None) -> None:
         self.worker_argv = list(worker_argv)  # `... flinksched --zk ... --root ...` (no verb)
+        self.env = {**os.environ, **(env or {})}  # secrets travel here, never in argv
         self.slots = slots
         self.log_dir = log_dir
         self.id_prefix = id_prefix or socket.gethostname()
@@ -54,7 +55,7 @@ class LocalRuntime:
         with (self.log_dir / f"{worker_id}.log").open("ab") as log:
             process = subprocess.Popen(
                 [*self.worker_argv, "worker", "--id", worker_id, "--slots", str(self.slots)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
                 start_new_session=True,  # workers outlive the master that started them
             )
         self.started[worker_id] = (process, time.monotonic())

@@ -4,6 +4,7 @@ what Flink runs the way it says, on the real stack."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -138,3 +139,33 @@ def test_unreachable_zookeeper_is_one_line_and_exit_2_within_5s() -> None:
         "flinksched: cannot reach ZooKeeper at 127.0.0.1:1 within 4s (set --zk or FLINKSCHED_ZK)"]
     assert result.stdout == ""
     assert took < 5.0
+
+
+def test_zookeeper_digest_auth_from_the_environment(control: ControlPlane) -> None:
+    from kazoo.client import KazooClient
+    from kazoo.security import make_digest_acl
+
+    root = f"/secure-{control.root.strip('/')}"
+    admin = KazooClient(hosts=control.cluster.zk_hosts, auth_data=[("digest", "ops:s3cret")])
+    admin.start(timeout=10)
+    try:
+        admin.create(root, acl=[make_digest_acl("ops", "s3cret", all=True)])
+    finally:
+        admin.stop()
+        admin.close()
+
+    def status(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "scheduler", "--zk",
+                               control.cluster.zk_hosts, "--root", root, "status"],
+                              capture_output=True, text=True, cwd=REPO, timeout=30,
+                              env={**os.environ, **env})
+
+    refused = status({})
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        "flinksched: ZooKeeper refused access to the flinksched root "
+        "(check --zk-auth / FLINKSCHED_ZK_AUTH)"]
+    allowed = status({"FLINKSCHED_ZK_AUTH": "ops:s3cret"})
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stdout == "no jobs\n"
+    assert "s3cret" not in allowed.stdout + allowed.stderr
