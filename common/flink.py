@@ -88,9 +88,6 @@ class FlinkClient:
         return FlinkRequestFailed(status, summary, path)
 
     # -- cluster -------------------------------------------------------------------------
-    def overview(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/overview", "overview"))
-
     def jobmanager_config(self) -> dict[str, str]:
         entries = self._request("GET", "/jobmanager/config", "jobmanager_config")
         return {str(e["key"]): str(e["value"]) for e in entries}
@@ -99,11 +96,6 @@ class FlinkClient:
     def jobs(self) -> list[dict[str, Any]]:
         """Every job the cluster knows: id and state."""
         return list(self._request("GET", "/jobs", "jobs").get("jobs", []))
-
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        """Job details, or None when the cluster does not know the job."""
-        found = self._request("GET", f"/jobs/{job_id}", "job", allow_404=True)
-        return dict(found) if found is not None else None
 
     def job_state(self, job_id: str) -> str | None:
         """The job's state straight from the dispatcher, or None when the cluster lacks the job.

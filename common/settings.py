@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_ZK = "127.0.0.1:2181"
 DEFAULT_ROOT = "/flinksched"
@@ -14,15 +13,8 @@ class ZkSettings:
     hosts: str = DEFAULT_ZK
     root: str = DEFAULT_ROOT
     session_timeout: float = 10.0
-    auth: str | None = None  # digest "user:password"; never logged or written anywhere
-
-    @classmethod
-    def from_env(cls) -> ZkSettings:
-        return cls(
-            hosts=os.environ.get("FLINKSCHED_ZK", DEFAULT_ZK),
-            root=os.environ.get("FLINKSCHED_ROOT", DEFAULT_ROOT),
-            auth=os.environ.get("FLINKSCHED_ZK_AUTH") or None,
-        )
+    # digest "user:password": kept out of repr, so that no log line can carry it
+    auth: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

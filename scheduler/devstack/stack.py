@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -39,7 +39,6 @@ class StackConfig:
     master_metrics_port: int = 9250
     worker_metrics_port: int = 9251
     workers: int = 2
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def zk_hosts(self) -> str:
@@ -72,7 +71,7 @@ class DevStack:
 
     # -- services ------------------------------------------------------------------------
     def _service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Service:
-        return Service(name, argv, {**self.config.extra_env, **(env or {})}, self.state_dir)
+        return Service(name, argv, env or {}, self.state_dir)
 
     def zookeeper_service(self) -> Service:
         script = zookeeper.find_server_script() or zookeeper.DEBIAN_HOME / "bin" / "zkServer.sh"
