@@ -20,9 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kazoo.client import KazooClient
-
-from bench.stackutil import local_stack, write_results
+from bench.stackutil import local_stack, write_results, zk_store
 from common.flink import FlinkClient
 from common.jobids import flink_job_id, name_prefix
 from common.store import Store
@@ -96,22 +94,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the logs and state")
     args = parser.parse_args()
-    with local_stack(keep=args.keep) as (cluster, control):
-        client = KazooClient(hosts=cluster.zk_hosts)
-        client.start()
-        try:
-            store = Store(client, control.root)
-            failovers = measure_failovers(cluster, control, store, args.runs,
-                                          control.workdir / "fail-marker")
-            control.stop_all()
-            cluster.cancel_all()
-            # ZooKeeper's record lags Flink, which keeps only the newest few: take the disk's.
-            last = newest(retained_on_disk((cluster.state_dir / "checkpoints").as_uri(),
-                                           name_prefix("bench-failover")))
-            bare = measure_bare_runs(cluster, args.runs)
-            bare_restoring = measure_bare_runs(cluster, args.runs, last.path if last else "")
-        finally:
-            client.stop()
+    with local_stack(keep=args.keep) as (cluster, control), \
+            zk_store(cluster.zk_hosts, control.root) as store:
+        failovers = measure_failovers(cluster, control, store, args.runs,
+                                      control.workdir / "fail-marker")
+        control.stop_all()
+        cluster.cancel_all()
+        # ZooKeeper's record lags Flink, which keeps only the newest few: take the disk's.
+        last = newest(retained_on_disk((cluster.state_dir / "checkpoints").as_uri(),
+                                       name_prefix("bench-failover")))
+        bare = measure_bare_runs(cluster, args.runs)
+        bare_restoring = measure_bare_runs(cluster, args.runs, last.path if last else "")
     report: dict[str, Any] = {
         name: summarize([s[name] for s in failovers]) for name in ("detection", "restart", "total")
     }

@@ -13,9 +13,7 @@ import signal
 import statistics
 import time
 
-from kazoo.client import KazooClient
-
-from bench.stackutil import local_stack, write_results
+from bench.stackutil import local_stack, write_results, zk_store
 from common.store import Store
 from tests.stack import ControlPlane
 from tests.waiting import wait_until
@@ -68,18 +66,15 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep logs and state")
     args = parser.parse_args()
     with local_stack(keep=args.keep) as (cluster, control):
-        client = KazooClient(hosts=cluster.zk_hosts)
-        client.start()
+        with zk_store(cluster.zk_hosts, control.root) as store:
+            leader = leader_failovers(control, store, args.runs)
+        workers = ControlPlane(cluster, control.workdir / "workers")
+        workers.workdir.mkdir()
         try:
-            leader = leader_failovers(control, Store(client, control.root), args.runs)
-            workers = ControlPlane(cluster, control.workdir / "workers")
-            workers.workdir.mkdir()
-            try:
-                worker = worker_failovers(workers, Store(client, workers.root), args.runs)
-            finally:
-                workers.stop_all()
+            with zk_store(cluster.zk_hosts, workers.root) as store:
+                worker = worker_failovers(workers, store, args.runs)
         finally:
-            client.stop()
+            workers.stop_all()
     report = {
         "session_timeout_s": control.session_timeout,
         "leader_sigkill_to_new_leader_s": statistics.median(s[0] for s in leader),

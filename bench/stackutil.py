@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kazoo.client import KazooClient
+
+from common.store import Store
 from scheduler.devstack.services import free_port
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.stack import Cluster, ControlPlane
@@ -44,6 +47,18 @@ def local_stack(flink: bool = True, keep: bool = False) -> Iterator[tuple[Cluste
             print(f"logs and state kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def zk_store(hosts: str, root: str) -> Iterator[Store]:
+    """A started client on the bench's ZooKeeper, as a Store, stopped afterwards."""
+    client = KazooClient(hosts=hosts)
+    client.start(timeout=10)
+    try:
+        yield Store(client, root)
+    finally:
+        client.stop()
+        client.close()
 
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -155,7 +155,7 @@ class ControlPlane:
     def write_job(self, name: str, *, args: list[str] | None = None,
                   config: dict[str, str] | None = None,
                   entry_class: str = "dev.flinksched.examples.StatefulCounter",
-                  **spec: Any) -> str:
+                  state: str = "running", **spec: Any) -> str:
         """A FlinkJob YAML file on the session cluster; returns the first attempt's job id."""
         clusters = self.config_dir / "clusters.yaml"
         if not clusters.exists():
@@ -170,7 +170,8 @@ class ControlPlane:
                  "cluster": "default",
                  "job": {"jarURI": self.cluster.example_jar.as_uri(),
                          "entryClass": entry_class,
-                         "args": ["--rate", "20", *(args or [])], "parallelism": 1},
+                         "args": ["--rate", "20", *(args or [])], "parallelism": 1,
+                         "state": state},
                  "flinkConfiguration": {"execution.checkpointing.interval": "1s",
                                         "restart-strategy.type": "none", **(config or {})},
                  **spec,

@@ -258,3 +258,16 @@ def test_restart_command_makes_a_new_attempt_from_the_newest_checkpoint(
     assert f"restarted attempt 2 from chk-{restored['id']} after restart requested by tester" in (
         m.split(";")[0] for m in events)
 
+
+
+def test_job_suspended_in_its_yaml_is_never_submitted(
+    control: ControlPlane, store: Store
+) -> None:
+    control.write_job("yaml-suspended", state="suspended")
+    control.start_master()
+    control.start_worker()
+    status = wait_until(lambda: phase_is(store, "yaml-suspended", "Suspended"), 60,
+                        "the job held as Suspended")
+    assert status.reason == "suspended in the job spec" and status.attempt == 0
+    holds_for(lambda: control.cluster.submissions("yaml-suspended") == [], 3,
+              "nothing submitted to Flink")
