@@ -160,10 +160,6 @@ class FlinkClient:
                                json={"savepoint-path": path})
         return str(answer["request-id"])
 
-    def disposal_result(self, trigger_id: str) -> tuple[str, str]:
-        answer = self._request("GET", f"/savepoint-disposal/{trigger_id}", "disposal_status")
-        return _operation_result(answer, "")
-
     # -- jars ----------------------------------------------------------------------------
     def jars(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/jars", "jars").get("files", []))

@@ -110,10 +110,13 @@ class Store:
         return bool(stat and stat.ephemeralOwner == fence.session_id)
 
     def leads(self, fence: Fence) -> bool:
-        contenders = self.contenders()
-        return bool(contenders) and fence.path.endswith("/" + contenders[0][0]) and (
-            self.fence_holds(fence)
-        )
+        """True when the fence node is the lowest contender (the caller checks it still holds)."""
+        try:
+            children = self.zk.get_children(self._path("leader"))
+        except NoNodeError:
+            return False
+        lowest = min((c for c in children if c.startswith(LEADER_PREFIX)), default=None)
+        return lowest is not None and fence.path.endswith("/" + lowest)
 
     # -- fenced writes -------------------------------------------------------------------
     def _commit(self, fence: Fence, build: Callable[[Any], None]) -> None:

@@ -7,6 +7,7 @@ import json
 import signal
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -14,7 +15,7 @@ from common.jobids import flink_job_id
 from common.records import JobStatus
 from common.store import Store
 from scheduler.cli import cli
-from scheduler.devstack.services import kill, running_pid
+from scheduler.devstack.services import free_port, kill, running_pid
 from scheduler.devstack.stack import DevStack
 from tests.stack import ControlPlane
 from tests.waiting import wait_until
@@ -30,7 +31,8 @@ def newest_retained_checkpoint(checkpoint_root: Path, job_id: str) -> str:
 
 def test_job_reaches_running_and_status_shows_it(control: ControlPlane, store: Store) -> None:
     job_id = control.write_job("skeleton-running")
-    control.start_master()
+    metrics_port = free_port()
+    control.start_master("master-a", "--metrics-port", str(metrics_port))
     control.start_worker()
 
     wait_until(lambda: control.cluster.job_state(job_id) == "RUNNING", 90,
@@ -53,6 +55,16 @@ def test_job_reaches_running_and_status_shows_it(control: ControlPlane, store: S
                                 "status"])
     assert table.exit_code == 0
     assert "skeleton-running" in table.output and job_id in table.output
+
+    # The leader exports the job's state from ZooKeeper, so a dead worker hides no dead job.
+    def scraped() -> str | None:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        return text if 'flinksched_job_up{job="skeleton-running"} 1.0' in text else None
+
+    exposition = wait_until(scraped, 20, "the master's /metrics to show the job up")
+    assert "flinksched_leader 1.0" in exposition
+    assert 'flinksched_job_phase{job="skeleton-running",phase="Running"} 1.0' in exposition
+    assert "flinksched_workers 1.0" in exposition
 
 
 def test_failed_job_restarts_from_the_newest_checkpoint(
