@@ -18,6 +18,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from common.errors import ConfigError
 from common.spec import FlinkCluster, FlinkJob
+from common.yamlload import document_lines, fast_documents
 
 logger = logging.getLogger(__name__)
 
@@ -38,87 +39,216 @@ class Sourced:
         return f"{self.file}:{self.line}"
 
 
+@dataclass(frozen=True)
+class FileResult:
+    """One file's documents and problems. A broken file (unreadable, not YAML, empty, or with
+    a document whose job cannot be named) may hide jobs: those keep their last valid spec."""
+
+    items: tuple[Sourced, ...] = ()
+    errors: tuple[ConfigError, ...] = ()
+    broken: bool = False
+
+
 @dataclass
 class ConfigSet:
     jobs: dict[str, Sourced] = field(default_factory=dict)
     clusters: dict[str, Sourced] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    broken_files: set[str] = field(default_factory=set)
+    invalid_jobs: set[str] = field(default_factory=set)  # named, but their document is wrong
 
 
-def load_config_paths(paths: list[Path]) -> ConfigSet:
-    """Every YAML file under the given files and directories, checked as one set."""
-    result = ConfigSet()
+def yaml_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
             files.extend(
-                p for p in sorted(path.rglob("*")) if p.suffix in YAML_SUFFIXES and p.is_file()
+                p for p in sorted(path.rglob("*"))
+                if p.suffix in YAML_SUFFIXES and p.is_file() and not _hidden(p, path)
             )
         else:
             files.append(path)
-    for file in files:
-        for item in _load_file(file, result.errors):
-            table = result.jobs if isinstance(item.document, FlinkJob) else result.clusters
-            kind = type(item.document).__name__
-            earlier = table.get(item.document.name)
-            if earlier is not None:
-                result.errors.append(
-                    ConfigError(
-                        f"duplicate {kind} name {item.document.name!r}: "
-                        f"also defined at {earlier.source}",
-                        file=item.file,
-                        line=item.line,
-                        field="metadata.name",
-                    )
-                )
-                continue
-            table[item.document.name] = item
+    return files
+
+
+def _hidden(file: Path, root: Path) -> bool:
+    """Files under dot-directories (`.git`, a git-sync worktree's metadata) are not config."""
+    return any(part.startswith(".") for part in file.relative_to(root).parts[:-1])
+
+
+class ConfigLoader:
+    """Reads config paths into a ConfigSet; a file is parsed again only when it changed."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple[int, int, int], FileResult]] = {}
+        self.parsed = 0  # files parsed by the last load, the rest came from the cache
+
+    def load(self, paths: list[Path]) -> ConfigSet:
+        result = ConfigSet()
+        cache: dict[str, tuple[tuple[int, int, int], FileResult]] = {}
+        self.parsed = 0
+        for file in yaml_files(paths):
+            key = str(file)
+            try:
+                stat = file.stat()
+                signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            except OSError:
+                signature = (0, 0, 0)
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] == signature and signature != (0, 0, 0):
+                loaded = cached[1]
+            else:
+                loaded = load_file(file)
+                self.parsed += 1
+            cache[key] = (signature, loaded)
+            result.files.append(key)
+            result.errors.extend(loaded.errors)
+            result.invalid_jobs.update(e.job for e in loaded.errors if e.job)
+            if loaded.broken:
+                result.broken_files.add(key)
+            for item in loaded.items:
+                _add(result, item)
+        self._cache = cache
+        _check_clusters(result)
+        return result
+
+
+def load_config_paths(paths: list[Path]) -> ConfigSet:
+    """Every YAML file under the given files and directories, checked as one set."""
+    return ConfigLoader().load(paths)
+
+
+def _add(result: ConfigSet, item: Sourced) -> None:
+    is_job = isinstance(item.document, FlinkJob)
+    table = result.jobs if is_job else result.clusters
+    name = item.document.name
+    earlier = table.get(name)
+    if earlier is None and not (is_job and name in result.invalid_jobs):
+        table[name] = item
+        return
+    kind = type(item.document).__name__
+    where = earlier.source if earlier else "another file, where it is invalid"
+    line, column = locate(item, ["metadata", "name"])
+    result.errors.append(ConfigError(f"duplicate {kind} name {name!r}: also defined at {where}",
+                                     file=item.file, line=line, column=column,
+                                     field="metadata.name", job=name if is_job else ""))
+    if is_job:  # which of the two is meant is unknown: the job keeps its last valid spec
+        result.invalid_jobs.add(name)
+        table.pop(name, None)
+
+
+def _check_clusters(result: ConfigSet) -> None:
     for name, item in list(result.jobs.items()):
         assert isinstance(item.document, FlinkJob)
         cluster = item.document.spec.cluster
         if cluster not in result.clusters:
+            line, column = locate(item, ["spec", "cluster"])
+            known = ", ".join(sorted(result.clusters)) or "none"
             result.errors.append(
                 ConfigError(
-                    f"job {name!r} names FlinkCluster {cluster!r}, which no file defines",
+                    f"job {name!r} names FlinkCluster {cluster!r}, which no file defines "
+                    f"(defined: {known})",
                     file=item.file,
-                    line=item.line,
+                    line=line,
+                    column=column,
                     field="spec.cluster",
+                    job=name,
                 )
             )
+            result.invalid_jobs.add(name)
             del result.jobs[name]
-    return result
 
 
-def _load_file(file: Path, errors: list[ConfigError]) -> list[Sourced]:
+def locate(item: Sourced, loc: list[str]) -> tuple[int | None, int | None]:
+    """Line and column of a field of a valid document (parsed again: only for errors)."""
+    try:
+        documents = YAML(typ="rt").load_all(Path(item.file).read_text(encoding="utf-8"))
+        for raw in documents:
+            if isinstance(raw, CommentedMap) and raw.lc.line + 1 == item.line:
+                return _position(raw, loc)
+    except (OSError, UnicodeDecodeError, YAMLError):
+        pass
+    return item.line, None
+
+
+def load_file(file: Path) -> FileResult:
+    """One file: libyaml first; a file with any problem is parsed again to locate it."""
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        errors.append(ConfigError(f"cannot read file: {exc}", file=str(file)))
-        return []
+        return FileResult(errors=(ConfigError(f"cannot read file: {exc}", file=str(file)),),
+                          broken=True)
+    documents = fast_documents(text)
+    lines = document_lines(text)
+    if documents is not None and len(documents) == len(lines):
+        items = []
+        for raw, line in zip(documents, lines, strict=True):
+            if raw is None:
+                continue
+            item = _build(raw, file, line) if isinstance(raw, dict) else None
+            if item is None:
+                break
+            items.append(item)
+        else:
+            if items:
+                return FileResult(items=tuple(items))
+    return _load_located(file, text)
+
+
+def _build(data: dict[str, Any], file: Path, line: int) -> Sourced | None:
+    """The document if it is valid, else None (without saying why: see _load_located)."""
+    model = KINDS.get(data.get("kind"))  # type: ignore[arg-type]
+    if model is None:
+        return None
+    if model is FlinkJob:
+        data = _resolve_jar(data, file)  # freshly parsed: no copy needed
+    try:
+        document = model.model_validate(data)
+    except ValidationError:
+        return None
+    assert isinstance(document, FlinkJob | FlinkCluster)
+    return Sourced(document=document, file=str(file), line=line)
+
+
+def _load_located(file: Path, text: str) -> FileResult:
     try:
         documents = list(YAML(typ="rt").load_all(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        errors.append(
-            ConfigError(
-                f"YAML syntax error: {exc.problem or exc.context}",
-                file=str(file),
-                line=mark.line + 1 if mark else None,
-                column=mark.column + 1 if mark else None,
-            )
+        error = ConfigError(
+            f"YAML syntax error: {exc.problem or exc.context}",
+            file=str(file),
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
         )
-        return []
+        return FileResult(errors=(error,), broken=True)
     except YAMLError as exc:
-        errors.append(ConfigError(f"YAML error: {exc}", file=str(file)))
-        return []
-    loaded = []
+        return FileResult(errors=(ConfigError(f"YAML error: {exc}", file=str(file)),),
+                          broken=True)
+    errors: list[ConfigError] = []
+    items = []
+    broken = False
     for raw in documents:
         if raw is None:
             continue
         item = _validate(raw, file, errors)
         if item is not None:
-            loaded.append(item)
-    return loaded
+            items.append(item)
+        elif not (isinstance(raw, CommentedMap) and _job_name(raw)):
+            broken = True
+    if not items and not errors:
+        errors.append(ConfigError("file is empty: expected FlinkJob or FlinkCluster documents",
+                                  file=str(file), line=1, column=1))
+        broken = True
+    return FileResult(items=tuple(items), errors=tuple(errors), broken=broken)
+
+
+def _job_name(raw: CommentedMap) -> str:
+    """The name a document gives itself, if it can be read, so an invalid job can be held."""
+    metadata = raw.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) and raw.get("kind") != "FlinkCluster" else ""
 
 
 def _validate(raw: Any, file: Path, errors: list[ConfigError]) -> Sourced | None:
@@ -126,27 +256,31 @@ def _validate(raw: Any, file: Path, errors: list[ConfigError]) -> Sourced | None
         errors.append(ConfigError("a document must be a mapping", file=str(file)))
         return None
     line = raw.lc.line + 1
+    job = _job_name(raw)
     kind = raw.get("kind")
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         hint = _did_you_mean(str(kind), list(KINDS))
+        kind_line, kind_column = _position(raw, ["kind"])
         errors.append(
             ConfigError(
                 f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}{hint}",
                 file=str(file),
-                line=line,
+                line=kind_line,
+                column=kind_column,
                 field="kind",
+                job=job,
             )
         )
         return None
-    data = _plain(raw)
+    data = plain_data(raw)
     if model is FlinkJob:
         data = _resolve_jar(data, file)
     try:
         document = model.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            errors.append(_located(error, raw, file, model))
+            errors.append(_located(error, raw, file, model, job))
         return None
     assert isinstance(document, FlinkJob | FlinkCluster)
     return Sourced(document=document, file=str(file), line=line)
@@ -163,7 +297,9 @@ def _resolve_jar(data: Any, file: Path) -> Any:
     return data
 
 
-def _located(error: Any, raw: CommentedMap, file: Path, model: type[BaseModel]) -> ConfigError:
+def _located(
+    error: Any, raw: CommentedMap, file: Path, model: type[BaseModel], job: str
+) -> ConfigError:
     loc = [part for part in error["loc"] if not isinstance(part, str) or "[" not in part]
     line, column = _position(raw, loc)
     field = ".".join(str(part) for part in loc)
@@ -173,10 +309,10 @@ def _located(error: Any, raw: CommentedMap, file: Path, model: type[BaseModel]) 
     elif error["type"] == "missing":
         message = "required field is missing"
     else:
-        message = error["msg"]
+        message = str(error["msg"]).removeprefix("Value error, ")
         if error.get("input") is not None and error["type"] != "value_error":
             message += f" (got {error['input']!r})"
-    return ConfigError(message, file=str(file), line=line, column=column, field=field)
+    return ConfigError(message, file=str(file), line=line, column=column, field=field, job=job)
 
 
 def _position(node: Any, loc: list[Any]) -> tuple[int | None, int | None]:
@@ -196,11 +332,11 @@ def _position(node: Any, loc: list[Any]) -> tuple[int | None, int | None]:
     return line, column
 
 
-def _plain(node: Any) -> Any:
+def plain_data(node: Any) -> Any:
     if isinstance(node, dict):
-        return {str(key): _plain(value) for key, value in node.items()}
+        return {str(key): plain_data(value) for key, value in node.items()}
     if isinstance(node, list):
-        return [_plain(value) for value in node]
+        return [plain_data(value) for value in node]
     return node
 
 

@@ -22,13 +22,19 @@ class ConfigError(FlinkschedError):
         line: int | None = None,
         column: int | None = None,
         field: str = "",
+        job: str = "",
     ) -> None:
         self.message = message
         self.file = file
         self.line = line
         self.column = column
         self.field = field
+        self.job = job  # the job the problem belongs to, when its name could be read
         super().__init__(str(self))
+
+    def to_json(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "column": self.column,
+                "field": self.field, "job": self.job, "message": self.message}
 
     @property
     def location(self) -> str:

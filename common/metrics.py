@@ -9,6 +9,10 @@ LEADER = Gauge("flinksched_leader", "1 while this master is the leader")
 WORKERS = Gauge("flinksched_workers", "Live registered workers")
 JOBS_UNASSIGNED = Gauge("flinksched_jobs_unassigned", "Jobs with no live worker assigned")
 CONFIG_ERRORS = Gauge("flinksched_config_errors", "Problems found in the config directory")
+CONFIG_REMOVAL_BLOCKED = Gauge(
+    "flinksched_config_removal_blocked",
+    "1 while the removal guard withholds removing jobs whose config disappeared",
+)
 CONFIG_LAST_SYNC = Gauge(
     "flinksched_config_last_sync_timestamp_seconds", "When the config directory was last synced"
 )

@@ -22,6 +22,7 @@ SUBMIT_FAILED = "SubmitFailed"
 CRASH_LOOP = "CrashLoopBackOff"
 FINISHED = "Finished"
 SUSPENDED = "Suspended"
+REMOVED = "Removed"  # its config is gone: stopped with a savepoint, metadata deleted after grace
 PHASES = (
     PENDING,
     SUBMITTING,
@@ -33,6 +34,7 @@ PHASES = (
     CRASH_LOOP,
     FINISHED,
     SUSPENDED,
+    REMOVED,
 )
 
 
@@ -62,6 +64,13 @@ class JobRecord:
     spec_hash: str
     source: str
     labels: dict[str, str] = field(default_factory=dict)
+    submit_hash: str = ""  # hash of what a running attempt was submitted with (see plan.py)
+    commit: str = ""  # git commit of the config checkout this generation came from
+    removed_at: float = 0.0  # when its config disappeared; 0 while it is configured
+
+    @property
+    def removed(self) -> bool:
+        return self.removed_at > 0
 
     @property
     def rest_url(self) -> str:
@@ -75,6 +84,9 @@ class JobRecord:
             "specHash": self.spec_hash,
             "source": self.source,
             "labels": self.labels,
+            "submitHash": self.submit_hash,
+            "commit": self.commit,
+            "removedAt": self.removed_at,
         }
 
     @classmethod
@@ -88,6 +100,9 @@ class JobRecord:
                 spec_hash=str(value["specHash"]),
                 source=str(value.get("source", "")),
                 labels=dict(value.get("labels", {})),
+                submit_hash=str(value.get("submitHash", "")),
+                commit=str(value.get("commit", "")),
+                removed_at=float(value.get("removedAt", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"job {name}: unreadable record ({exc!r})") from exc
@@ -141,6 +156,7 @@ class JobStatus:
     stopping: str = ""  # why flinksched is terminating the current attempt, while it does
     flink_restarts: int = 0  # Flink's own restart count of the current attempt
     savepoints: tuple[Checkpoint, ...] = ()  # savepoints flinksched took, oldest first
+    submit_hash: str = ""  # the record's submit_hash the current attempt was submitted with
 
     def with_changes(self, **changes: Any) -> JobStatus:
         return replace(self, **changes)
@@ -163,6 +179,7 @@ class JobStatus:
             "stopping": self.stopping,
             "flinkRestarts": self.flink_restarts,
             "savepoints": [s.to_json() for s in self.savepoints],
+            "submitHash": self.submit_hash,
         }
 
     @classmethod
@@ -187,6 +204,7 @@ class JobStatus:
                 savepoints=tuple(
                     c for c in map(Checkpoint.from_json, value.get("savepoints", ())) if c
                 ),
+                submit_hash=str(value.get("submitHash", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"unreadable job status ({exc!r})") from exc

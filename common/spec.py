@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -28,8 +29,18 @@ class _Strict(BaseModel):
 
 
 class Metadata(_Strict):
-    name: str = Field(pattern=DNS1123_LABEL, max_length=63)
+    name: str
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not re.fullmatch(DNS1123_LABEL, value):
+            raise ValueError(
+                f"{value!r} is not a DNS-1123 label: at most 63 lowercase letters, digits "
+                "and '-', starting and ending with a letter or digit"
+            )
+        return value
 
 
 class JobSection(_Strict):

@@ -10,6 +10,9 @@ Layout under the root (default `/flinksched`):
     jobs/<name>/commands/c-<seq>   one-shot operator commands (restart, savepoint)
     overrides/<name>               operator override (suspended), beside the jobs so that
                                    one listing finds every override
+    config                         the leader's last sync: config errors, commit, blocked
+                                   removals (read by status and describe)
+    allow-removal                  one-shot operator consent to a removal the guard withheld
     assignments/<worker-id>/<name> assignment; its czxid is the epoch (written by the leader)
 
 Every write that needs an entitlement (leadership, ownership) is a transaction that also
@@ -48,6 +51,7 @@ logger = logging.getLogger(__name__)
 MAX_EVENTS = 100
 LEADER_PREFIX = "m-"
 TRANSACTION_OPS = 200  # ops per multi-op transaction, well inside jute.maxbuffer
+Op = tuple[str, str, bytes | None]  # ("create" | "set" | "delete", path, data)
 
 
 class Store:
@@ -126,7 +130,32 @@ class Store:
         transaction = self.zk.transaction()
         transaction.check(fence.path, fence.version)
         build(transaction)
-        results = transaction.commit()
+        self._check_results(fence, transaction.commit())
+
+    def _commit_ops(self, fence: Fence, ops: list[Op]) -> None:
+        """Many ops in fenced transactions of bounded size, sent pipelined (one round trip).
+
+        ZooKeeper applies one session's requests in order, so a later chunk may rely on an
+        earlier one; when a chunk fails, the chunks before it stay applied.
+        """
+        if self.session_id != fence.session_id:
+            raise FencedError(f"{fence.path}: the session that held it is gone")
+        pending = []
+        for start in range(0, len(ops), TRANSACTION_OPS):
+            transaction = self.zk.transaction()
+            transaction.check(fence.path, fence.version)
+            for op, path, data in ops[start:start + TRANSACTION_OPS]:
+                if op == "create":
+                    transaction.create(path, data or b"")
+                elif op == "set":
+                    transaction.set_data(path, data or b"")
+                else:
+                    transaction.delete(path)
+            pending.append(transaction.commit_async())
+        for result in pending:
+            self._check_results(fence, result.get())
+
+    def _check_results(self, fence: Fence, results: list[Any]) -> None:
         failures = [r for r in results if isinstance(r, Exception)]
         if not failures:
             return
@@ -189,18 +218,94 @@ class Store:
         return found
 
     def put_job(self, record: JobRecord, fence: Fence, create: bool) -> None:
-        path = self.job_path(record.name)
+        self.put_jobs([(record, create, "")], fence)
 
-        def build(t: Any) -> None:
+    def put_jobs(self, writes: list[tuple[JobRecord, bool, str]], fence: Fence) -> None:
+        """Write job records, pipelined: (record, create, event). A new job's node is made
+        with its status, events (holding the event) and commands nodes."""
+        ops: list[Op] = []
+        appended = []
+        for record, create, event in writes:
+            path = self.job_path(record.name)
             if create:
-                t.create(path, encode(record.to_json()))
-                t.create(path + "/status", encode(JobStatus().to_json()))
-                t.create(path + "/events", encode({"events": []}))
-                t.create(path + "/commands", b"")
+                events = [Event(time.time(), fence.holder, event).to_json()] if event else []
+                ops += [("create", path, encode(record.to_json())),
+                        ("create", path + "/status", encode(JobStatus().to_json())),
+                        ("create", path + "/events", encode({"events": events})),
+                        ("create", path + "/commands", b"")]
             else:
-                t.set_data(path, encode(record.to_json()))
+                ops.append(("set", path, encode(record.to_json())))
+                if event:
+                    appended.append((record.name, event))
+        self._commit_ops(fence, ops)
+        for name, event in appended:
+            self.append_event(name, fence.holder, event)
 
-        self._commit(fence, build)
+    def delete_job(self, name: str, fence: Fence) -> None:
+        """Delete a job's whole subtree, its assignments and override (fenced)."""
+        path = self.job_path(name)
+        ops: list[Op] = []
+        for child in ("commands",):
+            for node in self._children(f"{path}/{child}"):
+                ops.append(("delete", f"{path}/{child}/{node}", None))
+        for child in self._children(path):
+            ops.append(("delete", f"{path}/{child}", None))
+        ops.append(("delete", path, None))
+        for worker_id, names in self.assignments().items():
+            if name in names:
+                ops.append(("delete", f"{self.assignments_path(worker_id)}/{name}", None))
+        if self.zk.exists(self._path("overrides", name)):
+            ops.append(("delete", self._path("overrides", name), None))
+        self._commit_ops(fence, ops)
+
+    def _children(self, path: str) -> list[str]:
+        try:
+            return sorted(self.zk.get_children(path))
+        except NoNodeError:
+            return []
+
+    def config_state(self) -> dict[str, Any]:
+        """What the leader's last sync found: errors, commit, blocked removals."""
+        try:
+            data, _ = self.zk.get(self._path("config"))
+        except NoNodeError:
+            return {}
+        try:
+            return decode(data, "config state")
+        except StoreError as exc:
+            logger.warning("ignoring config state: %s", exc)
+            return {}
+
+    def allow_removal(self, by: str) -> None:
+        """An operator's consent to the next sync's removals, past the removal guard."""
+        path = self._path("allow-removal")
+        payload = encode({"by": by, "at": time.time()})
+        try:
+            self.zk.create(path, payload)
+        except NodeExistsError:
+            self.zk.set(path, payload)
+
+    def removal_allowed(self) -> dict[str, Any] | None:
+        try:
+            data, _ = self.zk.get(self._path("allow-removal"))
+        except NoNodeError:
+            return None
+        return decode(data, "allow-removal")
+
+    def consume_removal_allowance(self, fence: Fence) -> None:
+        path = self._path("allow-removal")
+        try:
+            self._commit(fence, lambda t: t.delete(path))
+        except ConflictError:
+            pass
+
+    def put_config_state(self, value: dict[str, Any], fence: Fence) -> None:
+        path = self._path("config")
+        data = encode(value)
+        if self.zk.exists(path) is None:
+            self._commit(fence, lambda t: t.create(path, data))
+        else:
+            self._commit(fence, lambda t: t.set_data(path, data))
 
     # -- jobs: status (owning worker) ----------------------------------------------------
     def status(self, name: str) -> tuple[JobStatus, int]:
@@ -432,23 +537,13 @@ class Store:
         payload = encode({"assignedAt": time.time(), "by": fence.holder})
         targets = sorted({w for w, _ in assign})
         exists = [self.zk.exists_async(self.assignments_path(w)) for w in targets]
-        ops: list[tuple[str, str]] = [  # a missing worker directory is created fenced, too
-            ("mkdir", self.assignments_path(w))
+        ops: list[Op] = [  # a missing worker directory is created fenced, too
+            ("create", self.assignments_path(w), b"")
             for w, found in zip(targets, exists, strict=True) if found.get() is None
         ]
-        ops += [("delete", f"{self.assignments_path(w)}/{n}") for w, n in unassign]
-        ops += [("create", f"{self.assignments_path(w)}/{n}") for w, n in assign]
-        for start in range(0, len(ops), TRANSACTION_OPS):
-            chunk = ops[start:start + TRANSACTION_OPS]
-
-            def build(t: Any, chunk: list[tuple[str, str]] = chunk) -> None:
-                for op, path in chunk:
-                    if op == "delete":
-                        t.delete(path)
-                    else:
-                        t.create(path, b"" if op == "mkdir" else payload)
-
-            self._commit(fence, build)
+        ops += [("delete", f"{self.assignments_path(w)}/{n}", None) for w, n in unassign]
+        ops += [("create", f"{self.assignments_path(w)}/{n}", payload) for w, n in assign]
+        self._commit_ops(fence, ops)
 
     def drop_worker_dir(self, worker_id: str, fence: Fence) -> None:
         try:

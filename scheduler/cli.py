@@ -23,6 +23,7 @@ from common import logsetup
 from common.errors import FlinkschedError, StoreError
 from common.settings import Timings, ZkSettings
 from common.zkconnect import close
+from scheduler.cli_config import allow_removal, plan, validate
 from scheduler.cli_context import EXIT_UNREACHABLE, Context
 from scheduler.cli_dev import dev
 from scheduler.cli_ops import completion, restart, resume, savepoint, suspend
@@ -86,8 +87,19 @@ def _check_timings(timings: Timings) -> None:
 
 
 @cli.command()
-@click.option("--config-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              required=True, help="Directory of job-config YAML (a git checkout).")
+@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory of job-config YAML: a git checkout kept fresh by a git-sync "
+                   "sidecar, a plain directory, or where --config-git checks out.")
+@click.option("--config-git", default=None, metavar="URL",
+              help="Built-in git mode: clone URL into --config-dir and pull it periodically.")
+@click.option("--branch", default="main", show_default=True, help="Branch for --config-git.")
+@click.option("--git-interval", type=float, default=30.0, show_default=True,
+              help="Seconds between pulls in --config-git mode.")
+@click.option("--removal-grace", type=float, default=600.0, show_default=True,
+              help="Seconds a removed job's final status stays before its metadata is deleted.")
+@click.option("--max-removal-share", type=float, default=0.5, show_default=True,
+              help="Refuse to remove more than this share of the jobs in one sync unless "
+                   "`flinksched allow-removal` says so.")
 @click.option("--id", "master_id", default=None, help="Master id (default: host-random).")
 @click.option("--cycle-interval", type=float, default=1.0, show_default=True)
 @click.option("--metrics-port", type=int, default=9250, show_default=True,
@@ -112,8 +124,10 @@ def _check_timings(timings: Timings) -> None:
 @click.option("--pool", default="flinksched", show_default=True,
               help="kubernetes runtime: pool label and pod name prefix of the workers.")
 @click.pass_obj
-def master(obj: Context, config_dir: Path, master_id: str | None, cycle_interval: float,
-           metrics_port: int, runtime: str, spare_workers: int, worker_slots: int,
+def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
+           git_interval: float, removal_grace: float, max_removal_share: float,
+           master_id: str | None, cycle_interval: float, metrics_port: int, runtime: str,
+           spare_workers: int, worker_slots: int,
            worker_log_dir: Path, namespace: str, worker_template: Path | None,
            owner_deployment: str | None, pool: str) -> None:
     """Run a master: leader election, config sync, assignment and the worker pool.
@@ -122,9 +136,15 @@ def master(obj: Context, config_dir: Path, master_id: str | None, cycle_interval
     Examples:
       flinksched --zk zk1:2181,zk2:2181 master --config-dir /srv/flink-jobs
       flinksched master --config-dir configs --runtime local --spare-workers 1
+      flinksched master --config-dir /var/lib/flinksched/configs \
+          --config-git git@github.com:acme/flink-jobs.git --branch main
     """
+    from scheduler.gitsource import GitMirror
     from scheduler.master import Master
+    from scheduler.plan import RemovalGuard
 
+    if config_git is None and not config_dir.is_dir():
+        raise click.BadParameter(f"{config_dir} is not a directory", param_hint="--config-dir")
     _check_timings(Timings(session_timeout=obj.settings.session_timeout,
                            cycle_interval=cycle_interval))
     stop = _wait_for_signal()
@@ -132,7 +152,9 @@ def master(obj: Context, config_dir: Path, master_id: str | None, cycle_interval
     _serve_metrics(metrics_port)
     node = Master(store, master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
                   config_dir, cycle_interval, worker_slots=worker_slots,
-                  spare_workers=spare_workers)
+                  spare_workers=spare_workers, removal=RemovalGuard(max_removal_share),
+                  removal_grace=removal_grace, git_interval=git_interval,
+                  git=GitMirror(config_git, branch, config_dir) if config_git else None)
     try:
         node.runtime = _runtime(runtime, obj.settings, node, worker_slots, worker_log_dir,
                                 namespace, worker_template, owner_deployment, pool)
@@ -197,8 +219,8 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int) -
     close(store)
 
 
-for command in (dev, status, describe, events, workers, leader, restart, savepoint, suspend,
-                resume, completion):
+for command in (dev, validate, plan, allow_removal, status, describe, events, workers, leader,
+                restart, savepoint, suspend, resume, completion):
     cli.add_command(command)
 
 

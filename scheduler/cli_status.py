@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from ruamel.yaml import YAML
@@ -73,6 +74,11 @@ def status(obj: Context, output: str, labels: tuple[str, ...], phase: str | None
         click.echo("no jobs")
     else:
         click.echo(render_table(rows, wide=output == "wide", color=sys.stdout.isatty()))
+        held = sum(1 for row in rows if row["configError"])
+        if held:
+            click.echo(f"{held} job(s) kept on their last valid spec: their config has a "
+                       "problem (`flinksched validate` on the config repository lists it)",
+                       err=True)
 
 
 @click.command()
@@ -95,8 +101,17 @@ def describe(obj: Context, job: str, event_count: int) -> None:
         owner = store.owner(job)
         override = store.override(job)
         events = store.events(job)[-event_count:]
+        config = store.config_state()
     console = _console()
-    console.print(f"[bold]{job}[/]  generation {record.generation}  from {record.source}")
+    commit = f" (commit {record.commit[:12]})" if record.commit else ""
+    console.print(f"[bold]{job}[/]  generation {record.generation}  from {record.source}{commit}")
+    problem = config.get("jobErrors", {}).get(job)
+    if problem:
+        console.print(f"[red]config error:[/] {escape(str(problem))}; the job keeps "
+                      f"generation {record.generation} until the file is fixed")
+    if record.removed:
+        console.print(f"[magenta]removed:[/] its config disappeared at {_when(record.removed_at)};"
+                      " stopped with a savepoint, metadata deleted after the grace period")
     if override:
         console.print(f"[yellow]override:[/] {override.get('state')} by {override.get('by')} "
                       f"at {_when(float(override.get('at', 0)))}: {override.get('reason', '')}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -17,40 +18,30 @@ from kazoo.exceptions import KazooException
 from kazoo.recipe.watchers import ChildrenWatch
 
 from common import metrics
-from common.configdir import ConfigSet, load_config_paths
-from common.errors import FencedError, StoreError
-from common.records import PHASES, RUNNING, Fence, JobRecord
-from common.spec import FlinkCluster, FlinkJob, spec_hash
+from common.configdir import ConfigLoader
+from common.errors import ConfigError, FencedError, StoreError
+from common.records import FINISHED, PHASES, REMOVED, RUNNING, Fence, JobRecord
 from common.store import Store
 from scheduler.assign import plan_assignments
+from scheduler.gitsource import GitError, GitMirror, head_commit
+from scheduler.plan import (
+    ADDED,
+    CHANGED,
+    REMOVING,
+    Change,
+    Plan,
+    RecordMemo,
+    RemovalGuard,
+    build_plan,
+    job_errors,
+)
+from scheduler.plan import REMOVED as PLAN_REMOVED
 from scheduler.runtimes import StaticRuntime, WorkerRuntime, pool_size
 
 logger = logging.getLogger(__name__)
 
 METRICS_INTERVAL = 5.0  # per-job gauges; Prometheus scrapes every 15-30 s
-
-
-def desired_records(config: ConfigSet, current: dict[str, JobRecord]) -> list[JobRecord]:
-    """The job records the config asks for; a changed spec hash makes the next generation."""
-    records = []
-    for name, item in sorted(config.jobs.items()):
-        job = item.document
-        assert isinstance(job, FlinkJob)
-        cluster = config.clusters[job.spec.cluster].document
-        assert isinstance(cluster, FlinkCluster)
-        spec = job.spec.model_dump(mode="json")
-        cluster_json = cluster.model_dump(mode="json")
-        labels = dict(job.metadata.labels)
-        digest = spec_hash({"spec": spec, "labels": labels, "cluster": cluster_json})
-        existing = current.get(name)
-        if existing is not None and existing.spec_hash == digest:
-            records.append(existing)
-            continue
-        generation = existing.generation + 1 if existing else 1
-        records.append(
-            JobRecord(name, spec, cluster_json, generation, digest, item.source, labels)
-        )
-    return records
+RECORDS_REREAD = 60.0
 
 
 class Master:
@@ -66,6 +57,10 @@ class Master:
         runtime: WorkerRuntime | None = None,
         worker_slots: int = 1,
         spare_workers: int = 1,
+        removal: RemovalGuard | None = None,
+        removal_grace: float = 600.0,
+        git: GitMirror | None = None,
+        git_interval: float = 30.0,
     ) -> None:
         self.store = store
         self.id = master_id
@@ -74,6 +69,16 @@ class Master:
         self.runtime: WorkerRuntime = runtime or StaticRuntime()
         self.worker_slots = worker_slots
         self.spare_workers = spare_workers
+        self.removal = removal or RemovalGuard()
+        self.removal_grace = removal_grace
+        self.git = git
+        self.git_interval = git_interval
+        self.loader = ConfigLoader()
+        self.memo = RecordMemo()
+        self._records: dict[str, JobRecord] | None = None  # the leader's own writes, cached
+        self._records_read = 0.0
+        self.commit = ""
+        self._config_state: dict[str, object] | None = None  # last written to ZooKeeper
         self.fence: Fence | None = None
         self.leading = False
         self.last_messages: dict[str, str] = {}
@@ -90,6 +95,9 @@ class Master:
                                      ("metrics", self.export_metrics, METRICS_INTERVAL)):
             self._scheduler.add_job(self._run, "interval", args=[name, func], seconds=interval,
                                     id=name, max_instances=1, coalesce=True, next_run_time=now)
+        if self.git is not None:
+            self._scheduler.add_job(self._pull, "interval", seconds=self.git_interval, id="git",
+                                    max_instances=1, coalesce=True, next_run_time=now)
         self._scheduler.start()
         ChildrenWatch(self.store.zk, f"{self.store.root}/leader", self._wake_all,
                       allow_session_lost=True)
@@ -153,6 +161,8 @@ class Master:
             return False
         if not self.leading:
             logger.info("master %s: became leader", self.id)
+            self._config_state = None
+            self._records = None
             self.wake()
         self._set_leading(True)
         return True
@@ -162,28 +172,130 @@ class Master:
         metrics.LEADER.set(1 if leading else 0)
 
     # -- the periodic jobs ---------------------------------------------------------------
+    def _pull(self) -> None:
+        """Built-in git mode: bring the checkout to the branch's tip (every master does, so
+        a standby is ready to lead); a failure keeps the last good checkout."""
+        assert self.git is not None
+        try:
+            if not self.git.fetch():  # the network, outside the lock
+                return
+            with self._lock:  # the checkout never under a running sync: files and commit agree
+                self.git.checkout()
+        except GitError as exc:
+            logger.error("master %s: config repository not refreshed, keeping commit %s: %s",
+                         self.id, self.git.commit[:12] or "(none)", exc)
+            return
+        self.wake("sync")
+
     def sync(self) -> str:
-        """Config directory → desired state in ZooKeeper."""
-        config = load_config_paths([self.config_dir])
-        metrics.CONFIG_ERRORS.set(len(config.errors))
-        current = self.store.jobs()
-        changed = []
+        """Config directory → desired state in ZooKeeper, through the same plan
+        `flinksched plan` prints."""
         assert self.fence is not None
-        for record in desired_records(config, current):
-            existing = current.get(record.name)
-            if existing is not None and existing.spec_hash == record.spec_hash:
-                continue
-            self.store.put_job(record, self.fence, create=existing is None)
-            verb = "added" if existing is None else f"generation {record.generation} of"
-            changed.append(f"{verb} {record.name}")
+        if self.git is not None and not self.git.commit:
+            return "waiting for the first checkout of the config repository"
+        # Read before the files: a git-sync sidecar swaps the whole checkout at once.
+        self.commit = self.git.commit if self.git else head_commit(self.config_dir)
+        config = self.loader.load([self.config_dir])
+        current = self._current_records()
+        allowance = self.store.removal_allowed()
+        guard = RemovalGuard(self.removal.max_share, allowed=allowance is not None)
+        plan = build_plan(config, current, commit=self.commit, guard=guard, memo=self.memo)
+        writes = [(c.record, c.kind == ADDED, self._event_text(c))
+                  for c in plan.changes if c.record is not None]
+        self._records = None  # until the writes are known to have landed
+        self.store.put_jobs(writes, self.fence)
+        self._records = {**current, **{record.name: record for record, _, _ in writes}}
+        if allowance is not None and plan.of_kind(PLAN_REMOVED):
+            self.store.consume_removal_allowance(self.fence)
+            logger.warning("master %s: removal allowed by %s", self.id, allowance.get("by"))
+        deleted = self._delete_removed(plan, current)
+        errors = job_errors(config, current)
+        self._publish_config_state(config.errors, errors, plan)
+        metrics.CONFIG_ERRORS.set(len(config.errors))
+        metrics.CONFIG_REMOVAL_BLOCKED.set(1 if plan.removal_blocked else 0)
         metrics.CONFIG_LAST_SYNC.set_to_current_time()
+        changed = [c for c in plan.changes if c.kind in (ADDED, CHANGED, PLAN_REMOVED, "restored")]
+        for change in changed[:20]:
+            logger.info("master %s: job %s %s", self.id, change.name, self._event_text(change))
         if changed:
             self.wake("assign", "pool")
-        summary = ", ".join(changed)
+        parts = [f"{n} {kind}" for kind, n in sorted(plan.counts().items())
+                 if kind not in ("unchanged", REMOVING)]
+        parts += [f"deleted {name}" for name in deleted]
+        if plan.removal_blocked:
+            parts.append(f"REMOVAL WITHHELD: {plan.removal_blocked}")
         if config.errors:
-            errors = f"{len(config.errors)} config error(s), first: {config.errors[0]}"
-            summary = f"{summary}; {errors}" if summary else errors
-        return summary
+            parts.append(f"{len(config.errors)} config error(s), first: {config.errors[0]}")
+        return "; ".join(parts)
+
+    def _current_records(self) -> dict[str, JobRecord]:
+        """Job records as ZooKeeper holds them. Only the leader writes them, so it keeps its
+        own writes instead of reading 2,000 nodes a second; read again every minute anyway,
+        after any failed write, and on becoming leader."""
+        if self._records is None or time.monotonic() - self._records_read > RECORDS_REREAD:
+            self._records = self.store.jobs()
+            self._records_read = time.monotonic()
+        return dict(self._records)
+
+    def _event_text(self, change: Change) -> str:
+        record = change.record
+        if record is None:
+            return change.action
+        origin = change.source + (f" (commit {record.commit[:12]})" if record.commit else "")
+        if change.kind == ADDED:
+            return f"generation 1 from {origin}: {change.action}"
+        if change.kind == CHANGED:
+            fields = "; ".join(str(f) for f in change.fields[:10])
+            return f"generation {record.generation} from {origin}: {fields}; {change.action}"
+        if change.kind == PLAN_REMOVED:
+            return f"no longer in the config (was {record.source}): {change.action}"
+        if change.kind == "restored":
+            return f"back in the config at {origin}: {change.action}"
+        return change.action  # moved to another file or line: no event
+
+    def _delete_removed(self, plan: Plan, current: dict[str, JobRecord]) -> list[str]:
+        """Delete the metadata of removed jobs once stopped and past the grace period."""
+        due = [current[c.name] for c in plan.of_kind(REMOVING)
+               if time.time() - current[c.name].removed_at >= self.removal_grace]
+        if not due:
+            return []
+        assert self.fence is not None
+        statuses = self.store.statuses([r.name for r in due])
+        deleted = []
+        for record in due:
+            status = statuses.get(record.name)
+            stopped = status is None or status.attempt == 0 or status.phase in (REMOVED,
+                                                                               FINISHED)
+            if not stopped:
+                logger.warning("master %s: job %s was removed from the config %.0fs ago but "
+                               "is not stopped yet (%s); its metadata stays", self.id,
+                               record.name, time.time() - record.removed_at,
+                               status.phase if status else "no status")
+                continue
+            final = status.last_checkpoint.path if status and status.last_checkpoint else "none"
+            self.store.delete_job(record.name, self.fence)
+            if self._records is not None:
+                self._records.pop(record.name, None)
+            logger.info("master %s: deleted job %s (removed from the config); final "
+                        "savepoint or checkpoint: %s", self.id, record.name, final)
+            deleted.append(record.name)
+        return deleted
+
+    def _publish_config_state(self, errors: list[ConfigError], by_job: dict[str, str],
+                              plan: Plan) -> None:
+        """The sync's findings for `status` and `describe`; written only when they change."""
+        assert self.fence is not None
+        state: dict[str, object] = {
+            "errors": [e.to_json() for e in errors[:500]],
+            "errorCount": len(errors),
+            "jobErrors": by_job,
+            "commit": self.commit,
+            "removalBlocked": plan.removal_blocked,
+            "configDir": str(self.config_dir),
+        }
+        if state != self._config_state:
+            self.store.put_config_state(state, self.fence)
+            self._config_state = state
 
     def assign(self) -> str:
         """Every job on exactly one live worker; jobs of vanished workers move at once."""

@@ -24,6 +24,7 @@ PHASE_COLOR = {
     "Restarting": "yellow",
     "Submitting": "cyan",
     "Pending": "cyan",
+    "Removed": "magenta",
 }
 
 
@@ -35,6 +36,7 @@ def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
     statuses = store.statuses(names)
     alive = store.worker_ids()
     overrides = store.overrides()
+    config_errors = store.config_state().get("jobErrors", {})
     rows = []
     for name in names:
         record = records[name]
@@ -65,6 +67,10 @@ def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
             "labels": record.labels,
             "cluster": record.cluster.get("metadata", {}).get("name", ""),
             "source": record.source,
+            "commit": record.commit,
+            "removedAt": record.removed_at or None,
+            # The job's config file has a problem: it keeps running on its last valid spec.
+            "configError": str(config_errors.get(name, "")),
         })
     return rows
 
@@ -76,6 +82,14 @@ def select(rows: list[dict[str, Any]], labels: tuple[str, ...], phase: str | Non
             if all(row["labels"].get(k) == v for k, v in wanted.items())
             and (phase is None or row["phase"].lower() == phase.lower())
             and (cluster is None or row["cluster"] == cluster)]
+
+
+def _reason(row: dict[str, Any]) -> str:
+    reason = str(row.get("reason") or "")
+    if row.get("configError"):
+        held = f"config invalid, kept generation {row['generation']}: {row['configError']}"
+        reason = f"{reason}; {held}" if reason else held
+    return reason
 
 
 def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: bool = False,
@@ -102,7 +116,7 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: boo
             f"{row['restartsLastHour']}/{row['restarts']}",
             format_duration(now - checkpoint["timestamp"] / 1000) if checkpoint else "-",
             f"{row['observedGeneration']}/{row['generation']}",
-            (row.get("reason") or "")[:100],
+            _reason(row)[:100],
         ]
         if wide:
             labels = ",".join(f"{k}={v}" for k, v in sorted(row["labels"].items()))

@@ -104,9 +104,11 @@ class ControlPlane:
         self.processes[name] = process
         return process
 
-    def start_master(self, name: str = "master-a", *extra: str) -> subprocess.Popen[bytes]:
+    def start_master(self, name: str = "master-a", *extra: str,
+                     config_dir: Path | None = None) -> subprocess.Popen[bytes]:
         return self._spawn(name, [*self.base_argv(), "master", "--id", name,
-                                  "--config-dir", str(self.config_dir), "--metrics-port", "0",
+                                  "--config-dir", str(config_dir or self.config_dir),
+                                  "--metrics-port", "0",
                                   "--worker-log-dir", str(self.workdir / "pool"), *extra])
 
     def start_worker(self, name: str = "worker-a", slots: int = 1,
@@ -155,28 +157,35 @@ class ControlPlane:
     def write_job(self, name: str, *, args: list[str] | None = None,
                   config: dict[str, str] | None = None,
                   entry_class: str = "dev.flinksched.examples.StatefulCounter",
-                  state: str = "running", **spec: Any) -> str:
-        """A FlinkJob YAML file on the session cluster; returns the first attempt's job id."""
-        clusters = self.config_dir / "clusters.yaml"
-        if not clusters.exists():
-            with clusters.open("w") as out:
-                YAML(typ="safe", pure=True).dump(
-                    {"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
-                     "metadata": {"name": "default"}, "spec": {"restUrl": self.cluster.rest_url}},
-                    out)
+                  state: str = "running", parallelism: int = 1, config_dir: Path | None = None,
+                  upgrade_mode: str = "savepoint", **spec: Any) -> str:
+        """A FlinkJob YAML file on the session cluster; returns the first attempt's job id.
+        Files are replaced atomically, as git-sync and editors that rename do."""
+        directory = config_dir or self.config_dir
+        if not (directory / "clusters.yaml").exists():
+            _dump_atomically(directory / "clusters.yaml", [
+                {"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
+                 "metadata": {"name": "default"}, "spec": {"restUrl": self.cluster.rest_url}}])
         documents = [
             {"apiVersion": "flinksched/v1", "kind": "FlinkJob", "metadata": {"name": name},
              "spec": {
                  "cluster": "default",
                  "job": {"jarURI": self.cluster.example_jar.as_uri(),
                          "entryClass": entry_class,
-                         "args": ["--rate", "20", *(args or [])], "parallelism": 1,
-                         "state": state},
+                         "args": ["--rate", "20", *(args or [])],
+                         "parallelism": parallelism, "state": state,
+                         "upgradeMode": upgrade_mode},
                  "flinkConfiguration": {"execution.checkpointing.interval": "1s",
                                         "restart-strategy.type": "none", **(config or {})},
                  **spec,
              }},
         ]
-        with (self.config_dir / f"{name}.yaml").open("w") as out:
-            YAML(typ="safe", pure=True).dump_all(documents, out)
+        _dump_atomically(directory / f"{name}.yaml", documents)
         return flink_job_id(name, 1)
+
+
+def _dump_atomically(path: Path, documents: list[dict[str, Any]]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("w") as out:
+        YAML(typ="safe", pure=True).dump_all(documents, out)
+    partial.replace(path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from common.errors import FlinkschedError
 from common.flink import TERMINAL_STATES, FlinkClient
-from common.records import SUSPENDED, Checkpoint, JobRecord, JobStatus
+from common.records import REMOVED, SUSPENDED, Checkpoint, JobRecord, JobStatus
 from common.store import Store
 from worker.restore import RestorePoints
 from worker.savepoints import SavepointKeeper
@@ -22,6 +22,7 @@ class OperatorActions:
     savepoints: SavepointKeeper
     restore_points: RestorePoints
     pending_stop: str | None
+    current: JobStatus
 
     # provided by JobSupervisor
     def _event(self, message: str, **extra: Any) -> None:
@@ -38,48 +39,71 @@ class OperatorActions:
                recent: tuple[float, ...] = ()) -> str:
         raise NotImplementedError
 
-    def _desired_suspension(self, record: JobRecord) -> str:
-        """Why the job should be suspended ("" when it should run): an operator's override
-        wins over the spec until it is removed."""
+    def _desired_hold(self, record: JobRecord) -> tuple[str, str]:
+        """The phase to hold the job in and why, or ("", "") when it should run. A job whose
+        config is gone is removed; an operator's override wins over the spec until lifted."""
+        if record.removed:
+            return REMOVED, "removed from the config"
         override = self.store.override(self.name)
         if override and override.get("state") == "suspended":
-            return (f"suspended by {override.get('by', 'someone')}: "
-                    f"{override.get('reason', 'no reason given')}")
+            return SUSPENDED, (f"suspended by {override.get('by', 'someone')}: "
+                               f"{override.get('reason', 'no reason given')}")
         if record.spec["job"].get("state") == "suspended":
-            return "suspended in the job spec"
-        return ""
+            return SUSPENDED, "suspended in the job spec"
+        return "", ""
 
-    def _suspend(
-        self, client: FlinkClient, status: JobStatus, state: str | None, job_id: str, why: str
-    ) -> str:
-        """Stop the running attempt with a savepoint (kept for the resume), then hold."""
-        if self.pending_stop is None and (state is None or state in TERMINAL_STATES):
-            held = status.with_changes(phase=SUSPENDED, reason=why, stopping="",
-                                       submit_pending=False)
-            return self._observe(held, f"suspended: {why}")
+    def _stop_with_savepoint(
+        self, client: FlinkClient, status: JobStatus, job_id: str, why: str
+    ) -> tuple[str, Checkpoint | None, str]:
+        """One step of stopping the attempt with a savepoint, across cycles.
+
+        Returns (outcome, savepoint, message): outcome is "pending", "done" (savepoint is
+        None when the attempt had already ended) or "failed" (the attempt keeps running).
+        """
         if self.pending_stop is None:
             try:
                 self.pending_stop = client.stop_with_savepoint(job_id)
             except FlinkschedError as exc:
-                return self._observe(status.with_changes(reason=f"suspend failed: {exc}"),
-                                     f"suspend failed: {exc}")
+                return "failed", None, f"stop with savepoint failed: {exc}"
             self._write(status.with_changes(stopping=why))
             self._event(f"stopping attempt {status.attempt} with a savepoint: {why}")
-            return f"stopping attempt {status.attempt} with a savepoint"
-        result, detail = client.savepoint_result(job_id, self.pending_stop)
+            return "pending", None, f"stopping attempt {status.attempt} with a savepoint"
+        try:
+            result, detail = client.savepoint_result(job_id, self.pending_stop)
+        except FlinkschedError as exc:
+            self.pending_stop = None
+            return "failed", None, f"stop with savepoint lost track: {exc}"
         if result == "IN_PROGRESS":
-            return f"stopping attempt {status.attempt}: savepoint in progress"
+            return "pending", None, f"stopping attempt {status.attempt}: savepoint in progress"
         self.pending_stop = None
         if result == "FAILED":
-            self._event(f"suspend failed, attempt {status.attempt} keeps running: {detail}")
-            return self._observe(status.with_changes(reason=f"suspend failed: {detail}",
-                                                     stopping=""), f"suspend failed: {detail}")
+            self._event(f"stop with savepoint failed, attempt {status.attempt} keeps running: "
+                        f"{detail}")
+            return "failed", None, f"stop with savepoint failed: {detail}"
         taken = Checkpoint(path=detail, id=len(status.savepoints) + 1,
                            timestamp=int(time.time() * 1000), kind="savepoint")
-        self._event(f"suspended: attempt {status.attempt} stopped with savepoint {detail}")
-        held = status.with_changes(phase=SUSPENDED, reason=why, stopping="", last_checkpoint=taken,
-                                   savepoints=(*status.savepoints, taken), submit_pending=False)
-        return self._observe(held, f"suspended with savepoint {detail}")
+        self._event(f"attempt {status.attempt} stopped with savepoint {detail} ({why})")
+        self._write(self.current.with_changes(
+            stopping="", last_checkpoint=taken, savepoints=(*status.savepoints, taken)))
+        return "done", taken, f"stopped with savepoint {detail}"
+
+    def _suspend(self, record: JobRecord, client: FlinkClient, status: JobStatus,
+                 state: str | None, job_id: str, phase: str, why: str) -> str:
+        """Stop the running attempt with a savepoint (kept for the resume), then hold."""
+        if self.pending_stop is None and (state is None or state in TERMINAL_STATES):
+            held = status.with_changes(phase=phase, reason=why, stopping="",
+                                       submit_pending=False,
+                                       observed_generation=record.generation)
+            return self._observe(held, f"{phase.lower()}: {why}")
+        outcome, taken, message = self._stop_with_savepoint(client, status, job_id, why)
+        if outcome == "failed":
+            return self._observe(self.current.with_changes(reason=message, stopping=""),
+                                 message)
+        if outcome == "pending":
+            return message
+        held = self.current.with_changes(phase=phase, reason=why, submit_pending=False,
+                                         observed_generation=record.generation)
+        return self._observe(held, f"{phase.lower()} with savepoint {taken.path if taken else ''}")
 
     def _take_commands(self) -> tuple[str, dict[str, Any]] | None:
         """Queue savepoint requests; return the oldest restart command, kept until done."""

@@ -32,6 +32,7 @@ from common.records import (
     CRASH_LOOP,
     FINISHED,
     RECOVERING,
+    REMOVED,
     RESTARTING,
     RUNNING,
     SUBMIT_FAILED,
@@ -46,11 +47,11 @@ from common.store import Store
 from worker.clients import FlinkClients
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache, JarError
-from worker.operations import OperatorActions
 from worker.orphans import orphan_ids
 from worker.policy import backoff_delay, recent_restarts
 from worker.restore import RestorePoints, from_flink_stats, newest
 from worker.savepoints import SavepointKeeper
+from worker.upgrades import Upgrades
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, 
     return body
 
 
-class JobSupervisor(OperatorActions):
+class JobSupervisor(Upgrades):
     def __init__(
         self,
         store: Store,
@@ -190,11 +191,12 @@ class JobSupervisor(OperatorActions):
             status = self.current
         client = self.clients.get(record.rest_url)
         restart_command = self._take_commands()
-        suspension = self._desired_suspension(record)
+        hold, why = self._desired_hold(record)
         if status.attempt == 0:
-            if suspension:
-                return self._observe(status.with_changes(phase=SUSPENDED, reason=suspension),
-                                     f"not started: {suspension}")
+            if hold:
+                held = status.with_changes(phase=hold, reason=why,
+                                           observed_generation=record.generation)
+                return self._observe(held, f"not started: {why}")
             restore = self.restore_points.first(record, client)
             return self._start(record, client, status, restore, "first start", kind="first")
         job_id = status.flink_job_id or flink_job_id(self.name, status.attempt)
@@ -202,14 +204,19 @@ class JobSupervisor(OperatorActions):
             state = client.job_state(job_id)
         except FlinkUnreachable as exc:
             return self._unreachable(status, exc)
-        if suspension:
+        if hold:
             if restart_command is not None:
                 self.store.delete_command(self.name, restart_command[0])
-                self._event("ignored a restart request: the job is suspended")
-            return self._suspend(client, status, state, job_id, suspension)
-        if status.phase == SUSPENDED:
+                self._event(f"ignored a restart request: the job is {hold.lower()}")
+            return self._suspend(record, client, status, state, job_id, hold, why)
+        if status.phase in (SUSPENDED, REMOVED):
             restore = self.restore_points.after(record, client, status)
             return self._start(record, client, status, restore, "resume", kind="resume")
+        if self._upgrade_due(record, status):
+            upgrading = self._upgrade(record, client, status, state, job_id)
+            if upgrading is not None:
+                return upgrading
+        status = self._apply_in_place(record, status)
         if restart_command is not None:
             return self._requested_restart(record, client, status, state, *restart_command)
         waiting = status.phase in (SUBMIT_FAILED, CRASH_LOOP, RECOVERING) and status.last_failure
@@ -365,7 +372,8 @@ class JobSupervisor(OperatorActions):
         """Claim the next attempt (compare-and-set), then submit it.
 
         `kind` is "first", "failure" (counts against the restart policy), "requested"
-        (an operator's restart) or "resume".
+        (an operator's restart), "resume" or "upgrade" (a new generation: the restart
+        policy's budget starts afresh).
         """
         if not self.guard.can_act():
             return "paused: ZooKeeper connection is not healthy"
@@ -377,6 +385,7 @@ class JobSupervisor(OperatorActions):
             attempt=attempt,
             flink_job_id=flink_job_id(self.name, attempt),
             observed_generation=record.generation,
+            submit_hash=record.submit_hash,
             restored_from=restore.path if restore else "",
             submit_pending=True,
             stopping="",
@@ -386,14 +395,16 @@ class JobSupervisor(OperatorActions):
             worker=self.owner.holder,
             last_failure=cause if failure else status.last_failure,
             restarts=status.restarts + (1 if kind in ("failure", "requested") else 0),
-            restart_times=(*recent, now) if failure else status.restart_times,
+            restart_times=(*recent, now) if failure else (
+                () if kind == "upgrade" else status.restart_times),
             last_checkpoint=newest([status.last_checkpoint, restore]),
         )
         self._write(claimed)
         origin = restore.label if restore else "empty state"
-        if restore is None and kind not in ("requested", "resume"):
+        if restore is None and kind in ("first", "failure"):
             origin += " (no checkpoint or savepoint of this job exists yet)"
-        verb = {"first": "started", "resume": "resumed"}.get(kind, "restarted")
+        verb = {"first": "started", "resume": "resumed", "upgrade": "started"}.get(
+            kind, "restarted")
         decision = f"{verb} attempt {attempt} from {origin} after {cause}"
         outcome = self._submit(record, client, claimed, claimed.restored_from)
         # Recorded after the submission, to keep it off the restart's path.

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 
 CONTRACT = {"name", "desiredState", "override", "phase", "flinkJobId", "attempt", "worker",
             "since", "restarts", "restartsLastHour", "lastCheckpoint", "generation",
-            "observedGeneration", "reason", "labels", "cluster", "source"}
+            "observedGeneration", "reason", "labels", "cluster", "source", "commit",
+            "removedAt", "configError"}
 
 
 def run(control: ControlPlane, *args: str) -> Result:
