@@ -10,6 +10,7 @@ strings, `010` is ten, and `1:30` is a string.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import yaml
@@ -31,15 +32,6 @@ class Yaml12Loader(_Base):  # type: ignore[misc]
     yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
 
 
-def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node))
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    if text.startswith("0x"):
-        return int(text[2:], 16)
-    return int(text, 10)
-
-
 for _tag, _pattern, _first in (
     ("tag:yaml.org,2002:bool", _BOOL, list("tTfF")),
     ("tag:yaml.org,2002:null", _NULL, ["~", "n", "N", ""]),
@@ -47,16 +39,69 @@ for _tag, _pattern, _first in (
     ("tag:yaml.org,2002:float", _FLOAT, list("-+.0123456789")),
 ):
     Yaml12Loader.add_implicit_resolver(_tag, _pattern, _first)
-Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def fast_documents(text: str) -> list[Any] | None:
-    """The documents of `text`, or None when libyaml rejects it (the caller re-parses for a
-    located error)."""
+    """The documents of `text`, or None when libyaml rejects it or it uses what this plain
+    reading leaves out (merge keys, explicit tags): the caller then re-parses, with
+    locations, through ruamel.yaml."""
+    loader = Yaml12Loader(text)
     try:
-        return list(yaml.load_all(text, Loader=Yaml12Loader))
-    except yaml.YAMLError:
+        documents = []
+        while loader.check_node():
+            documents.append(_value(loader.get_node()))
+        return documents
+    except (yaml.YAMLError, _Unsupported, ValueError, TypeError):
         return None
+    finally:
+        loader.dispose()
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _int(text: str) -> int:
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+def _float(text: str) -> float:
+    return float(text.lower().replace(".inf", "inf").replace(".nan", "nan"))
+
+
+_SCALARS: dict[str, Callable[[str], Any]] = {
+    "tag:yaml.org,2002:str": str,
+    "tag:yaml.org,2002:null": lambda text: None,
+    "tag:yaml.org,2002:bool": lambda text: text.lower() == "true",
+    "tag:yaml.org,2002:int": _int,
+    "tag:yaml.org,2002:float": _float,
+}
+
+
+def _value(node: yaml.Node) -> Any:
+    """A composed node as plain data: faster than PyYAML's constructor, which dominates
+    parsing thousands of small files even with libyaml."""
+    if isinstance(node, yaml.MappingNode):
+        if node.tag != "tag:yaml.org,2002:map":
+            raise _Unsupported(node.tag)
+        out = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                raise _Unsupported("merge key")
+            out[_value(key)] = _value(value)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        if node.tag != "tag:yaml.org,2002:seq":
+            raise _Unsupported(node.tag)
+        return [_value(item) for item in node.value]
+    convert = _SCALARS.get(node.tag)
+    if convert is None:
+        raise _Unsupported(node.tag)
+    return convert(node.value)
 
 
 _SEPARATOR = re.compile(r"^---(?:\s|$)")

@@ -13,6 +13,7 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 from kazoo.exceptions import KazooException
+from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 from common.errors import (
     ConflictError,
@@ -56,6 +57,7 @@ from worker.upgrades import Upgrades
 logger = logging.getLogger(__name__)
 
 MAX_UNREACHABLE_WAIT = 5.0
+FAST_POLL = 0.1  # while an attempt is being stopped or a savepoint taken
 CHECKPOINT_STATS_INTERVAL = 3.0  # Flink refreshes checkpoint statistics every 3 s by default
 ORPHAN_CHECK_INTERVAL = 10.0
 RESTART_COUNT_INTERVAL = 5.0  # Flink refreshes job metrics every 10 s by default
@@ -113,14 +115,24 @@ class JobSupervisor(Upgrades):
         self.restore_points = RestorePoints(name, clients)
         self._due: dict[str, float] = {}  # monotonic time each periodic check is next due
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a change in ZooKeeper: run the next cycle now
         self._thread = threading.Thread(target=self.run, name=f"job-{name}", daemon=True)
 
     # -- thread --------------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
+        # A new generation, a removal or an operator's command acts at once, not a poll later.
+        path = self.store.job_path(self.name)
+        DataWatch(self.store.zk, path, self._on_change)
+        ChildrenWatch(self.store.zk, path + "/commands", self._on_change)
+
+    def _on_change(self, *_: Any) -> bool:
+        self._wake.set()
+        return not self._stop.is_set()  # False ends the watch
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -166,7 +178,10 @@ class JobSupervisor(Upgrades):
                 self.last_message = message
             unreachable = message.startswith("cluster unreachable")
             wait = min(MAX_UNREACHABLE_WAIT, wait * 2) if unreachable else self.poll_interval
-            self._stop.wait(wait)
+            if self.pending_stop or self.current.stopping or self.savepoints.pending:
+                wait = min(wait, FAST_POLL)  # an attempt is ending or a savepoint is running
+            self._wake.wait(wait)
+            self._wake.clear()
         self.savepoints.close()
 
     def _due_now(self, check: str, interval: float) -> bool:
