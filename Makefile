@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo down status test lint typecheck clean
+.PHONY: demo demo-alerts down status test lint typecheck clean
 
 $(BIN)/flinksched: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(BIN)/flinksched: pyproject.toml
 
 demo: $(BIN)/flinksched
 	$(BIN)/flinksched dev up
+
+demo-alerts: $(BIN)/flinksched  # the demo plus Prometheus with the alert rules on :9090
+	$(BIN)/flinksched dev up --prometheus
 
 down: $(BIN)/flinksched
 	$(BIN)/flinksched dev down

@@ -14,6 +14,7 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
+from common.records import Checkpoint, JobRecord, JobStatus
 from common.store import Store
 from scheduler.devstack.services import free_port
 from scheduler.devstack.stack import DevStack, StackConfig
@@ -59,6 +60,27 @@ def zk_store(hosts: str, root: str) -> Iterator[Store]:
     finally:
         client.stop()
         client.close()
+
+
+SPEC = {"job": {"jarURI": "file:///jobs/app.jar", "state": "running"}}
+CLUSTER = {"metadata": {"name": "default"}, "spec": {"restUrl": "http://localhost:8081"}}
+
+
+def populate_jobs(store: Store, jobs: int) -> None:
+    """`jobs` job records, each RUNNING with a checkpoint, as a leader and workers leave them."""
+    store.ensure_layout()
+    fence = store.join_election("bench")
+    names = [f"job-{index:05d}" for index in range(jobs)]
+    store.put_jobs([(JobRecord(name, SPEC, CLUSTER, 1, "h", "bench"), True, "") for name in names],
+                   fence)
+    now = time.time()
+    status = JobStatus(phase="Running", flink_job_id="0" * 32, attempt=1, observed_generation=1,
+                       since=now, last_checkpoint=Checkpoint("file:///c/chk-1", 1,
+                                                             int(now * 1000)))
+    data = json.dumps(status.to_json()).encode()
+    pending = [store.zk.set_async(store.job_path(name) + "/status", data) for name in names]
+    for result in pending:
+        result.get()
 
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -7,20 +7,12 @@ whole command, process start included, as an operator sees it.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
 
-from kazoo.client import KazooClient
-
-from bench.stackutil import local_stack, write_results
-from common.records import Checkpoint, JobRecord, JobStatus
-from common.store import Store
-
-SPEC = {"job": {"jarURI": "file:///jobs/app.jar", "state": "running"}}
-CLUSTER = {"metadata": {"name": "default"}, "spec": {"restUrl": "http://localhost:8081"}}
+from bench.stackutil import local_stack, populate_jobs, write_results, zk_store
 
 
 def main() -> None:
@@ -30,21 +22,8 @@ def main() -> None:
     args = parser.parse_args()
     samples: dict[str, list[float]] = {"table": [], "json": []}
     with local_stack(flink=False) as (cluster, control):
-        client = KazooClient(hosts=cluster.zk_hosts)
-        client.start()
-        store = Store(client, control.root)
-        store.ensure_layout()
-        fence = store.join_election("bench")
-        for index in range(args.jobs):
-            name = f"job-{index:05d}"
-            store.put_job(JobRecord(name, SPEC, CLUSTER, 1, "h", "bench"), fence, create=True)
-            status = JobStatus(phase="Running", flink_job_id="0" * 32, attempt=1,
-                               observed_generation=1, since=time.time(),
-                               last_checkpoint=Checkpoint("file:///c/chk-1", 1,
-                                                          int(time.time() * 1000)))
-            store.zk.set(store.job_path(name) + "/status",
-                         json.dumps(status.to_json()).encode())
-        client.stop()
+        with zk_store(cluster.zk_hosts, control.root) as store:
+            populate_jobs(store, args.jobs)
         for output in ("table", "json"):
             for _ in range(args.runs):
                 started = time.perf_counter()

@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+CONTEXT_FIELDS = ("job", "attempt", "flinkJobId")
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -17,6 +19,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in CONTEXT_FIELDS:  # passed as `extra=` by the decision logs
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)

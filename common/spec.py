@@ -100,6 +100,10 @@ def _stringify_config(value: Any) -> Any:
     return out
 
 
+class Alerts(_Strict):
+    checkpointStaleAfter: Duration = 600.0  # FlinkschedCheckpointStale past this age
+
+
 class FlinkJobSpec(_Strict):
     cluster: str = "default"
     job: JobSection
@@ -109,6 +113,7 @@ class FlinkJobSpec(_Strict):
     restartPolicy: RestartPolicy = Field(default_factory=RestartPolicy)
     savepoints: Savepoints = Field(default_factory=Savepoints)
     pollInterval: Duration = 1.0
+    alerts: Alerts = Field(default_factory=Alerts)
 
 
 class FlinkJob(_Strict):

@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 from kazoo.exceptions import KazooException, NoAuthError
-from prometheus_client import start_http_server
 
 from common import logsetup
 from common.errors import FlinkschedError, StoreError
+from common.httpserve import Endpoints
 from common.settings import Timings, ZkSettings
 from common.zkconnect import close
 from scheduler.cli_config import allow_removal, plan, validate
@@ -60,10 +60,15 @@ def cli(ctx: click.Context, zk: str, root: str, session_timeout: float, zk_auth:
                                  auth=zk_auth))
 
 
-def _serve_metrics(port: int) -> None:
-    if port:
-        start_http_server(port, addr="127.0.0.1")
-        logger.info("metrics on http://127.0.0.1:%d/metrics", port)
+def _serve(host: str, port: int) -> Endpoints | None:
+    """/metrics, /healthz and /readyz; port 0 turns them off."""
+    if not port:
+        return None
+    try:
+        return Endpoints(host, port)
+    except OSError as exc:
+        click.echo(f"flinksched: cannot serve on {host}:{port}: {exc}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
 
 
 def _wait_for_signal() -> threading.Event:
@@ -103,7 +108,9 @@ def _check_timings(timings: Timings) -> None:
 @click.option("--id", "master_id", default=None, help="Master id (default: host-random).")
 @click.option("--cycle-interval", type=float, default=1.0, show_default=True)
 @click.option("--metrics-port", type=int, default=9250, show_default=True,
-              help="Port for /metrics; 0 turns it off.")
+              help="Port for /metrics, /healthz and /readyz; 0 turns them off.")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True,
+              help="Address /metrics, /healthz and /readyz listen on.")
 @click.option("--runtime", type=click.Choice(["static", "local", "kubernetes"]),
               default="static", show_default=True,
               help="Who starts workers: nobody (static), this master as processes (local), "
@@ -126,7 +133,8 @@ def _check_timings(timings: Timings) -> None:
 @click.pass_obj
 def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
            git_interval: float, removal_grace: float, max_removal_share: float,
-           master_id: str | None, cycle_interval: float, metrics_port: int, runtime: str,
+           master_id: str | None, cycle_interval: float, metrics_port: int, metrics_host: str,
+           runtime: str,
            spare_workers: int, worker_slots: int,
            worker_log_dir: Path, namespace: str, worker_template: Path | None,
            owner_deployment: str | None, pool: str) -> None:
@@ -149,12 +157,14 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
                            cycle_interval=cycle_interval))
     stop = _wait_for_signal()
     store = obj.connect(quiet=False)
-    _serve_metrics(metrics_port)
+    endpoints = _serve(metrics_host, metrics_port)
     node = Master(store, master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
                   config_dir, cycle_interval, worker_slots=worker_slots,
                   spare_workers=spare_workers, removal=RemovalGuard(max_removal_share),
                   removal_grace=removal_grace, git_interval=git_interval,
                   git=GitMirror(config_git, branch, config_dir) if config_git else None)
+    if endpoints is not None:
+        endpoints.live, endpoints.ready = node.liveness, node.readiness
     try:
         node.runtime = _runtime(runtime, obj.settings, node, worker_slots, worker_log_dir,
                                 namespace, worker_template, owner_deployment, pool)
@@ -197,9 +207,12 @@ def _runtime(kind: str, settings: ZkSettings, node: Any, slots: int, log_dir: Pa
 @click.option("--slots", type=int, default=1, show_default=True,
               help="How many jobs this worker supervises.")
 @click.option("--metrics-port", type=int, default=0, show_default=True,
-              help="Port for /metrics; 0 turns it off.")
+              help="Port for /metrics, /healthz and /readyz; 0 turns them off.")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True,
+              help="Address /metrics, /healthz and /readyz listen on.")
 @click.pass_obj
-def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int) -> None:
+def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
+           metrics_host: str) -> None:
     """Run a worker: own assigned jobs and keep them running in Flink.
 
     \b
@@ -212,9 +225,12 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int) -
     _check_timings(timings)
     stop = _wait_for_signal()
     store = obj.connect(quiet=False)
-    _serve_metrics(metrics_port)
+    endpoints = _serve(metrics_host, metrics_port)
     node = Worker(store, worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
-                  slots=slots, metrics_port=metrics_port, act_deadline=timings.act_deadline)
+                  slots=slots, metrics_port=endpoints.port if endpoints else 0,
+                  act_deadline=timings.act_deadline)
+    if endpoints is not None:
+        endpoints.live, endpoints.ready = node.liveness, node.readiness
     node.run(stop)
     close(store)
 

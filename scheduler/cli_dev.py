@@ -23,10 +23,13 @@ console = Console(stderr=True)
 
 
 def _stack(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
-           rpc_port: int, metrics_port: int, progress: bool = True) -> DevStack:
+           rpc_port: int, metrics_port: int, progress: bool = True,
+           prometheus_port: int | None = None) -> DevStack:
     config = StackConfig(state_dir=state_dir, config_dir=config_dir.resolve(), workers=workers,
                          zk_port=zk_port, rest_port=rest_port, rpc_port=rpc_port,
-                         master_metrics_port=metrics_port, worker_metrics_port=metrics_port + 1)
+                         master_metrics_port=metrics_port, worker_metrics_port=metrics_port + 1,
+                         prometheus=prometheus_port is not None,
+                         prometheus_port=prometheus_port or 9090)
     return DevStack(config, progress=lambda message: console.log(message) if progress else None)
 
 
@@ -71,15 +74,20 @@ def dev() -> None:
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until every configured job is RUNNING.")
 @click.option("--timeout", type=float, default=240.0, show_default=True)
+@click.option("--prometheus", "with_prometheus", is_flag=True,
+              help="Also run Prometheus, scraping the master and workers with the alert rules.")
+@click.option("--prometheus-port", type=int, default=9090, show_default=True)
 def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
-       rpc_port: int, metrics_port: int, wait: bool, timeout: float) -> None:
+       rpc_port: int, metrics_port: int, wait: bool, timeout: float, with_prometheus: bool,
+       prometheus_port: int) -> None:
     """Start the stack (again: only what is not running yet).
 
     \b
     Example:
       flinksched dev up && flinksched status
     """
-    stack = _stack(state_dir, config_dir, workers, zk_port, rest_port, rpc_port, metrics_port)
+    stack = _stack(state_dir, config_dir, workers, zk_port, rest_port, rpc_port, metrics_port,
+                   prometheus_port=prometheus_port if with_prometheus else None)
     try:
         with console.status("starting the local stack"):
             stack.up()
@@ -110,6 +118,8 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
     for index in range(workers):
         port = stack.config.worker_metrics_port + index
         out.print(f"worker metrics  http://127.0.0.1:{port}/metrics")
+    if with_prometheus:
+        out.print(f"Prometheus      http://127.0.0.1:{prometheus_port}/alerts")
     out.print(f"logs            {stack.state_dir / 'logs'}")
     out.print()
     click.echo(render_table(rows, color=sys.stdout.isatty()) if rows else "no jobs configured")

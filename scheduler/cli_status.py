@@ -17,11 +17,11 @@ from rich.text import Text
 from ruamel.yaml import YAML
 
 from common.durations import format_duration
+from common.records import PHASES
 from scheduler.cli_context import Context, require_job
 from scheduler.statusview import render_table, select, status_rows
 
-PHASES_HELP = "Running, Submitting, Recovering, Restarting, CrashLoopBackOff, SubmitFailed, " \
-              "ClusterUnreachable, Suspended, Finished, Pending"
+PHASES_HELP = ", ".join(PHASES)
 
 
 def _console() -> Console:

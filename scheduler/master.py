@@ -20,7 +20,8 @@ from kazoo.recipe.watchers import ChildrenWatch
 from common import metrics
 from common.configdir import ConfigLoader
 from common.errors import ConfigError, FencedError, StoreError
-from common.records import FINISHED, PHASES, REMOVED, RUNNING, Fence, JobRecord
+from common.httpserve import loop_liveness
+from common.records import FINISHED, REMOVED, Fence, JobRecord, JobStatus
 from common.store import Store
 from scheduler.assign import plan_assignments
 from scheduler.gitsource import GitError, GitMirror, head_commit
@@ -79,6 +80,8 @@ class Master:
         self._records_read = 0.0
         self.commit = ""
         self._config_state: dict[str, object] | None = None  # last written to ZooKeeper
+        self._job_errors: dict[str, str] = {}
+        self.last_run = 0.0  # monotonic time a periodic job last started
         self.fence: Fence | None = None
         self.leading = False
         self.last_messages: dict[str, str] = {}
@@ -120,13 +123,26 @@ class Master:
     def _wake_all(self, children: list[str]) -> None:
         self.wake("assign", "pool")
 
+    def liveness(self) -> tuple[bool, str]:
+        """/healthz: the periodic jobs run (a hung ZooKeeper call or a dead scheduler fails)."""
+        return loop_liveness(self.last_run, "periodic jobs")
+
+    def readiness(self) -> tuple[bool, str]:
+        """/readyz: connected to ZooKeeper, and a leader (this master or another) is known."""
+        if not self.store.zk.connected:
+            return False, "not connected to ZooKeeper"
+        leader = self.store.leader_id()
+        if leader is None:
+            return False, "no leader elected yet"
+        return True, "leader" if self.leading else f"standby (leader is {leader})"
+
     def _run(self, name: str, func: Callable[[], str]) -> None:
+        self.last_run = time.monotonic()
         with self._lock:
             try:
                 message = func() if self.check_leadership() else self.standby_message
             except FencedError as exc:
-                self.leading = False
-                metrics.LEADER.set(0)
+                self._set_leading(False)
                 message = f"stepped down: {exc}"
             except (StoreError, KazooException) as exc:
                 message = f"ZooKeeper error: {exc!r}"
@@ -168,6 +184,8 @@ class Master:
         return True
 
     def _set_leading(self, leading: bool) -> None:
+        if not leading:
+            metrics.LEADER_VIEW.clear()  # only the leader exports jobs and the pool
         self.leading = leading
         metrics.LEADER.set(1 if leading else 0)
 
@@ -211,9 +229,10 @@ class Master:
         deleted = self._delete_removed(plan, current)
         errors = job_errors(config, current)
         self._publish_config_state(config.errors, errors, plan)
-        metrics.CONFIG_ERRORS.set(len(config.errors))
-        metrics.CONFIG_REMOVAL_BLOCKED.set(1 if plan.removal_blocked else 0)
-        metrics.CONFIG_LAST_SYNC.set_to_current_time()
+        self._job_errors = errors
+        metrics.LEADER_VIEW.update(config_errors=len(config.errors),
+                                   removal_blocked=bool(plan.removal_blocked),
+                                   last_sync=time.time())
         changed = [c for c in plan.changes if c.kind in (ADDED, CHANGED, PLAN_REMOVED, "restored")]
         for change in changed[:20]:
             logger.info("master %s: job %s %s", self.id, change.name, self._event_text(change))
@@ -306,8 +325,7 @@ class Master:
         self.store.apply_assignments(plan.assign, plan.unassign, self.fence)
         for worker_id in plan.dead_workers:
             self.store.drop_worker_dir(worker_id, self.fence)
-        metrics.WORKERS.set(len(workers))
-        metrics.JOBS_UNASSIGNED.set(len(plan.unassigned))
+        metrics.LEADER_VIEW.update(workers=len(workers), jobs_unassigned=len(plan.unassigned))
         parts = [f"assigned {name} to {worker_id}" for worker_id, name in plan.assign[:5]]
         if len(plan.assign) > 5:
             parts.append(f"and {len(plan.assign) - 5} more")
@@ -323,22 +341,33 @@ class Master:
         workers = self.store.workers()
         busy = {w for w, names in self.store.assignments().items() if names}
         wanted = pool_size(jobs, self.worker_slots, self.spare_workers)
+        metrics.LEADER_VIEW.update(workers_wanted=wanted)
         return self.runtime.reconcile(wanted, workers, busy)
 
     def export_metrics(self) -> str:
         """Per-job metrics from the status in ZooKeeper, so a dead worker hides no dead job."""
-        jobs = self.store.job_names()
-        records = self.store.jobs()
-        for name, status in self.store.statuses(jobs).items():
-            record = records.get(name)
-            if record is not None:
-                metrics.JOB_SPEC_GENERATION.labels(name).set(record.generation)
-            metrics.JOB_UP.labels(name).set(1 if status.phase == RUNNING else 0)
-            for phase in PHASES:
-                metrics.JOB_PHASE.labels(name, phase).set(1 if status.phase == phase else 0)
-            metrics.JOB_RESTARTS.labels(name).set(status.restarts)
-            metrics.JOB_OBSERVED_GENERATION.labels(name).set(status.observed_generation)
-            if status.last_checkpoint:
-                completed = status.last_checkpoint.timestamp / 1000
-                metrics.JOB_LAST_CHECKPOINT.labels(name).set(completed)
+        records = self._current_records()
+        statuses = self.store.statuses(sorted(records))
+        overrides = self.store.overrides()
+        samples = []
+        for name, record in sorted(records.items()):
+            status = statuses.get(name, JobStatus())
+            override = overrides.get(name) or {}
+            checkpoint = status.last_checkpoint
+            samples.append(metrics.JobSample(
+                name=name,
+                cluster=str(record.cluster.get("metadata", {}).get("name", "")),
+                phase=status.phase,
+                desired_running=not record.removed and override.get("state") != "suspended"
+                and record.spec["job"].get("state", "running") == "running",
+                restarts=status.restarts,
+                flink_restarts=status.flink_restarts,
+                last_checkpoint=checkpoint.timestamp / 1000 if checkpoint else None,
+                stale_after=float(record.spec.get("alerts", {}).get("checkpointStaleAfter",
+                                                                    600.0)),
+                generation=record.generation,
+                observed_generation=status.observed_generation,
+                config_error=name in self._job_errors,
+            ))
+        metrics.LEADER_VIEW.update(jobs=tuple(samples))
         return ""

@@ -111,10 +111,10 @@ class ControlPlane:
                                   "--metrics-port", "0",
                                   "--worker-log-dir", str(self.workdir / "pool"), *extra])
 
-    def start_worker(self, name: str = "worker-a", slots: int = 1,
-                     zk: str | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str = "worker-a", slots: int = 1, zk: str | None = None,
+                     metrics_port: int = 0) -> subprocess.Popen[bytes]:
         return self._spawn(name, [*self.base_argv(zk), "worker", "--id", name,
-                                  "--slots", str(slots)])
+                                  "--slots", str(slots), "--metrics-port", str(metrics_port)])
 
     def signal(self, name: str, sig: int) -> None:
         self.processes[name].send_signal(sig)

@@ -18,7 +18,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from kazoo.exceptions import KazooException
 from kazoo.recipe.watchers import ChildrenWatch
 
+from common import metrics
 from common.errors import ConflictError, StoreError
+from common.httpserve import loop_liveness
 from common.records import WorkerInfo
 from common.store import Store
 from worker.clients import FlinkClients
@@ -61,6 +63,19 @@ class Worker:
         self.scheduler = BackgroundScheduler(timezone="UTC")  # scheduled savepoints
         self._session = -1
         self._wake = threading.Event()
+        self.last_loop = 0.0  # monotonic time of the last reconcile pass
+
+    def liveness(self) -> tuple[bool, str]:
+        """/healthz: the reconcile loop turns (it runs at least every few seconds)."""
+        return loop_liveness(self.last_loop, "reconcile loop")
+
+    def readiness(self) -> tuple[bool, str]:
+        """/readyz: registered in the current ZooKeeper session and able to act."""
+        if not self.guard.can_act():
+            return False, "not connected to ZooKeeper"
+        if self._session != self.store.session_id:
+            return False, "not registered in the current session"
+        return True, f"owning {len(self.supervisors)} of {self.slots} slot(s)"
 
     def info(self) -> WorkerInfo:
         return WorkerInfo(
@@ -80,8 +95,10 @@ class Worker:
                       allow_session_lost=True)
         logger.info("worker %s ready with %d slot(s)", self.id, self.slots)
         while not stop.is_set():
+            self.last_loop = time.monotonic()
             try:
                 self.reconcile()
+                metrics.WORKER_JOBS.set(len(self.supervisors))
             except (StoreError, KazooException) as exc:
                 logger.warning("worker %s: reconcile failed: %r", self.id, exc)
             self._wake.wait(RECONCILE_INTERVAL)

@@ -174,7 +174,7 @@ class JobSupervisor(Upgrades):
                 logger.exception("job %s: unexpected error in cycle", self.name)
                 message = "unexpected error (see the log)"
             if message != self.last_message:
-                logger.info("job %s: %s", self.name, message)
+                self._log_decision(message)
                 self.last_message = message
             unreachable = message.startswith("cluster unreachable")
             wait = min(MAX_UNREACHABLE_WAIT, wait * 2) if unreachable else self.poll_interval
@@ -183,6 +183,13 @@ class JobSupervisor(Upgrades):
             self._wake.wait(wait)
             self._wake.clear()
         self.savepoints.close()
+
+    def _log_decision(self, message: str) -> None:
+        """One line per decision, naming the job, its attempt and the attempt's Flink job id
+        (also as fields of the JSON log format)."""
+        attempt, job_id = self.current.attempt, self.current.flink_job_id or "-"
+        logger.info("job %s attempt %d (%s): %s", self.name, attempt, job_id, message,
+                    extra={"job": self.name, "attempt": attempt, "flinkJobId": job_id})
 
     def _due_now(self, check: str, interval: float) -> bool:
         now = time.monotonic()

@@ -7,6 +7,7 @@ The test fixtures start ZooKeeper and Flink through the same functions.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from common.errors import DevStackError
-from scheduler.devstack import flinkhome, zookeeper
+from scheduler.devstack import flinkhome, prometheus, zookeeper
 from scheduler.devstack.examplejob import build_example_jar
 from scheduler.devstack.services import Service, port_open, running_pid, start, stop, wait_for
 
@@ -39,6 +40,8 @@ class StackConfig:
     master_metrics_port: int = 9250
     worker_metrics_port: int = 9251
     workers: int = 2
+    prometheus: bool = False  # also a Prometheus scraping the control plane, with the alerts
+    prometheus_port: int = 9090
 
     @property
     def zk_hosts(self) -> str:
@@ -98,9 +101,16 @@ class DevStack:
                 "--metrics-port", str(self.config.worker_metrics_port + index)]))
         return services
 
+    def prometheus_service(self) -> Service:
+        binary = Path(shutil.which("prometheus") or "/usr/bin/prometheus")
+        config = self.state_dir / "prometheus.yml"
+        return self._service("prometheus", prometheus.server_argv(
+            binary, config, self.state_dir, self.config.prometheus_port))
+
     def all_services(self) -> list[Service]:
         return [self.zookeeper_service(), self.flink_service("jobmanager"),
-                self.flink_service("taskmanager"), *self.control_services()]
+                self.flink_service("taskmanager"), *self.control_services(),
+                self.prometheus_service()]
 
     # -- steps ---------------------------------------------------------------------------
     def prepare(self) -> Path:
@@ -111,6 +121,9 @@ class DevStack:
         self.flink_home = flinkhome.ensure_flink_home()
         self.progress("finding ZooKeeper")
         zookeeper.ensure_server_script()
+        if self.config.prometheus:
+            self.progress("finding Prometheus")
+            prometheus.ensure_prometheus()
         self.progress("compiling the example job")
         return build_example_jar(REPO, flinkhome.dist_jar(self.flink_home), self.config.build_dir)
 
@@ -152,12 +165,25 @@ class DevStack:
         for service in self.control_services():
             start(service)
 
+    def start_prometheus(self) -> None:
+        self.progress(f"starting Prometheus on http://127.0.0.1:{self.config.prometheus_port}")
+        workers = [f"127.0.0.1:{self.config.worker_metrics_port + i}"
+                   for i in range(self.config.workers)]
+        prometheus.write_config(self.state_dir, [f"127.0.0.1:{self.config.master_metrics_port}"],
+                                workers)
+        start(self.prometheus_service())
+        if not wait_for(lambda: port_open(self.config.prometheus_port), 60):
+            raise DevStackError(f"Prometheus did not open port {self.config.prometheus_port}; "
+                                f"see {self.prometheus_service().log_file}")
+
     def up(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.prepare()
         self.start_zookeeper()
         self.start_flink()
         self.start_control()
+        if self.config.prometheus:
+            self.start_prometheus()
 
     def down(self) -> list[str]:
         """Stop exactly what `up` started, control plane first; names of what was stopped."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from common.errors import DevStackError
+from scheduler.devstack.debian import install_debian_packages
 
 DEBIAN_HOME = Path("/usr/share/zookeeper")
 
@@ -37,17 +37,6 @@ def ensure_server_script() -> Path:
     if script is None:
         raise DevStackError("installed the zookeeper package but zkServer.sh is still missing")
     return script
-
-
-def install_debian_packages(packages: list[str]) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise DevStackError(
-                f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}"
-            )
 
 
 def write_zoo_cfg(state_dir: Path, port: int) -> Path:

@@ -59,11 +59,13 @@ def test_job_reaches_running_and_status_shows_it(control: ControlPlane, store: S
     # The leader exports the job's state from ZooKeeper, so a dead worker hides no dead job.
     def scraped() -> str | None:
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-        return text if 'flinksched_job_up{job="skeleton-running"} 1.0' in text else None
+        up = 'flinksched_job_up{cluster="default",job_name="skeleton-running"} 1.0'
+        return text if up in text else None
 
     exposition = wait_until(scraped, 20, "the master's /metrics to show the job up")
     assert "flinksched_leader 1.0" in exposition
-    assert 'flinksched_job_phase{job="skeleton-running",phase="Running"} 1.0' in exposition
+    assert ('flinksched_job_phase{cluster="default",job_name="skeleton-running",'
+            'phase="Running"} 1.0') in exposition
     assert "flinksched_workers 1.0" in exposition
 
 

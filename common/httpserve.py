@@ -1,0 +1,78 @@
+"""The HTTP endpoints of every master and worker: /metrics, /healthz and /readyz.
+
+/healthz answers 200 while the process's own loop runs (a liveness probe restarts it when
+not); /readyz answers 200 while it can do its work: connected to ZooKeeper and, for a master,
+a leader is known. Both say why in one line of text.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+logger = logging.getLogger(__name__)
+
+Check = Callable[[], tuple[bool, str]]
+
+
+LIVENESS_WINDOW = 60.0  # /healthz fails when a process's loop has not turned for this long
+
+
+def loop_liveness(last_turn: float, what: str) -> tuple[bool, str]:
+    """A liveness answer from the monotonic time a process's main loop last turned."""
+    if not last_turn:
+        return False, "not started yet"
+    idle = time.monotonic() - last_turn
+    return idle < LIVENESS_WINDOW, f"{what} last ran {idle:.1f}s ago"
+
+
+def _always() -> tuple[bool, str]:
+    return True, "ok"
+
+
+class Endpoints:
+    def __init__(self, host: str, port: int) -> None:
+        self.live: Check = _always
+        self.ready: Check = _always
+        endpoints = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+                elif path in ("/healthz", "/readyz"):
+                    check = endpoints.live if path == "/healthz" else endpoints.ready
+                    try:
+                        ok, why = check()
+                    except Exception as exc:  # a probe must answer, whatever happened
+                        ok, why = False, f"check failed: {exc!r}"
+                    self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
+                else:
+                    self._send(404, b"not found: try /metrics, /healthz or /readyz\n",
+                               "text/plain")
+
+            def _send(self, code: int, body: bytes, content_type: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # a scrape every few seconds is not news
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
+        logger.info("serving /metrics, /healthz and /readyz on http://%s:%d", host, self.port)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

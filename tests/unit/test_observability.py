@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+from prometheus_client import generate_latest
+
+from common import metrics
+from common.httpserve import Endpoints
+from common.logsetup import JsonFormatter
+
+
+def test_health_endpoints_answer_the_checks_and_say_why() -> None:
+    endpoints = Endpoints("127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{endpoints.port}"
+        endpoints.ready = lambda: (False, "not connected to ZooKeeper")
+        answer = httpx.get(url + "/readyz")
+        assert (answer.status_code, answer.text) == (503, "not connected to ZooKeeper\n")
+        endpoints.ready = lambda: (True, "standby (leader is master-b)")
+        assert httpx.get(url + "/readyz").status_code == 200
+
+        def broken() -> tuple[bool, str]:
+            raise RuntimeError("boom")
+
+        endpoints.live = broken
+        answer = httpx.get(url + "/healthz")
+        assert answer.status_code == 503 and "boom" in answer.text
+        assert httpx.get(url + "/metrics").text.count("flinksched_leader") >= 1
+        assert httpx.get(url + "/other").status_code == 404
+    finally:
+        endpoints.close()
+
+
+def test_only_the_leader_exports_jobs_and_a_deleted_job_leaves_no_series() -> None:
+    job = metrics.JobSample(name="orders", cluster="prod", phase="CrashLoopBackOff",
+                            desired_running=True, restarts=3, flink_restarts=0,
+                            last_checkpoint=None, stale_after=600.0, generation=2,
+                            observed_generation=2, config_error=False)
+    metrics.LEADER_VIEW.update(jobs=(job,), workers=2)
+    text = generate_latest().decode()
+    assert 'flinksched_job_phase{cluster="prod",job_name="orders",phase="CrashLoopBackOff"} 1.0' \
+        in text
+    assert "flinksched_job_restarts_total" in text and "flinksched_workers 2.0" in text
+    assert "flinksched_job_last_checkpoint_timestamp_seconds{" not in text  # none yet
+    metrics.LEADER_VIEW.update(jobs=())
+    assert "job_name=" not in generate_latest().decode()
+    metrics.LEADER_VIEW.clear()  # stepped down
+    assert "flinksched_workers " not in generate_latest().decode()
+
+
+def test_json_logs_carry_the_job_attempt_and_flink_job_id() -> None:
+    record = logging.LogRecord("worker.supervisor", logging.INFO, __file__, 1,
+                               "job %s attempt %d (%s): %s",
+                               ("orders", 3, "ab" * 16, "attempt 3 RUNNING"), None)
+    record.job, record.attempt, record.flinkJobId = "orders", 3, "ab" * 16
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == f"job orders attempt 3 ({'ab' * 16}): attempt 3 RUNNING"
+    assert (entry["job"], entry["attempt"], entry["flinkJobId"]) == ("orders", 3, "ab" * 16)
