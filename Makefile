@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-alerts down status test lint typecheck clean
+.PHONY: demo demo-alerts down status test lint typecheck lock clean
 
 $(BIN)/flinksched: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ lint: $(BIN)/flinksched
 
 typecheck: $(BIN)/flinksched
 	$(BIN)/mypy
+
+lock:  # requirements.lock: the image's pinned runtime dependencies, from pyproject.toml
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install --disable-pip-version-check -q .
+	{ sed -n '1,2p' requirements.lock; build/lock-venv/bin/pip freeze --exclude flinksched; } \
+	  > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean: down
 	rm -rf $(VENV) build .flinksched-dev

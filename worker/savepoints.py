@@ -27,6 +27,13 @@ class Pending:
     job_id: str
     reason: str
     started: float = field(default_factory=time.time)
+    requested: float = field(default_factory=time.monotonic)  # first asked for
+
+
+# Flink refuses a savepoint while the attempt's tasks are still being deployed; that passes.
+NOT_RUNNING_YET = ("Not all required tasks are currently running",
+                   "is not being executed at the moment")
+RETRY_WINDOW = 60.0  # how long such a savepoint is asked for again
 
 
 @dataclass
@@ -44,6 +51,7 @@ class SavepointKeeper:
         self.schedule: str | None = None
         self.pending: Pending | None = None
         self._requested: str | None = None
+        self._requested_at = 0.0
         self._lock = threading.Lock()
 
     def configure(self, schedule: str | None) -> None:
@@ -61,9 +69,11 @@ class SavepointKeeper:
     def close(self) -> None:
         self.configure(None)
 
-    def request(self, reason: str) -> None:
+    def request(self, reason: str, since: float | None = None) -> None:
         with self._lock:
-            self._requested = self._requested or reason
+            if self._requested is None:
+                self._requested = reason
+                self._requested_at = time.monotonic() if since is None else since
 
     def step(self, client: FlinkClient, status: JobStatus, job_id: str, retain: int) -> Outcome:
         """Advance: collect a pending savepoint, or trigger a requested one."""
@@ -71,6 +81,7 @@ class SavepointKeeper:
             return self._collect(client, status, retain)
         with self._lock:
             reason, self._requested = self._requested, None
+            requested = self._requested_at
         if reason is None:
             return Outcome()
         try:
@@ -78,7 +89,7 @@ class SavepointKeeper:
         except FlinkError as exc:
             return Outcome(events=[f"savepoint ({reason}) of attempt {status.attempt} "
                                    f"could not be triggered: {exc}"])
-        self.pending = Pending(trigger_id, job_id, reason)
+        self.pending = Pending(trigger_id, job_id, reason, requested=requested)
         return Outcome()
 
     def _collect(self, client: FlinkClient, status: JobStatus, retain: int) -> Outcome:
@@ -93,6 +104,10 @@ class SavepointKeeper:
             return Outcome()
         self.pending = None
         if result == "FAILED":
+            if any(hint in detail for hint in NOT_RUNNING_YET) and (
+                    time.monotonic() - pending.requested < RETRY_WINDOW):
+                self.request(pending.reason, since=pending.requested)
+                return Outcome()  # asked again next cycle, once the tasks run
             return Outcome(events=[f"savepoint ({pending.reason}) failed: {detail}"])
         taken = Checkpoint(path=detail, id=len(status.savepoints) + 1,
                            timestamp=int(time.time() * 1000), kind="savepoint")

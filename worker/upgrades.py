@@ -16,6 +16,7 @@ import time
 from common.flink import TERMINAL_STATES, FlinkClient
 from common.records import RUNNING, JobRecord, JobStatus
 from worker.operations import OperatorActions
+from worker.savepoints import NOT_RUNNING_YET
 
 UPGRADE_RETRY = 60.0  # after a failed stop-with-savepoint, the old attempt keeps running
 
@@ -48,10 +49,11 @@ class Upgrades(OperatorActions):
             if outcome == "pending":
                 return message
             if outcome == "failed":
-                self.upgrade_retry_at = time.monotonic() + UPGRADE_RETRY
+                # Tasks still deploying pass in a moment; any other failure is retried later.
+                wait = 1.0 if any(h in message for h in NOT_RUNNING_YET) else UPGRADE_RETRY
+                self.upgrade_retry_at = time.monotonic() + wait
                 self._observe(self.current.with_changes(stopping="", reason=message), message)
-                return f"{message}; attempt {status.attempt} keeps running, retrying in " \
-                       f"{UPGRADE_RETRY:g}s"
+                return f"{message}; attempt {status.attempt} keeps running, retrying in {wait:g}s"
             if taken is not None:
                 return self._start(record, client, self.current, taken, why, kind="upgrade")
         if state is not None and state not in TERMINAL_STATES:

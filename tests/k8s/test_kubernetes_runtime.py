@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import kmock
-import pytest
 from kubernetes import client
 
 from common.records import WorkerInfo
 from scheduler.runtimes.kubernetes import RBAC_RULES, KubernetesRuntime
+from tests.k8s.conftest import ACTION_VERBS, NAMESPACE, Emulator, expected_pod, pods
 from tests.waiting import wait_until
 
-NAMESPACE = "flink"
 TEMPLATE: dict[str, Any] = {
     "metadata": {"labels": {"app.kubernetes.io/name": "flinksched"},
                  "annotations": {"example.com/team": "platform"}},
@@ -33,76 +28,6 @@ TEMPLATE: dict[str, Any] = {
         "nodeSelector": {"pool": "workers"},
     },
 }
-ACTION_VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create",
-                "DELETE": "delete", "UPDATE": "update", "PATCH": "patch"}
-
-
-class Emulator:
-    """KubernetesEmulator on a loopback port, driven from its own event loop thread."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10), "the emulator did not start"
-
-    def _run(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self.loop.run_until_complete(self._serve())
-        self.loop.close()
-
-    async def _serve(self) -> None:
-        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
-            declared: Any = {"namespaced": True}
-            emulator.resources["v1/pods"] = declared
-            emulator.resources["apps/v1/deployments"] = declared
-            self.handler = emulator
-            self.url = str(server.url).rstrip("/")
-            self._ready.set()
-            await self._stop.wait()
-
-    def requests(self) -> list[Any]:
-        return list(self.handler._requests)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    served = Emulator()
-    try:
-        yield served
-    finally:
-        served.close()
-
-
-@pytest.fixture
-def api(emulator: Emulator) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    configuration.host = emulator.url
-    api_client = client.ApiClient(configuration)
-    deployment: Any = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "flinksched-master", "namespace": NAMESPACE, "uid": "uid-123"},
-        "spec": {"selector": {"matchLabels": {"app": "flinksched"}},
-                 "template": {"metadata": {"labels": {"app": "flinksched"}},
-                              "spec": {"containers": [{"name": "master", "image": "x"}]}}}}
-    client.AppsV1Api(api_client).create_namespaced_deployment(NAMESPACE, deployment)
-    try:
-        yield api_client
-    finally:
-        api_client.close()
-
-
-def pods(api: client.ApiClient) -> dict[str, Any]:
-    listed = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE)
-    items: list[Any] = listed.items
-    return {str(p.metadata.name): api.sanitize_for_serialization(p) for p in items}
-
-
 def verbs_used(requests: list[Any]) -> set[tuple[str, str]]:
     return {(str(r.resource.plural), ACTION_VERBS[r.action.name]) for r in requests
             if r.resource is not None and r.action is not None}
@@ -123,15 +48,7 @@ def test_pods_are_the_template_plus_the_per_worker_fields(
     created = pods(api)
     assert len(created) == 3
     for name, pod in created.items():
-        expected = copy.deepcopy(TEMPLATE)
-        expected["metadata"].update(
-            name=name, namespace=NAMESPACE,
-            labels={**TEMPLATE["metadata"]["labels"], "flinksched.dev/pool": "prod",
-                    "app.kubernetes.io/component": "worker"},
-            ownerReferences=[{"apiVersion": "apps/v1", "kind": "Deployment",
-                              "name": "flinksched-master", "uid": "uid-123",
-                              "controller": False, "blockOwnerDeletion": False}])
-        assert pod == {"apiVersion": "v1", "kind": "Pod", **expected}
+        assert pod == expected_pod(TEMPLATE, name, "prod", "flinksched-master")
         assert name.startswith("prod-worker-")
     assert verbs_used(emulator.requests()[before:]) <= allowed()
 
