@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-alerts down status test lint typecheck lock clean
+.PHONY: demo demo-alerts down status test bench lint typecheck lock clean
 
 $(BIN)/flinksched: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: $(BIN)/flinksched
 	$(BIN)/ruff check common scheduler worker tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(BIN)/flinksched  # every benchmark: bench/results/<date>.json and .md, bench/README.md
+	$(BIN)/python -m bench.run_all
 
 lint: $(BIN)/flinksched
 	$(BIN)/ruff check common scheduler worker tests bench

@@ -36,13 +36,11 @@ def _timestamp(cluster: Cluster, job_id: str, state: str) -> float:
 
 
 def measure_failovers(cluster: Cluster, control: ControlPlane, store: Store, runs: int,
-                      marker: Path) -> list[dict[str, float]]:
-    name = "bench-failover"
+                      marker: Path, poll: float = 1.0) -> list[dict[str, float]]:
+    name = "bench-failover" if poll == 1.0 else f"bench-failover-poll-{poll:g}".replace(".", "")
     # Every failure here is a first failure: measure the immediate restart, not the backoff.
-    control.write_job(name, args=["--fail-marker", str(marker)],
+    control.write_job(name, args=["--fail-marker", str(marker)], pollInterval=f"{poll:g}s",
                       restartPolicy={"backoff": {"initial": "0s", "max": "0s"}})
-    control.start_master()
-    control.start_worker()
     samples = []
     for attempt in range(1, runs + 1):
         current = flink_job_id(name, attempt)
@@ -56,7 +54,9 @@ def measure_failovers(cluster: Cluster, control: ControlPlane, store: Store, run
                        if e["message"].startswith(decided))
         samples.append({"detection": claimed - failed, "restart": running - claimed,
                         "total": running - failed})
-        print(f"failover {attempt}: " + ", ".join(f"{k} {v:.3f}s" for k, v in samples[-1].items()))
+        print(f"failover {attempt} (poll {poll:g}s): "
+              + ", ".join(f"{k} {v:.3f}s" for k, v in samples[-1].items()))
+    control.remove_job(name)
     return samples
 
 
@@ -92,12 +92,20 @@ def summarize(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--polls", type=float, nargs="*", default=[0.5, 2.0],
+                        help="further poll intervals to measure detection at (1 s always)")
     parser.add_argument("--keep", action="store_true", help="keep the logs and state")
     args = parser.parse_args()
     with local_stack(keep=args.keep) as (cluster, control), \
             zk_store(cluster.zk_hosts, control.root) as store:
+        control.start_master("master-a", "--removal-grace", "0")
+        control.start_worker()
         failovers = measure_failovers(cluster, control, store, args.runs,
                                       control.workdir / "fail-marker")
+        detection = {"1": _detection(failovers)}
+        for poll in args.polls:
+            detection[f"{poll:g}"] = _detection(measure_failovers(
+                cluster, control, store, args.runs, control.workdir / f"fail-{poll:g}", poll))
         control.stop_all()
         cluster.cancel_all()
         # ZooKeeper's record lags Flink, which keeps only the newest few: take the disk's.
@@ -113,8 +121,17 @@ def main() -> None:
     report["restart_over_bare"] = report["restart"]["median"] / report["bare_run"]["median"]
     report["restart_over_bare_restoring"] = (
         report["restart"]["median"] / report["bare_run_restoring"]["median"])
+    report["detection_by_poll_s"] = detection
     report["runs"] = args.runs
     write_results("failover", report)
+
+
+def _detection(samples: list[dict[str, float]]) -> dict[str, float]:
+    """Median, p99 (nearest rank) and worst of FAILED → the worker noticed."""
+    values = sorted(s["detection"] for s in samples)
+    p99 = values[min(len(values) - 1, max(0, round(0.99 * len(values)) - 1))]
+    return {"median": statistics.median(values), "p99": p99, "worst": values[-1],
+            "total_median": statistics.median(s["total"] for s in samples)}
 
 
 if __name__ == "__main__":

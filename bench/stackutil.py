@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from kazoo.client import KazooClient
 
 from common.records import Checkpoint, JobRecord, JobStatus
 from common.store import Store
-from scheduler.devstack.services import free_port
+from scheduler.devstack.services import free_port, port_open, wait_for
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.stack import Cluster, ControlPlane
 
@@ -97,16 +99,34 @@ def write_results(name: str, report: dict[str, Any]) -> Path:
     return path
 
 
-def zk_packets_received(hosts: str) -> int:
-    """ZooKeeper's own count of requests it received (the `mntr` four-letter word)."""
+def zk_mntr(hosts: str) -> dict[str, str]:
+    """ZooKeeper's own counters (the `mntr` four-letter word)."""
     host, port = hosts.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(b"mntr")
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-    for line in data.decode().splitlines():
-        key, _, value = line.partition("\t")
-        if key == "zk_packets_received":
-            return int(value)
-    raise RuntimeError("mntr did not report zk_packets_received")
+    return dict(line.split("\t", 1) for line in data.decode().splitlines() if "\t" in line)
+
+
+def zk_packets_received(hosts: str) -> int:
+    """How many requests ZooKeeper received so far."""
+    return int(zk_mntr(hosts)["zk_packets_received"])
+
+
+@contextmanager
+def flink_simulator(checkpoint_ms: int = 30_000) -> Iterator[str]:
+    """bench/flinksim in its own process; yields its REST URL."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "bench.flinksim", "--port", str(port),
+                                "--checkpoint-ms", str(checkpoint_ms)],
+                               cwd=Path(__file__).resolve().parents[1],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_for(lambda: port_open(port), 30):
+            raise RuntimeError("the Flink simulator did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

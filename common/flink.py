@@ -122,8 +122,13 @@ class FlinkClient:
         return _innermost_cause(trace or str(found.get("root-exception", "")))
 
     def cancel(self, job_id: str) -> None:
-        self._request("PATCH", f"/jobs/{job_id}", "cancel", allow_404=True,
-                      params={"mode": "cancel"})
+        """Cancel; a job that is gone or has ended already is no error (409 from Flink)."""
+        try:
+            self._request("PATCH", f"/jobs/{job_id}", "cancel", allow_404=True,
+                          params={"mode": "cancel"})
+        except FlinkRequestFailed as exc:
+            if exc.status != 409:
+                raise
 
     def restart_count(self, job_id: str) -> int | None:
         """Flink's own restart count (the numRestarts metric; refreshed every ~10 s)."""

@@ -18,6 +18,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 # every master
 LEADER = Gauge("flinksched_leader", "1 while this master is the leader")
+MASTER_TASK_SECONDS = Histogram(
+    "flinksched_master_task_seconds",
+    "Duration of one run of a master's periodic task (sync, assign, pool, metrics)",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 # every worker
 WORKER_JOBS = Gauge("flinksched_worker_jobs", "Jobs this worker owns")

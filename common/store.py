@@ -383,9 +383,12 @@ class Store:
         return list(decode(data, f"job {name} events").get("events", []))
 
     # -- operator overrides (CLI writes; they win over git until removed) ----------------
+    def override_path(self, name: str) -> str:
+        return self._path("overrides", name)
+
     def override(self, name: str) -> dict[str, Any] | None:
         try:
-            data, _ = self.zk.get(self._path("overrides", name))
+            data, _ = self.zk.get(self.override_path(name))
         except NoNodeError:
             return None
         return decode(data, f"override of job {name}")
@@ -500,17 +503,16 @@ class Store:
     def assignments_path(self, worker_id: str) -> str:
         return self._path("assignments", worker_id)
 
-    def assigned_to(self, worker_id: str) -> dict[str, int]:
+    def assigned_names(self, worker_id: str) -> set[str]:
         try:
-            names = self.zk.get_children(self.assignments_path(worker_id))
+            return set(self.zk.get_children(self.assignments_path(worker_id)))
         except NoNodeError:
-            return {}
-        assigned = {}
-        for name in names:
-            stat = self.zk.exists(self.assignments_path(worker_id) + "/" + name)
-            if stat is not None:
-                assigned[name] = int(stat.czxid)  # the assignment's epoch: a global, rising zxid
-        return assigned
+            return set()
+
+    def assignment_epoch(self, worker_id: str, name: str) -> int | None:
+        """The assignment's epoch: its node's czxid, a global and rising zxid."""
+        stat = self.zk.exists(self.assignments_path(worker_id) + "/" + name)
+        return int(stat.czxid) if stat is not None else None
 
     def assignments(self) -> dict[str, set[str]]:
         """Job names assigned to each worker id (one pipelined round)."""

@@ -28,6 +28,7 @@ from scheduler.gitsource import GitError, GitMirror, head_commit
 from scheduler.plan import (
     ADDED,
     CHANGED,
+    KEPT,
     REMOVING,
     Change,
     Plan,
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 METRICS_INTERVAL = 5.0  # per-job gauges; Prometheus scrapes every 15-30 s
 RECORDS_REREAD = 60.0
+READ_ONLY_TASKS = ("metrics",)
 
 
 class Master:
@@ -81,6 +83,7 @@ class Master:
         self.commit = ""
         self._config_state: dict[str, object] | None = None  # last written to ZooKeeper
         self._job_errors: dict[str, str] = {}
+        self._last_blocked = ""
         self.last_run = 0.0  # monotonic time a periodic job last started
         self.fence: Fence | None = None
         self.leading = False
@@ -138,20 +141,28 @@ class Master:
 
     def _run(self, name: str, func: Callable[[], str]) -> None:
         self.last_run = time.monotonic()
-        with self._lock:
-            try:
-                message = func() if self.check_leadership() else self.standby_message
-            except FencedError as exc:
-                self._set_leading(False)
-                message = f"stepped down: {exc}"
-            except (StoreError, KazooException) as exc:
-                message = f"ZooKeeper error: {exc!r}"
-            except Exception:
-                logger.exception("master %s: %s failed", self.id, name)
-                message = "unexpected error (see the log)"
-            if message and message != self.last_messages.get(name):
-                logger.info("master %s: %s", self.id, message)
-            self.last_messages[name] = message
+        if name in READ_ONLY_TASKS:  # reads only: never holds up the sync or the assignment
+            with metrics.MASTER_TASK_SECONDS.labels(name).time():
+                self._attempt(name, func)
+            return
+        with self._lock, metrics.MASTER_TASK_SECONDS.labels(name).time():
+            self._attempt(name, lambda: func() if self.check_leadership()
+                          else self.standby_message)
+
+    def _attempt(self, name: str, step: Callable[[], str]) -> None:
+        try:
+            message = step()
+        except FencedError as exc:
+            self._set_leading(False)
+            message = f"stepped down: {exc}"
+        except (StoreError, KazooException) as exc:
+            message = f"ZooKeeper error: {exc!r}"
+        except Exception:
+            logger.exception("master %s: %s failed", self.id, name)
+            message = "unexpected error (see the log)"
+        if message and message != self.last_messages.get(name):
+            logger.info("master %s: %s", self.id, message)
+        self.last_messages[name] = message
 
     # -- leadership ----------------------------------------------------------------------
     standby_message = ""
@@ -243,6 +254,11 @@ class Master:
         parts += [f"deleted {name}" for name in deleted]
         if plan.removal_blocked:
             parts.append(f"REMOVAL WITHHELD: {plan.removal_blocked}")
+            if plan.removal_blocked != self._last_blocked:
+                logger.warning("master %s: NOT removing %s: %s", self.id,
+                               ", ".join(c.name for c in plan.of_kind(KEPT)[:20]),
+                               plan.removal_blocked)
+        self._last_blocked = plan.removal_blocked
         if config.errors:
             parts.append(f"{len(config.errors)} config error(s), first: {config.errors[0]}")
         return "; ".join(parts)
@@ -293,8 +309,8 @@ class Master:
                 continue
             final = status.last_checkpoint.path if status and status.last_checkpoint else "none"
             self.store.delete_job(record.name, self.fence)
-            if self._records is not None:
-                self._records.pop(record.name, None)
+            if self._records is not None:  # replaced, never changed: readers hold snapshots
+                self._records = {k: v for k, v in self._records.items() if k != record.name}
             logger.info("master %s: deleted job %s (removed from the config); final "
                         "savepoint or checkpoint: %s", self.id, record.name, final)
             deleted.append(record.name)
@@ -345,8 +361,12 @@ class Master:
         return self.runtime.reconcile(wanted, workers, busy)
 
     def export_metrics(self) -> str:
-        """Per-job metrics from the status in ZooKeeper, so a dead worker hides no dead job."""
-        records = self._current_records()
+        """Per-job metrics from the status in ZooKeeper, so a dead worker hides no dead job.
+        Runs beside the other tasks (it only reads); exports only while leading."""
+        if not self.leading:
+            metrics.LEADER_VIEW.clear()
+            return ""
+        records = self._records if self._records is not None else self.store.jobs()
         statuses = self.store.statuses(sorted(records))
         overrides = self.store.overrides()
         samples = []
@@ -369,5 +389,8 @@ class Master:
                 observed_generation=status.observed_generation,
                 config_error=name in self._job_errors,
             ))
-        metrics.LEADER_VIEW.update(jobs=tuple(samples))
+        if self.leading:  # still: leadership may have ended while this read
+            metrics.LEADER_VIEW.update(jobs=tuple(samples))
+        else:
+            metrics.LEADER_VIEW.clear()
         return ""

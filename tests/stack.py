@@ -154,6 +154,10 @@ class ControlPlane:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
 
+    def remove_job(self, name: str, config_dir: Path | None = None) -> None:
+        """Delete the job's YAML file, as a commit that removes it would."""
+        ((config_dir or self.config_dir) / f"{name}.yaml").unlink(missing_ok=True)
+
     def write_job(self, name: str, *, args: list[str] | None = None,
                   config: dict[str, str] | None = None,
                   entry_class: str = "dev.flinksched.examples.StatefulCounter",

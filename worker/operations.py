@@ -14,6 +14,7 @@ from common.records import REMOVED, SUSPENDED, Checkpoint, JobRecord, JobStatus
 from common.store import Store
 from worker.restore import RestorePoints
 from worker.savepoints import SavepointKeeper
+from worker.watched import WatchedJob
 
 
 class OperatorActions:
@@ -23,6 +24,7 @@ class OperatorActions:
     restore_points: RestorePoints
     pending_stop: str | None
     current: JobStatus
+    watched: WatchedJob
 
     # provided by JobSupervisor
     def _event(self, message: str, **extra: Any) -> None:
@@ -44,7 +46,7 @@ class OperatorActions:
         config is gone is removed; an operator's override wins over the spec until lifted."""
         if record.removed:
             return REMOVED, "removed from the config"
-        override = self.store.override(self.name)
+        override = self.watched.override()
         if override and override.get("state") == "suspended":
             return SUSPENDED, (f"suspended by {override.get('by', 'someone')}: "
                                f"{override.get('reason', 'no reason given')}")
@@ -108,6 +110,8 @@ class OperatorActions:
     def _take_commands(self) -> tuple[str, dict[str, Any]] | None:
         """Queue savepoint requests; return the oldest restart command, kept until done."""
         restart = None
+        if not self.watched.commands_waiting():
+            return None
         for node, command in self.store.commands(self.name):
             kind, by = command.get("command"), command.get("by", "someone")
             if kind == "restart":

@@ -123,7 +123,7 @@ class Worker:
             logger.info("worker %s registered again in a new session", self.id)
         if not self.guard.can_act():
             return
-        assigned = self.store.assigned_to(self.id)
+        assigned = self.store.assigned_names(self.id)
         for name, supervisor in list(self.supervisors.items()):
             if name not in assigned or not supervisor.alive:
                 supervisor.stop()
@@ -132,8 +132,11 @@ class Worker:
                 del self.supervisors[name]
                 why = "unassigned" if name not in assigned else "supervisor ended"
                 logger.info("worker %s: released job %s (%s)", self.id, name, why)
-        for name, epoch in sorted(assigned.items()):
+        for name in sorted(assigned):
             if name in self.supervisors or len(self.supervisors) >= self.slots:
+                continue
+            epoch = self.store.assignment_epoch(self.id, name)  # only for jobs to take
+            if epoch is None:
                 continue
             try:
                 owner = self.store.claim_ownership(name, self.id, epoch)

@@ -13,7 +13,6 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 from kazoo.exceptions import KazooException
-from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 from common.errors import (
     ConflictError,
@@ -53,6 +52,7 @@ from worker.policy import backoff_delay, recent_restarts
 from worker.restore import RestorePoints, from_flink_stats, newest
 from worker.savepoints import SavepointKeeper
 from worker.upgrades import Upgrades
+from worker.watched import WatchedJob
 
 logger = logging.getLogger(__name__)
 
@@ -116,23 +116,20 @@ class JobSupervisor(Upgrades):
         self._due: dict[str, float] = {}  # monotonic time each periodic check is next due
         self._stop = threading.Event()
         self._wake = threading.Event()  # a change in ZooKeeper: run the next cycle now
+        self.watched = WatchedJob(store, name, self._wake.set)
+        self._status_stale = True  # read the status again before the next decision
         self._thread = threading.Thread(target=self.run, name=f"job-{name}", daemon=True)
 
     # -- thread --------------------------------------------------------------------------
     def start(self) -> None:
+        # A new generation, a removal, an override or a command acts at once, not a poll later.
+        self.watched.start()
         self._thread.start()
-        # A new generation, a removal or an operator's command acts at once, not a poll later.
-        path = self.store.job_path(self.name)
-        DataWatch(self.store.zk, path, self._on_change)
-        ChildrenWatch(self.store.zk, path + "/commands", self._on_change)
-
-    def _on_change(self, *_: Any) -> bool:
-        self._wake.set()
-        return not self._stop.is_set()  # False ends the watch
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self.watched.close()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -165,8 +162,10 @@ class JobSupervisor(Upgrades):
                 self.fenced = True
                 return
             except ConflictError as exc:
+                self._status_stale = True
                 message = f"status changed concurrently, re-reading: {exc}"
             except (StoreError, KazooException) as exc:
+                self._status_stale = True
                 message = f"ZooKeeper error: {exc!r}"
             except FlinkschedError as exc:
                 message = f"error: {exc}"
@@ -200,14 +199,18 @@ class JobSupervisor(Upgrades):
 
     # -- one cycle -----------------------------------------------------------------------
     def cycle(self) -> str:
-        record = self.store.job(self.name)
+        record = self.watched.record()
         if record is None:
             self._stop.set()
             return "job no longer exists in ZooKeeper"
         self.poll_interval = float(record.spec.get("pollInterval", 1.0))
         self.savepoints.configure(record.spec["savepoints"].get("schedule"))
-        status, self.version = self.store.status(self.name)
-        self.current = status
+        if self._status_stale:
+            # This supervisor is the status's only writer (every write is a compare-and-set
+            # fenced by ownership), so what it wrote last is current until a write fails.
+            self.current, self.version = self.store.status(self.name)
+            self._status_stale = False
+        status = self.current
         if status.worker != self.owner.holder:  # took the job over: say so in the status
             self._write(status.with_changes(worker=self.owner.holder))
             status = self.current
@@ -346,7 +349,7 @@ class JobSupervisor(Upgrades):
 
     def _cancel_orphans(self, client: FlinkClient, status: JobStatus) -> None:
         try:
-            jobs = client.jobs()
+            jobs = self.clients.job_list(client)
         except FlinkschedError:
             return
         for orphan in orphan_ids(jobs, self.name, status.attempt):

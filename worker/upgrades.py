@@ -25,8 +25,12 @@ class Upgrades(OperatorActions):
     upgrade_retry_at: float = 0.0
 
     def _upgrade_due(self, record: JobRecord, status: JobStatus) -> bool:
-        """The current attempt was submitted with another spec than the record's."""
-        return bool(status.submit_hash) and status.submit_hash != record.submit_hash
+        """The current attempt was submitted with another spec than the record's. An attempt
+        that recorded no hash (started by an older flinksched) is upgraded on any new
+        generation: a needless restart is better than a change silently not applied."""
+        if not status.submit_hash:
+            return record.generation > status.observed_generation
+        return status.submit_hash != record.submit_hash
 
     def _apply_in_place(self, record: JobRecord, status: JobStatus) -> JobStatus:
         """A new generation the attempt does not depend on: just record it as observed."""

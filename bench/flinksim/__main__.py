@@ -1,0 +1,3 @@
+from bench.flinksim.server import main
+
+main()

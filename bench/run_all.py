@@ -1,0 +1,182 @@
+"""`make bench`: every benchmark, then one results file and one table.
+
+    python -m bench.run_all [--quick]
+
+Each benchmark runs as its own process and keeps its report as
+bench/results/<date>-<name>.json; this then writes bench/results/<date>.json (every report,
+with the machine's core count and memory) and bench/results/<date>.md (the table, beside
+the targets), and puts the same table into bench/README.md between its `latest` markers.
+`--quick` runs fewer repetitions and smaller scale runs, to check that everything works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.stackutil import RESULTS
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+START, END = "<!-- latest: written by `make bench` -->", "<!-- /latest -->"
+
+# name: (module, full arguments, --quick arguments)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "failover": ("bench.failover", ["--runs", "10"], ["--runs", "3", "--polls"]),
+    "failover-ha": ("bench.failover_ha", ["--runs", "5"], ["--runs", "1"]),
+    "worker-memory": ("bench.worker_memory", [], []),
+    "assignment": ("bench.assignment", [], ["--runs", "1"]),
+    "status-scale": ("bench.status_scale", [], ["--runs", "1"]),
+    "config-sync": ("bench.config_sync", ["--change-runs", "10"],
+                    ["--runs", "1", "--change-runs", "2"]),
+    "metrics-scale": ("bench.metrics_scale", [], ["--runs", "3"]),
+    "scale": ("bench.scale", ["--jobs", "1000", "5000"], ["--jobs", "300", "--window", "20"]),
+}
+
+
+def machine() -> dict[str, Any]:
+    memory_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text()
+                     .splitlines() if line.startswith("MemTotal:"))
+    return {"cores": os.cpu_count(), "memory_gib": round(memory_kb / 1024 / 1024, 1),
+            "python": platform.python_version(), "kernel": platform.release()}
+
+
+def run(name: str, quick: bool) -> float:
+    module, full, short = BENCHMARKS[name]
+    started = time.monotonic()
+    print(f"== {name}: python -m {module} {' '.join(short if quick else full)}", flush=True)
+    subprocess.run([sys.executable, "-m", module, *(short if quick else full)], cwd=REPO,
+                   check=True)
+    return time.monotonic() - started
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} s"
+
+
+Row = tuple[str, str, str]
+Rows = Callable[[dict[str, Any]], list[Row]]
+
+
+def _failover(r: dict[str, Any]) -> list[Row]:
+    rows = [
+        ("detection: FAILED → worker noticed, median / worst (1 s poll)",
+         f"{_s(r['detection']['median'])} / {_s(r['detection']['worst'])}", ""),
+        ("restart: noticed → RUNNING, median / worst",
+         f"{_s(r['restart']['median'])} / {_s(r['restart']['worst'])}", ""),
+        ("bare POST /jars/<id>/run → RUNNING, median",
+         _s(r["bare_run"]["median"]), ""),
+        ("restart / bare run", f"{r['restart_over_bare']:.2f}", "< 1.5"),
+        ("FAILED → RUNNING, median / worst (1 s poll)",
+         f"{_s(r['total']['median'])} / {_s(r['total']['worst'])}", "< 2 s"),
+    ]
+    for poll, d in sorted(r.get("detection_by_poll_s", {}).items(), key=lambda i: float(i[0])):
+        target = "p99 < 1.2 s" if poll == "1" else ""
+        rows.append((f"detection at a {poll} s poll: median / p99",
+                     f"{_s(d['median'])} / {_s(d['p99'])}", target))
+    return rows
+
+
+def _failover_ha(r: dict[str, Any]) -> list[Row]:
+    bound = f"< {r['session_timeout_s'] + 1:g} s"
+    return [("leader SIGKILL → new leader acting", _s(r["leader_sigkill_to_new_leader_acting_s"]),
+             bound),
+            ("worker SIGKILL → job owned again", _s(r["worker_sigkill_to_job_owned_s"]), bound)]
+
+
+def _scale(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for run in r["runs"]:
+        n = f"{run['jobs']:,} jobs"
+        tasks = run["master_task_mean_s"]
+        cycle = sum(tasks.get(t) or 0.0 for t in ("sync", "assign", "pool"))
+        big = run["jobs"] >= 5000
+        rows += [
+            (f"{n}: master cycle (sync + assign + pool), mean", _s(cycle),
+             "< 1 s" if big else ""),
+            (f"{n}: master metrics export pass, mean", _s(tasks.get("metrics")), ""),
+            (f"{n}: master / worker resident memory",
+             f"{run['master_rss_mb']:.0f} MB / {run['worker_rss_mb_max']:.0f} MB",
+             "< 300 MB" if big else ""),
+            (f"{n}: ZooKeeper requests per second", f"{run['zk_requests_per_s']:.0f}", ""),
+            (f"{n}: ZooKeeper writes per job per second",
+             f"{run['zk_writes_per_job_per_s']:.4f}", "< 0.2"),
+            (f"{n}: ZooKeeper bytes written per job per minute",
+             f"{run['zk_bytes_written_per_job_per_min']:.0f}", ""),
+            (f"{n}: Flink REST requests per job per second",
+             f"{run['flink_rest_requests_per_job_per_s']:.2f}", ""),
+        ]
+    return rows
+
+
+TABLES: dict[str, Rows] = {
+    "failover": _failover,
+    "failover-ha": _failover_ha,
+    "worker-memory": lambda r: [("worker resident memory, 1 / 20 jobs",
+                                 f"{r['worker_rss_mb_1_job']:.1f} MB / "
+                                 f"{r['worker_rss_mb_20_jobs']:.1f} MB", "< 60 MB")],
+    "assignment": lambda r: [(f"assignment of {r['jobs']:,} jobs over {r['workers']} workers",
+                              _s(r["assignment_pass_s_median"]), "")],
+    "status-scale": lambda r: [(f"`flinksched status` with {r['jobs']:,} jobs",
+                                _s(r["status_table_s_median"]), "< 1 s")],
+    "config-sync": lambda r: [
+        (f"sync of {r['jobs']:,} job files, cold / one changed",
+         f"{_s(r['sync_cycle']['cold']['median_s'])} / "
+         f"{_s(r['sync_cycle']['one']['median_s'])}", "< 1 s"),
+        *[(f"config file changed → new attempt submitted ({mode})", _s(v["median_s"]), "< 2 s")
+          for mode, v in r.get("change_to_submitted", {}).items()]],
+    "metrics-scale": lambda r: [(f"leader's /metrics with {r['jobs']:,} jobs: time / size",
+                                 f"{_s(r['scrape_s_median'])} / "
+                                 f"{r['response_bytes'] / 1e6:.2f} MB", "")],
+    "scale": _scale,
+}
+
+
+def table(reports: dict[str, Any], host: dict[str, Any]) -> str:
+    lines = [f"Machine: {host['cores']} cores, {host['memory_gib']} GiB, Python {host['python']}"
+             f" ({time.strftime('%Y-%m-%d')}).", "",
+             "| figure | value | target |", "|---|---|---|"]
+    for name, render in TABLES.items():
+        if name in reports:
+            lines += [f"| {figure} | {value} | {target} |"
+                      for figure, value, target in render(reports[name])]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), default=None)
+    args = parser.parse_args()
+    date = time.strftime("%Y-%m-%d")
+    durations = {name: round(run(name, args.quick), 1) for name in args.only or BENCHMARKS}
+    reports = {}
+    for name in BENCHMARKS:
+        path = RESULTS / f"{date}-{name}.json"
+        if path.exists():
+            reports[name] = json.loads(path.read_text())
+    host = machine()
+    (RESULTS / f"{date}.json").write_text(json.dumps(
+        {"machine": host, "quick": args.quick, "seconds": durations, "reports": reports},
+        indent=2) + "\n")
+    text = table(reports, host)
+    (RESULTS / f"{date}.md").write_text(text)
+    readme = BENCH / "README.md"
+    current = readme.read_text()
+    if START in current and END in current and not args.quick:
+        head, rest = current.split(START, 1)
+        readme.write_text(f"{head}{START}\n{text}{END}{rest.split(END, 1)[1]}")
+    print(text)
+    print(f"written to {RESULTS / f'{date}.json'} and {RESULTS / f'{date}.md'}")
+
+
+if __name__ == "__main__":
+    main()
