@@ -99,6 +99,11 @@ def _scale(r: dict[str, Any]) -> list[Row]:
         tasks = run["master_task_mean_s"]
         cycle = sum(tasks.get(t) or 0.0 for t in ("sync", "assign", "pool"))
         big = run["jobs"] >= 5000
+        if run.get("all_running_s") is None:
+            rows.append((f"{n}: RUNNING when measured", f"{run['running_when_measured']:,} "
+                         "(the machine could not start them all in time)", ""))
+        else:
+            rows.append((f"{n}: all RUNNING after", f"{run['all_running_s']:.0f} s", ""))
         rows += [
             (f"{n}: master cycle (sync + assign + pool), mean", _s(cycle),
              "< 1 s" if big else ""),

@@ -14,7 +14,6 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from ruamel.yaml import YAML
 
 from common.durations import format_duration
 from common.records import PHASES
@@ -26,6 +25,12 @@ PHASES_HELP = ", ".join(PHASES)
 
 def _console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 1000)  # piped output never wraps
+
+
+def _yaml_dump(value: Any) -> None:
+    from ruamel.yaml import YAML  # only these outputs need it: other commands start faster
+
+    YAML(typ="safe", pure=True).dump(value, sys.stdout)
 
 
 def _when(timestamp: float) -> str:
@@ -69,7 +74,7 @@ def status(obj: Context, output: str, labels: tuple[str, ...], phase: str | None
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
     elif output == "yaml":
-        YAML(typ="safe", pure=True).dump(rows, sys.stdout)
+        _yaml_dump(rows)
     elif not rows:
         click.echo("no jobs")
     else:
@@ -132,8 +137,7 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     if status.last_failure:
         console.print(f"last failure {status.last_failure}")
     console.print("[bold]spec[/]")
-    YAML(typ="safe", pure=True).dump({"cluster": record.cluster, "spec": record.spec},
-                                     sys.stdout)
+    _yaml_dump({"cluster": record.cluster, "spec": record.spec})
     console.print("[bold]events[/]")
     for event in events:
         console.print(f"  {_when(float(event['ts']))}  {event['source']}: {event['message']}")
