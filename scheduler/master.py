@@ -286,7 +286,7 @@ class Master:
             return f"no longer in the config (was {record.source}): {change.action}"
         if change.kind == "restored":
             return f"back in the config at {origin}: {change.action}"
-        return change.action  # moved to another file or line: no event
+        return ""  # moved to another file or line: no event
 
     def _delete_removed(self, plan: Plan, current: dict[str, JobRecord]) -> list[str]:
         """Delete the metadata of removed jobs once stopped and past the grace period."""

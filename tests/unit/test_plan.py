@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from common.configdir import load_config_paths
 from common.records import JobRecord
+from common.store import Store
+from scheduler.master import Master
 from scheduler.plan import Change, Plan, RemovalGuard, build_plan
 from tests.unit.configtexts import CLUSTER
 
@@ -133,3 +136,13 @@ def test_a_broken_file_holds_every_job_it_held(tmp_path: Path) -> None:
     assert [c.name for c in plan.of_kind("invalid")] == ["a", "b"]
     assert "YAML syntax error" in plan.of_kind("invalid")[0].error
     assert plan.writes == [] and not plan.removal_blocked
+
+
+def test_a_job_moved_to_another_file_keeps_its_generation_and_gets_no_event(
+    tmp_path: Path,
+) -> None:
+    current = synced(tmp_path, {"a.yaml": job("a")})
+    [change] = plan_of(tmp_path, {"b.yaml": job("a")}, current).changes
+    assert change.kind == "unchanged" and written(change).generation == 1
+    assert written(change).source.endswith("b.yaml:1")
+    assert Master(cast(Store, None), "m", tmp_path)._event_text(change) == ""
