@@ -29,7 +29,9 @@ RELEASE = "fs"
 REQUIRED = {"gitSync": {"repo": "https://git.example.com/acme/flink-jobs.git"}}
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "ha-off": {"master": {"replicas": 1}},
+    "ha-off-git-mode": {"master": {"replicas": 1, "extraArgs": [
+        "--config-git=https://git.example.com/acme/flink-jobs.git", "--branch=main"]},
+        "gitSync": {"enabled": False}},
     "service-monitor-and-rules": {"metrics": {"serviceMonitor": {"enabled": True},
                                               "prometheusRule": {"enabled": True}}},
     "network-policy": {"networkPolicy": {"enabled": True, "metricsFrom": [
@@ -109,7 +111,7 @@ def test_every_rendered_object_loads_into_the_kubernetes_models(
     pod = api._ApiClient__deserialize({"apiVersion": "v1", "kind": "Pod", **template},  # type: ignore[attr-defined]
                                       "V1Pod")
     assert pod.spec.containers[0].name == "worker"
-    assert ("PodDisruptionBudget" in kinds) == (value_set != "ha-off")
+    assert ("PodDisruptionBudget" in kinds) == (value_set != "ha-off-git-mode")
     assert ("NetworkPolicy" in kinds) == (value_set == "network-policy")
     assert ("ServiceMonitor" in kinds) == ("PrometheusRule" in kinds) == (
         value_set == "service-monitor-and-rules")
@@ -119,8 +121,12 @@ def test_value_sets_shape_what_they_name(rendered: dict[str, list[dict[str, Any]
     master = one(rendered["defaults"], "Deployment")
     assert master["spec"]["replicas"] == 2
     assert "podAntiAffinity" in master["spec"]["template"]["spec"]["affinity"]
-    assert one(rendered["ha-off"], "Deployment")["spec"]["replicas"] == 1
-    assert "affinity" not in one(rendered["ha-off"], "Deployment")["spec"]["template"]["spec"]
+    assert one(rendered["ha-off-git-mode"], "Deployment")["spec"]["replicas"] == 1
+    solo = one(rendered["ha-off-git-mode"], "Deployment")["spec"]["template"]["spec"]
+    assert "affinity" not in solo
+    assert [c["name"] for c in solo["containers"]] == ["master"]  # no git-sync sidecar
+    assert "--config-dir=/config" in solo["containers"][0]["args"]
+    assert {"name": "config", "mountPath": "/config"} in solo["containers"][0]["volumeMounts"]
 
     ssh = one(rendered["git-sync-ssh"], "Deployment")["spec"]["template"]["spec"]
     sync = next(c for c in ssh["containers"] if c["name"] == "git-sync")
