@@ -81,6 +81,7 @@ class Master:
         self._records: dict[str, JobRecord] | None = None  # the leader's own writes, cached
         self._records_read = 0.0
         self.commit = ""
+        self._checkout: Path | None = None  # the resolved config dir the commit was read in
         self._config_state: dict[str, object] | None = None  # last written to ZooKeeper
         self._job_errors: dict[str, str] = {}
         self._last_blocked = ""
@@ -222,9 +223,13 @@ class Master:
         assert self.fence is not None
         if self.git is not None and not self.git.commit:
             return "waiting for the first checkout of the config repository"
-        # Read before the files: a git-sync sidecar swaps the whole checkout at once.
-        self.commit = self.git.commit if self.git else head_commit(self.config_dir)
+        checkout = self.config_dir.resolve()  # a git-sync sidecar swaps a link to a worktree
         config = self.loader.load([self.config_dir])
+        if self.git is not None:
+            self.commit = self.git.commit
+        elif self.loader.parsed or checkout != self._checkout:
+            # Only when files changed: `git rev-parse` is a process, the sync runs every second.
+            self.commit, self._checkout = head_commit(checkout), checkout
         current = self._current_records()
         allowance = self.store.removal_allowed()
         guard = RemovalGuard(self.removal.max_share, allowed=allowance is not None)

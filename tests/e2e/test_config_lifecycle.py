@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from common.jobids import flink_job_id
-from common.records import JobStatus
+from common.records import JobRecord, JobStatus
 from common.store import Store
 from scheduler.cli import cli
 from scheduler.devstack.services import free_port
@@ -190,3 +190,33 @@ def test_built_in_git_mode_picks_up_a_pushed_commit(
     record = store.job("cfg-git")
     assert record is not None and (record.generation, record.commit) == (2, second_commit)
     assert any(second_commit[:12] in m for m in messages(store, "cfg-git"))
+
+
+def test_a_checkout_kept_by_a_sidecar_records_each_commit(
+    control: ControlPlane, store: Store, tmp_path: Path
+) -> None:
+    """As git-sync does it: each commit checked out into a new worktree, then a link swapped
+    to it. The master only reads the directory behind the link, and its HEAD."""
+    repo, link = tmp_path / "repo", tmp_path / "current"
+    repo.mkdir()
+    git("init", "--quiet", "--initial-branch", "main", cwd=repo)
+
+    def publish(commit_message: str, **spec: Any) -> str:
+        control.write_job("cfg-sidecar", config_dir=repo, **spec)
+        git("add", ".", cwd=repo)
+        git("commit", "--quiet", "-m", commit_message, cwd=repo)
+        head = git("rev-parse", "HEAD", cwd=repo)
+        git("worktree", "add", "--quiet", "--detach", str(tmp_path / head), head, cwd=repo)
+        (tmp_path / "next").symlink_to(tmp_path / head)
+        (tmp_path / "next").replace(link)
+        return head
+
+    def generation(number: int) -> JobRecord | None:
+        record = store.job("cfg-sidecar")
+        return record if record is not None and record.generation == number else None
+
+    first = publish("add cfg-sidecar")
+    control.start_master("master-a", config_dir=link)
+    assert wait_until(lambda: generation(1), 30, "generation 1").commit == first
+    second = publish("parallelism 2", parallelism=2)
+    assert wait_until(lambda: generation(2), 30, "generation 2").commit == second
