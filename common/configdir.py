@@ -201,12 +201,18 @@ def _build(data: dict[str, Any], file: Path, line: int) -> Sourced | None:
     model = KINDS.get(data.get("kind"))  # type: ignore[arg-type]
     if model is None:
         return None
-    if model is FlinkJob:
-        data = _resolve_jar(data, file)  # freshly parsed: no copy needed
     try:
-        document = model.model_validate(data)
+        return _sourced(model, data, file, line)
     except ValidationError:
         return None
+
+
+def _sourced(model: type[BaseModel], data: Any, file: Path, line: int) -> Sourced:
+    """Validate freshly parsed data (jar paths resolved against the file); raises
+    ValidationError."""
+    if model is FlinkJob:
+        data = _resolve_jar(data, file)
+    document = model.model_validate(data)
     assert isinstance(document, FlinkJob | FlinkCluster)
     return Sourced(document=document, file=str(file), line=line)
 
@@ -273,17 +279,12 @@ def _validate(raw: Any, file: Path, errors: list[ConfigError]) -> Sourced | None
             )
         )
         return None
-    data = plain_data(raw)
-    if model is FlinkJob:
-        data = _resolve_jar(data, file)
     try:
-        document = model.model_validate(data)
+        return _sourced(model, plain_data(raw), file, line)
     except ValidationError as exc:
         for error in exc.errors():
             errors.append(_located(error, raw, file, model, job))
         return None
-    assert isinstance(document, FlinkJob | FlinkCluster)
-    return Sourced(document=document, file=str(file), line=line)
 
 
 def _resolve_jar(data: Any, file: Path) -> Any:

@@ -6,6 +6,7 @@ Keys are camelCase on the wire because the CLI's JSON output is made of the same
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -130,6 +131,12 @@ class Checkpoint:
             timestamp=int(value["timestamp"]),
             kind=str(value.get("kind", "checkpoint")),
         )
+
+    @classmethod
+    def savepoint(cls, path: str, status: JobStatus) -> Checkpoint:
+        """A savepoint flinksched just took of the job whose status this is."""
+        return cls(path=path, id=len(status.savepoints) + 1,
+                   timestamp=int(time.time() * 1000), kind="savepoint")
 
     @property
     def label(self) -> str:

@@ -5,7 +5,6 @@ A mixin of JobSupervisor, kept apart so the state machine's core stays readable.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from common.errors import FlinkschedError
@@ -82,8 +81,7 @@ class OperatorActions:
             self._event(f"stop with savepoint failed, attempt {status.attempt} keeps running: "
                         f"{detail}")
             return "failed", None, f"stop with savepoint failed: {detail}"
-        taken = Checkpoint(path=detail, id=len(status.savepoints) + 1,
-                           timestamp=int(time.time() * 1000), kind="savepoint")
+        taken = Checkpoint.savepoint(detail, status)
         self._event(f"attempt {status.attempt} stopped with savepoint {detail} ({why})")
         self._write(self.current.with_changes(
             stopping="", last_checkpoint=taken, savepoints=(*status.savepoints, taken)))

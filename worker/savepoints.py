@@ -109,8 +109,7 @@ class SavepointKeeper:
                 self.request(pending.reason, since=pending.requested)
                 return Outcome()  # asked again next cycle, once the tasks run
             return Outcome(events=[f"savepoint ({pending.reason}) failed: {detail}"])
-        taken = Checkpoint(path=detail, id=len(status.savepoints) + 1,
-                           timestamp=int(time.time() * 1000), kind="savepoint")
+        taken = Checkpoint.savepoint(detail, status)
         kept = [*status.savepoints, taken]
         events = [f"savepoint ({pending.reason}) completed: {detail}"]
         while len(kept) > retain:
