@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-alerts down status test bench lint typecheck lock clean
+.PHONY: demo demo-alerts down status test chaos bench lint typecheck lock clean
 
 $(BIN)/flinksched: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(BIN)/flinksched
 	$(BIN)/ruff check common scheduler worker tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+chaos: $(BIN)/flinksched  # the long chaos run; prints the table, writes build/chaos-report.md
+	FLINKSCHED_CHAOS_FAULTS=$${FLINKSCHED_CHAOS_FAULTS:-120} $(BIN)/python -m pytest -m chaos \
+	  -p no:cacheprovider -s --timeout 0 tests/chaos
 
 bench: $(BIN)/flinksched  # every benchmark: bench/results/<date>.json and .md, bench/README.md
 	$(BIN)/python -m bench.run_all

@@ -20,6 +20,7 @@ from common.errors import (
     JarMissing,
     JobAlreadySubmitted,
 )
+from common.flinkaccess import ClusterAccess
 from common.metrics import FLINK_REST_ERRORS, FLINK_REST_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -40,9 +41,13 @@ PROGRAM_ERROR_MARKERS = (
 
 
 class FlinkClient:
-    def __init__(self, rest_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, rest_url: str, timeout: float = 10.0,
+                 access: ClusterAccess | None = None) -> None:
+        """`access` adds the cluster's CA bundle and credentials (see common.flinkaccess)."""
         self.rest_url = rest_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.rest_url, timeout=timeout)
+        access = access or ClusterAccess(self.rest_url)
+        self._http = httpx.Client(base_url=self.rest_url, timeout=timeout,
+                                  verify=access.verify(), auth=access.auth())
 
     def close(self) -> None:
         self._http.close()

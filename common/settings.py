@@ -15,6 +15,8 @@ class ZkSettings:
     session_timeout: float = 10.0
     # digest "user:password": kept out of repr, so that no log line can carry it
     auth: str | None = field(default=None, repr=False)
+    # "user:password" of an identity given read access to every node this one creates
+    read_identity: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

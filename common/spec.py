@@ -11,7 +11,14 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from common.durations import parse_duration
 from common.schedules import schedule_trigger
@@ -127,8 +134,45 @@ class FlinkJob(_Strict):
         return self.metadata.name
 
 
+class SecretRef(_Strict):
+    """Where a secret's value is read from when it is used: a file (a mounted Kubernetes
+    Secret) or an environment variable. The value itself is never written in the YAML, so it
+    never reaches ZooKeeper, events or logs."""
+
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of file or env")
+        return self
+
+
+class BasicAuth(_Strict):
+    username: str
+    password: SecretRef
+
+
+class RestAuth(_Strict):
+    basic: BasicAuth | None = None
+    bearer: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RestAuth:
+        if (self.basic is None) == (self.bearer is None):
+            raise ValueError("give exactly one of basic or bearer")
+        return self
+
+
+class RestTls(_Strict):
+    caFile: str | None = None  # PEM bundle of the CAs trusted for the REST endpoint
+
+
 class FlinkClusterSpec(_Strict):
     restUrl: str = Field(pattern=r"^https?://")
+    tls: RestTls | None = None
+    auth: RestAuth | None = None
 
 
 class FlinkCluster(_Strict):

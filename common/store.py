@@ -66,6 +66,16 @@ class Store:
     def job_path(self, name: str) -> str:
         return self._path("jobs", name)
 
+    def status_path(self, name: str) -> str:
+        return self._path("jobs", name, "status")
+
+    def job_of_status_path(self, path: str) -> str | None:
+        """The job a status path belongs to (None for any other path)."""
+        prefix = self._path("jobs") + "/"
+        if not (path.startswith(prefix) and path.endswith("/status")):
+            return None
+        return path[len(prefix):-len("/status")] or None
+
     def ensure_layout(self) -> None:
         for part in ("leader", "workers", "jobs", "assignments", "overrides"):
             self.zk.ensure_path(self._path(part))
@@ -179,9 +189,11 @@ class Store:
             return None
         return JobRecord.from_json(name, decode(data, f"job {name}"))
 
-    def _get_many(self, paths: list[str]) -> list[bytes | None]:
-        """Node data for many paths in one pipelined round (None where a node is missing)."""
-        pending = [self.zk.get_async(path) for path in paths]
+    def _get_many(self, paths: list[str],
+                  watch: Callable[[Any], None] | None = None) -> list[bytes | None]:
+        """Node data for many paths in one pipelined round (None where a node is missing),
+        leaving `watch` on each node that exists."""
+        pending = [self.zk.get_async(path, watch=watch) for path in paths]
         found: list[bytes | None] = []
         for result in pending:
             try:
@@ -204,11 +216,13 @@ class Store:
                 logger.warning("skipping job %s: %s", name, exc)
         return records
 
-    def statuses(self, names: list[str]) -> dict[str, JobStatus]:
-        """Status of many jobs in one pipelined round; unreadable ones are logged and skipped."""
+    def statuses(self, names: list[str],
+                 watch: Callable[[Any], None] | None = None) -> dict[str, JobStatus]:
+        """Status of many jobs in one pipelined round; unreadable ones are logged and skipped.
+        `watch` is called once when a read status changes or is deleted."""
         found = {}
-        paths = [self.job_path(name) + "/status" for name in names]
-        for name, data in zip(names, self._get_many(paths), strict=True):
+        paths = [self.status_path(name) for name in names]
+        for name, data in zip(names, self._get_many(paths, watch), strict=True):
             if data is None:
                 continue
             try:

@@ -6,6 +6,7 @@ import logging
 
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.security import ACL, make_digest_acl
 
 from common.errors import StoreError
 from common.settings import ZkSettings
@@ -14,9 +15,30 @@ from common.store import Store
 logger = logging.getLogger(__name__)
 
 
+def node_acl(settings: ZkSettings) -> list[ACL] | None:
+    """With digest credentials, every node created is writable by that identity only, and
+    readable by the read identity when there is one; nobody else may even read it."""
+    if not settings.auth:
+        return None
+    acl = [make_digest_acl(*_identity(settings.auth, "--zk-auth"), all=True)]
+    if settings.read_identity:
+        user, password = _identity(settings.read_identity, "--zk-read-identity")
+        acl.append(make_digest_acl(user, password, read=True))
+    return acl
+
+
+def _identity(value: str, option: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise StoreError(f"{option} must be USER:PASSWORD")
+    return user, password
+
+
 def connect(settings: ZkSettings, timeout: float = 5.0) -> Store:
     """A started client wrapped in a Store; StoreError when ZooKeeper cannot be reached."""
+    acl = node_acl(settings)
     client = KazooClient(
+        default_acl=acl,
         hosts=settings.hosts,
         timeout=settings.session_timeout,
         connection_retry={"max_tries": -1, "delay": 0.2, "max_delay": 2.0},

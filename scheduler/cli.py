@@ -41,12 +41,17 @@ logger = logging.getLogger(__name__)
               help="ZooKeeper session timeout in seconds.")
 @click.option("--zk-auth", envvar="FLINKSCHED_ZK_AUTH", default=None, metavar="USER:PASSWORD",
               help="ZooKeeper digest credentials (env FLINKSCHED_ZK_AUTH; prefer the env).")
+@click.option("--zk-read-identity", envvar="FLINKSCHED_ZK_READ_IDENTITY", default=None,
+              metavar="USER:PASSWORD",
+              help="With --zk-auth: an identity that may read, never write, every node this "
+                   "process creates, for the CLI's read commands "
+                   "(env FLINKSCHED_ZK_READ_IDENTITY).")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.pass_context
 def cli(ctx: click.Context, zk: str, root: str, session_timeout: float, zk_auth: str | None,
-        log_level: str, log_format: str) -> None:
+        zk_read_identity: str | None, log_level: str, log_format: str) -> None:
     """Keeps long-running Apache Flink jobs alive.
 
     \b
@@ -57,7 +62,7 @@ def cli(ctx: click.Context, zk: str, root: str, session_timeout: float, zk_auth:
     """
     logsetup.configure(log_level, log_format)
     ctx.obj = Context(ZkSettings(hosts=zk, root=root, session_timeout=session_timeout,
-                                 auth=zk_auth))
+                                 auth=zk_auth, read_identity=zk_read_identity))
 
 
 def _serve(host: str, port: int) -> Endpoints | None:
@@ -210,9 +215,14 @@ def _runtime(kind: str, settings: ZkSettings, node: Any, slots: int, log_dir: Pa
               help="Port for /metrics, /healthz and /readyz; 0 turns them off.")
 @click.option("--metrics-host", default="0.0.0.0", show_default=True,
               help="Address /metrics, /healthz and /readyz listen on.")
+@click.option("--allowed-jars", envvar="FLINKSCHED_ALLOWED_JARS", default="",
+              metavar="PREFIX,...",
+              help="Only submit jars under these locations (directories, file:// or "
+                   "http(s):// prefixes, comma-separated; env FLINKSCHED_ALLOWED_JARS). "
+                   "Default: any location.")
 @click.pass_obj
 def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
-           metrics_host: str) -> None:
+           metrics_host: str, allowed_jars: str) -> None:
     """Run a worker: own assigned jobs and keep them running in Flink.
 
     \b
@@ -228,7 +238,8 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
     endpoints = _serve(metrics_host, metrics_port)
     node = Worker(store, worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
                   slots=slots, metrics_port=endpoints.port if endpoints else 0,
-                  act_deadline=timings.act_deadline)
+                  act_deadline=timings.act_deadline,
+                  allowed_jars=tuple(p.strip() for p in allowed_jars.split(",") if p.strip()))
     if endpoints is not None:
         endpoints.live, endpoints.ready = node.liveness, node.readiness
     node.run(stop)
@@ -244,7 +255,8 @@ def main() -> None:
     try:
         cli(prog_name="flinksched")
     except NoAuthError:
-        click.echo("flinksched: ZooKeeper refused access to the flinksched root "
+        click.echo("flinksched: ZooKeeper refused access to the flinksched root: no access "
+                   "for this identity, or read-only access and a command that writes "
                    "(check --zk-auth / FLINKSCHED_ZK_AUTH)", err=True)
         sys.exit(EXIT_UNREACHABLE)
     except (StoreError, KazooException) as exc:

@@ -39,6 +39,7 @@ from scheduler.plan import (
 )
 from scheduler.plan import REMOVED as PLAN_REMOVED
 from scheduler.runtimes import StaticRuntime, WorkerRuntime, pool_size
+from scheduler.statuscache import StatusCache
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Master:
         self.git_interval = git_interval
         self.loader = ConfigLoader()
         self.memo = RecordMemo()
+        self.status_cache = StatusCache(store)
         self._records: dict[str, JobRecord] | None = None  # the leader's own writes, cached
         self._records_read = 0.0
         self.commit = ""
@@ -372,7 +374,7 @@ class Master:
             metrics.LEADER_VIEW.clear()
             return ""
         records = self._records if self._records is not None else self.store.jobs()
-        statuses = self.store.statuses(sorted(records))
+        statuses = self.status_cache.statuses(sorted(records))
         overrides = self.store.overrides()
         samples = []
         for name, record in sorted(records.items()):

@@ -1,7 +1,9 @@
-"""A TCP proxy a test controls: forward, or black-hole traffic like a network partition.
+"""A TCP proxy a test controls: forward, black-hole traffic like a network partition, or
+slow it down.
 
 A black-holed connection stays open but nothing crosses it, so the client sees silence
-(timeouts), not a reset, the way a partition looks from both ends.
+(timeouts), not a reset, the way a partition looks from both ends. A slowed one holds each
+chunk of data for a while before passing it on, the way an overloaded server answers.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import select
 import socket
 import threading
+import time
 
 
 class TcpProxy:
@@ -17,6 +20,7 @@ class TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self._partitioned = threading.Event()
+        self.delay = 0.0  # seconds each chunk waits before it is passed on
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
@@ -81,6 +85,8 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if self.delay:
+                        time.sleep(self.delay)  # the slowness itself, not a synchronisation
                     if not self._partitioned.is_set():
                         peers[sock].sendall(data)
         except (OSError, ValueError):

@@ -20,13 +20,39 @@ class JarError(FlinkschedError):
     """The jar named by the spec cannot be read or fetched."""
 
 
+def normalized(location: str) -> str:
+    """A jar location as compared with the allow-list: a local path or file:// URI as an
+    absolute path with `..` and links resolved, a URL as written."""
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        return str(Path(unquote(parsed.path)).resolve())
+    return location
+
+
+def allowed(jar_uri: str, prefixes: tuple[str, ...]) -> bool:
+    """No allow-list allows everything; else the jar must be a listed location or lie
+    under one (a whole path segment: /jars does not allow /jars-evil)."""
+    if not prefixes:
+        return True
+    target = normalized(jar_uri)
+    for prefix in prefixes:
+        base = normalized(prefix).rstrip("/")
+        if target == base or target.startswith(base + "/"):
+            return True
+    return False
+
+
 class JarCache:
-    def __init__(self, download_dir: Path) -> None:
+    def __init__(self, download_dir: Path, allowed_prefixes: tuple[str, ...] = ()) -> None:
         self.download_dir = download_dir
+        self.allowed_prefixes = allowed_prefixes
         self._ids: dict[tuple[str, str], str] = {}  # (rest url, file identity) -> jar id
         self._lock = threading.Lock()
 
     def local_path(self, jar_uri: str) -> Path:
+        if not allowed(jar_uri, self.allowed_prefixes):
+            raise JarError(f"jar {jar_uri} is not in an allowed location (allowed: "
+                           f"{', '.join(self.allowed_prefixes)}; see --allowed-jars)")
         parsed = urlparse(jar_uri)
         if parsed.scheme in ("", "file"):
             path = Path(unquote(parsed.path))

@@ -51,13 +51,15 @@ class Worker:
         metrics_port: int = 0,
         download_dir: Path | None = None,
         act_deadline: float = 5.0,
+        allowed_jars: tuple[str, ...] = (),
     ) -> None:
         self.store = store
         self.id = worker_id
         self.slots = slots
         self.metrics_port = metrics_port
         self.guard = ConnectionGuard(store.zk, act_deadline)
-        self.jars = JarCache(download_dir or Path.home() / ".cache" / "flinksched" / "jars")
+        self.jars = JarCache(download_dir or Path.home() / ".cache" / "flinksched" / "jars",
+                             allowed_jars)
         self.clients = FlinkClients()
         self.supervisors: dict[str, JobSupervisor] = {}
         self.scheduler = BackgroundScheduler(timezone="UTC")  # scheduled savepoints

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -45,9 +46,11 @@ class Outcome:
 
 
 class SavepointKeeper:
-    def __init__(self, name: str, scheduler: BaseScheduler | None) -> None:
+    def __init__(self, name: str, scheduler: BaseScheduler | None,
+                 wake: Callable[[], None] = lambda: None) -> None:
         self.name = name
         self.scheduler = scheduler
+        self.wake = wake  # the supervisor acts on a request at once, not at its next poll
         self.schedule: str | None = None
         self.pending: Pending | None = None
         self._requested: str | None = None
@@ -74,6 +77,7 @@ class SavepointKeeper:
             if self._requested is None:
                 self._requested = reason
                 self._requested_at = time.monotonic() if since is None else since
+        self.wake()
 
     def step(self, client: FlinkClient, status: JobStatus, job_id: str, retain: int) -> Outcome:
         """Advance: collect a pending savepoint, or trigger a requested one."""

@@ -14,6 +14,7 @@ from typing import Any
 from apscheduler.schedulers.base import BaseScheduler
 from kazoo.exceptions import KazooException
 
+from common.durations import parse_duration
 from common.errors import (
     ConflictError,
     FencedError,
@@ -25,6 +26,7 @@ from common.errors import (
     StoreError,
 )
 from common.flink import FlinkClient
+from common.flinkaccess import ClusterAccess
 from common.jobids import attempt_of, flink_job_id
 from common.metrics import RECOVERY_SECONDS
 from common.records import (
@@ -44,7 +46,7 @@ from common.records import (
     JobStatus,
 )
 from common.store import Store
-from worker.clients import FlinkClients
+from worker.clients import ClusterStates, FlinkClients
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache, JarError
 from worker.orphans import orphan_ids
@@ -57,13 +59,29 @@ from worker.watched import WatchedJob
 logger = logging.getLogger(__name__)
 
 MAX_UNREACHABLE_WAIT = 5.0
+QUIET_WAIT = 5.0  # between cycles of a steadily RUNNING attempt: its listing wakes it sooner
 FAST_POLL = 0.1  # while an attempt is being stopped or a savepoint taken
 CHECKPOINT_STATS_INTERVAL = 3.0  # Flink refreshes checkpoint statistics every 3 s by default
+CHECKPOINT_STATS_MAX_INTERVAL = 30.0  # however seldom the job checkpoints
 ORPHAN_CHECK_INTERVAL = 10.0
 RESTART_COUNT_INTERVAL = 5.0  # Flink refreshes job metrics every 10 s by default
+QUIET_RESTART_COUNT_INTERVAL = 30.0  # after a minute of nothing but RUNNING
+QUIET_AFTER = 60.0
+CHECKPOINT_INTERVAL_KEY = "execution.checkpointing.interval"
 RETENTION_KEY = "execution.checkpointing.externalized-checkpoint-retention"
 # Flink serves exception history from a cache (web.refresh-interval); it can lag the failure.
 ROOT_CAUSE_PENDING = "root exception not reported by Flink yet"
+
+
+def stats_interval(record: JobRecord) -> float:
+    """How often a RUNNING attempt's checkpoint statistics are read: as often as it
+    checkpoints, between 3 s and 30 s (a restart reads them afresh anyway)."""
+    configured = record.spec.get("flinkConfiguration", {}).get(CHECKPOINT_INTERVAL_KEY)
+    try:
+        interval = parse_duration(configured) if configured is not None else 0.0
+    except ValueError:
+        interval = 0.0
+    return min(max(interval, CHECKPOINT_STATS_INTERVAL), CHECKPOINT_STATS_MAX_INTERVAL)
 
 
 def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, Any]:
@@ -110,12 +128,15 @@ class JobSupervisor(Upgrades):
         self.failure_seen: float | None = None  # monotonic time the current outage was noticed
         self.last_message = ""
         self.fenced = False
-        self.savepoints = SavepointKeeper(name, scheduler)
+        self._wake = threading.Event()  # a change in ZooKeeper or Flink: run the next cycle now
+        self.savepoints = SavepointKeeper(name, scheduler, wake=self._wake.set)
         self.pending_stop: str | None = None  # trigger id of a stop-with-savepoint
         self.restore_points = RestorePoints(name, clients)
-        self._due: dict[str, float] = {}  # monotonic time each periodic check is next due
+        self._checked: dict[str, float] = {}  # monotonic time each periodic check last ran
+        self._states: ClusterStates | None = None  # the listing this job is watched through
+        self._unsettled = time.monotonic()  # the last time Flink showed it other than RUNNING
+        self._quiet = False  # the last cycle found the attempt steadily RUNNING in the listing
         self._stop = threading.Event()
-        self._wake = threading.Event()  # a change in ZooKeeper: run the next cycle now
         self.watched = WatchedJob(store, name, self._wake.set)
         self._status_stale = True  # read the status again before the next decision
         self._thread = threading.Thread(target=self.run, name=f"job-{name}", daemon=True)
@@ -130,6 +151,8 @@ class JobSupervisor(Upgrades):
         self._stop.set()
         self._wake.set()
         self.watched.close()
+        if self._states is not None:
+            self._states.unwatch(self.name)
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -155,6 +178,7 @@ class JobSupervisor(Upgrades):
             if not self.guard.can_act():
                 self._stop.wait(0.1)
                 continue
+            self._quiet = False
             try:
                 message = self.cycle()
             except FencedError as exc:
@@ -177,6 +201,8 @@ class JobSupervisor(Upgrades):
                 self.last_message = message
             unreachable = message.startswith("cluster unreachable")
             wait = min(MAX_UNREACHABLE_WAIT, wait * 2) if unreachable else self.poll_interval
+            if self._quiet:  # the listing wakes this thread when the state changes
+                wait = max(wait, QUIET_WAIT)
             if self.pending_stop or self.current.stopping or self.savepoints.pending:
                 wait = min(wait, FAST_POLL)  # an attempt is ending or a savepoint is running
             self._wake.wait(wait)
@@ -192,9 +218,9 @@ class JobSupervisor(Upgrades):
 
     def _due_now(self, check: str, interval: float) -> bool:
         now = time.monotonic()
-        if now < self._due.get(check, 0.0):
+        if now - self._checked.get(check, float("-inf")) < interval:
             return False
-        self._due[check] = now + interval
+        self._checked[check] = now
         return True
 
     # -- one cycle -----------------------------------------------------------------------
@@ -214,7 +240,7 @@ class JobSupervisor(Upgrades):
         if status.worker != self.owner.holder:  # took the job over: say so in the status
             self._write(status.with_changes(worker=self.owner.holder))
             status = self.current
-        client = self.clients.get(record.rest_url)
+        client = self.clients.get(ClusterAccess.of(record.cluster["spec"]))
         restart_command = self._take_commands()
         hold, why = self._desired_hold(record)
         if status.attempt == 0:
@@ -226,7 +252,7 @@ class JobSupervisor(Upgrades):
             return self._start(record, client, status, restore, "first start", kind="first")
         job_id = status.flink_job_id or flink_job_id(self.name, status.attempt)
         try:
-            state = client.job_state(job_id)
+            state = self._flink_state(client, status, job_id)
         except FlinkUnreachable as exc:
             return self._unreachable(status, exc)
         if hold:
@@ -268,6 +294,26 @@ class JobSupervisor(Upgrades):
             )
         return self._alive(record, client, status, job_id, state)
 
+    def _flink_state(self, client: FlinkClient, status: JobStatus, job_id: str) -> str | None:
+        """The attempt's state. A steadily RUNNING attempt is read from the worker's shared
+        listing of the cluster (which wakes this supervisor when the state changes); one that
+        is starting, stopping or otherwise in transition is asked for on its own."""
+        states = self.clients.states(client)
+        if self._states is not states:
+            if self._states is not None:
+                self._states.unwatch(self.name)
+            self._states = states
+        states.watch(self.name, job_id, self.poll_interval, self._wake.set)
+        steady = (status.phase == RUNNING and not status.stopping and not self.pending_stop
+                  and not self.savepoints.pending)
+        state = states.listed(job_id, 2 * self.poll_interval) if steady else None
+        self._quiet = state == "RUNNING"
+        if state is None:
+            state = client.job_state(job_id)
+        if state != "RUNNING":
+            self._unsettled = time.monotonic()
+        return state
+
     # -- decisions -----------------------------------------------------------------------
     def _alive(
         self, record: JobRecord, client: FlinkClient, status: JobStatus, job_id: str, state: str
@@ -295,7 +341,7 @@ class JobSupervisor(Upgrades):
         self, record: JobRecord, client: FlinkClient, status: JobStatus, job_id: str
     ) -> str:
         changes: dict[str, Any] = {"phase": RUNNING, "submit_pending": False, "reason": ""}
-        if status.phase != RUNNING or self._due_now("stats", CHECKPOINT_STATS_INTERVAL):
+        if status.phase != RUNNING or self._due_now("stats", stats_interval(record)):
             try:
                 stats = client.checkpoints(job_id)
             except FlinkUnreachable:
@@ -329,7 +375,9 @@ class JobSupervisor(Upgrades):
         self, record: JobRecord, client: FlinkClient, status: JobStatus, job_id: str
     ) -> tuple[dict[str, Any], str]:
         """Flink's own restarts count against the policy too; past it, a crash loop."""
-        if not self._due_now("restart-count", RESTART_COUNT_INTERVAL):
+        quiet = time.monotonic() - self._unsettled > QUIET_AFTER
+        interval = QUIET_RESTART_COUNT_INTERVAL if quiet else RESTART_COUNT_INTERVAL
+        if not self._due_now("restart-count", interval):
             return {}, ""
         try:
             count = client.restart_count(job_id)
@@ -349,7 +397,7 @@ class JobSupervisor(Upgrades):
 
     def _cancel_orphans(self, client: FlinkClient, status: JobStatus) -> None:
         try:
-            jobs = self.clients.job_list(client)
+            jobs = self.clients.states(client).jobs()
         except FlinkschedError:
             return
         for orphan in orphan_ids(jobs, self.name, status.attempt):

@@ -41,6 +41,7 @@ async def _behaviour(request: web.Request, handler: Handler) -> web.StreamRespon
     route = request.match_info.route.resource
     name = route.canonical if route is not None else request.path
     cluster.requests[name] = cluster.requests.get(name, 0) + 1
+    cluster.apply_due()
     if not request.path.startswith("/_sim"):
         if cluster.latency_ms:
             await asyncio.sleep(cluster.latency_ms / 1000)
@@ -227,17 +228,32 @@ async def disposal(request: web.Request) -> web.Response:
 
 
 # -- simulation controls -----------------------------------------------------------------
+def _after_ms(request: web.Request) -> int | None:
+    """`?afterMs=N`: the fault happens N ms from now instead of at once."""
+    value = request.query.get("afterMs")
+    return int(value) if value is not None else None
+
+
 async def sim_fail(request: web.Request) -> web.Response:
     job = _job(request)
     if job is None or job.state in TERMINAL:
         return _error(404, "no running job")
+    after = _after_ms(request)
+    if after is not None:
+        request.app[CLUSTER].schedule("fail", job.id, after)
+        return web.json_response({"failing": job.id, "afterMs": after})
     request.app[CLUSTER].fail(job.id)
     return web.json_response({"failed": job.id})
 
 
 async def sim_lose(request: web.Request) -> web.Response:
-    request.app[CLUSTER].lose(request.match_info["job_id"])
-    return web.json_response({"lost": request.match_info["job_id"]})
+    job_id = request.match_info["job_id"]
+    after = _after_ms(request)
+    if after is not None:
+        request.app[CLUSTER].schedule("lose", job_id, after)
+        return web.json_response({"losing": job_id, "afterMs": after})
+    request.app[CLUSTER].lose(job_id)
+    return web.json_response({"lost": job_id})
 
 
 async def sim_behaviour(request: web.Request) -> web.Response:

@@ -86,6 +86,7 @@ class Cluster:
         self.latency_ms = 0
         self.error_status = 0  # answer every request with this status while set
         self.requests: dict[str, int] = {}
+        self.scheduled: list[tuple[int, str, str]] = []  # (due epoch ms, "fail"|"lose", job id)
 
     # -- jars --------------------------------------------------------------------------
     def upload(self, name: str) -> str:
@@ -115,6 +116,24 @@ class Cluster:
     def fail(self, job_id: str, cause: str = "java.lang.RuntimeException: simulated failure"
              ) -> None:
         self.jobs[job_id].end("FAILED", cause)
+
+    def schedule(self, kind: str, job_id: str, after_ms: int) -> None:
+        """Fail or lose the job `after_ms` from now (applied before any later request)."""
+        self.scheduled.append((now_ms() + after_ms, kind, job_id))
+        self.scheduled.sort()
+
+    def apply_due(self) -> None:
+        """Apply scheduled faults that are due; a job already ended or gone is left alone."""
+        now = now_ms()
+        while self.scheduled and self.scheduled[0][0] <= now:
+            _, kind, job_id = self.scheduled.pop(0)
+            job = self.jobs.get(job_id)
+            if job is None or job.state != "RUNNING":
+                continue
+            if kind == "fail":
+                self.fail(job_id)
+            else:
+                self.lose(job_id)
 
     def lose(self, job_id: str) -> None:
         """The job vanishes, as after a JobManager restart without HA."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from common.errors import DevStackError
@@ -39,10 +40,17 @@ def ensure_server_script() -> Path:
     return script
 
 
-def write_zoo_cfg(state_dir: Path, port: int) -> Path:
+def write_zoo_cfg(state_dir: Path, port: int, server_id: int = 0,
+                  peers: Sequence[tuple[int, int]] = ()) -> Path:
+    """A standalone server's config, or with `peers` ((quorum port, election port) of every
+    server, this one's at `server_id` - 1) one member of an ensemble."""
     data_dir = state_dir / "zookeeper"
     data_dir.mkdir(parents=True, exist_ok=True)
     config = state_dir / "zoo.cfg"
+    members = [f"server.{n}=127.0.0.1:{quorum}:{election}"
+               for n, (quorum, election) in enumerate(peers, start=1)]
+    if peers:
+        (data_dir / "myid").write_text(f"{server_id}\n")
     config.write_text(
         "\n".join(
             [
@@ -56,6 +64,7 @@ def write_zoo_cfg(state_dir: Path, port: int) -> Path:
                 "maxSessionTimeout=60000",
                 "admin.enableServer=false",
                 "4lw.commands.whitelist=ruok,srvr,stat,mntr",
+                *members,
                 "",
             ]
         )

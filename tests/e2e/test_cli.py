@@ -164,9 +164,71 @@ def test_zookeeper_digest_auth_from_the_environment(control: ControlPlane) -> No
     refused = status({})
     assert refused.returncode == 2
     assert refused.stderr.splitlines() == [
-        "flinksched: ZooKeeper refused access to the flinksched root "
+        "flinksched: ZooKeeper refused access to the flinksched root: no access for this "
+        "identity, or read-only access and a command that writes "
         "(check --zk-auth / FLINKSCHED_ZK_AUTH)"]
     allowed = status({"FLINKSCHED_ZK_AUTH": "ops:s3cret"})
     assert allowed.returncode == 0, allowed.stderr
     assert allowed.stdout == "no jobs\n"
     assert "s3cret" not in allowed.stdout + allowed.stderr
+
+
+def test_acls_let_the_scheduler_write_and_the_read_identity_only_read(
+    control: ControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The master and worker run as `sched`, creating every node readable by `reader` only;
+    the CLI as `reader` reads everything and can change nothing; anonymous clients see
+    nothing (tested against the real server)."""
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import NoAuthError
+
+    monkeypatch.setenv("FLINKSCHED_ZK_AUTH", "sched:writer-pw")
+    monkeypatch.setenv("FLINKSCHED_ZK_READ_IDENTITY", "reader:reader-pw")
+    control.write_job("acl-job")
+    control.start_master()
+    control.start_worker()
+
+    def client(auth: str | None) -> KazooClient:
+        zk = KazooClient(hosts=control.cluster.zk_hosts,
+                         auth_data=[("digest", auth)] if auth else None)
+        zk.start(timeout=10)
+        return zk
+
+    writer, reader, anonymous = client("sched:writer-pw"), client("reader:reader-pw"), client(None)
+    try:
+        store = Store(writer, control.root)
+        wait_until(lambda: store.status("acl-job")[0].phase == "Running", 90, "acl-job Running")
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            env = {**os.environ, "FLINKSCHED_ZK_AUTH": "reader:reader-pw"}
+            env.pop("FLINKSCHED_ZK_READ_IDENTITY")
+            return subprocess.run([sys.executable, "-m", "scheduler", "--zk",
+                                   control.cluster.zk_hosts, "--root", control.root, *args],
+                                  capture_output=True, text=True, cwd=REPO, timeout=30, env=env)
+
+        shown = cli("status")
+        assert shown.returncode == 0, shown.stderr
+        assert "acl-job" in shown.stdout and "Running" in shown.stdout
+        assert cli("describe", "acl-job").returncode == 0
+        refused = cli("suspend", "acl-job", "--reason", "test", "--yes")
+        assert refused.returncode == 2
+        assert "read-only access and a command that writes" in refused.stderr
+        assert store.override("acl-job") is None, "the read identity changed something"
+
+        job = f"{control.root}/jobs/acl-job"
+        reader.get(job)
+        with pytest.raises(NoAuthError):
+            reader.set(job, b"{}")
+        with pytest.raises(NoAuthError):
+            reader.create(f"{control.root}/jobs/intruder")
+        with pytest.raises(NoAuthError):
+            reader.delete(f"{job}/events")
+        with pytest.raises(NoAuthError):
+            anonymous.get(job)
+        with pytest.raises(NoAuthError):
+            anonymous.get_children(f"{control.root}/jobs")
+        assert store.status("acl-job")[0].phase == "Running"
+    finally:
+        for zk in (writer, reader, anonymous):
+            zk.stop()
+            zk.close()

@@ -4,6 +4,7 @@ session cluster and against bench/flinksim, and their answers must agree in outc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -129,3 +130,23 @@ def test_the_simulator_answers_as_flink_does(cluster: Cluster, simulator: str) -
         real.client.cancel(real.job_id)
         real.client.close()
         sim.client.close()
+
+
+def test_the_simulator_fails_and_loses_jobs_at_chosen_times(cluster: Cluster,
+                                                           simulator: str) -> None:
+    client = FlinkClient(simulator)
+    try:
+        jar = client.upload_jar(cluster.example_jar, "flinksched-example.jar")
+        failing, lost = flink_job_id("timed-fail", 1), flink_job_id("timed-lose", 1)
+        for job_id in (failing, lost):
+            client.run_jar(jar, {"jobId": job_id, "entryClass": "x", "parallelism": 1})
+        scheduled = time.monotonic()
+        httpx.post(f"{simulator}/_sim/jobs/{failing}/fail", params={"afterMs": 1000})
+        httpx.post(f"{simulator}/_sim/jobs/{lost}/lose", params={"afterMs": 1000})
+        assert client.job_state(failing) == "RUNNING" and client.job_state(lost) == "RUNNING"
+        wait_until(lambda: client.job_state(failing) == "FAILED", 10, "the timed failure")
+        assert time.monotonic() - scheduled >= 1.0
+        assert client.job_state(lost) is None
+        assert "simulated failure" in client.root_exception(failing)
+    finally:
+        client.close()

@@ -1,0 +1,286 @@
+"""A chaos run: several jobs on the real stack (a three-server ZooKeeper ensemble, the Flink
+session cluster, two masters, three workers), faults injected at random times in random order,
+and the checker's invariants throughout.
+
+Every worker reaches ZooKeeper through its own proxies (one per server) and every worker
+reaches Flink's REST API through one shared proxy, so a partition or slowness is a real
+network condition the processes cannot tell from the real thing.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scheduler.devstack.services import kill, running_pid
+from scheduler.devstack.stack import DevStack
+from tests.chaos.checker import Checker, Findings
+from tests.chaos.ensemble import Ensemble
+from tests.stack import Cluster, ControlPlane
+from tests.tcpproxy import TcpProxy
+
+RECOVERY_BOUND = 90.0  # every job RUNNING again within this long after a fault heals
+WORKER_SLOTS = 2
+SLOW_REST_DELAY = 1.0  # seconds each chunk of a Flink REST exchange is held
+
+
+@dataclass
+class Recovery:
+    kind: str
+    seconds: float | None  # healed -> every job healthy; None: not within the bound
+    disrupted: float | None = None  # injected -> every job healthy
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    recoveries: list[Recovery] = field(default_factory=list)
+    findings: Findings = field(default_factory=Findings)
+    log_problems: list[str] = field(default_factory=list)
+
+    def kinds(self) -> list[str]:
+        return sorted({r.kind for r in self.recoveries})
+
+    def table(self) -> str:
+        lines = ["| fault | injected | recovered within bound | median / worst recovery "
+                 "(healed → all jobs healthy) | worst from injection |",
+                 "|---|---|---|---|---|"]
+        for kind in self.kinds():
+            runs = [r for r in self.recoveries if r.kind == kind]
+            done = sorted(r.seconds for r in runs if r.seconds is not None)
+            spans = [r.disrupted for r in runs if r.disrupted is not None]
+            if len(done) < len(runs):
+                worst = "NOT RECOVERED"
+            else:
+                worst = f"{done[len(done) // 2]:.1f} s / {done[-1]:.1f} s"
+            from_injection = f"{max(spans):.1f} s" if spans else "-"
+            lines.append(f"| {kind} | {len(runs)} | {len(done)} | {worst} | {from_injection} |")
+        found = self.findings
+        lines += [
+            "",
+            f"faults injected: {len(self.recoveries)}; invariant samples: {found.samples}; "
+            f"restores checked: {found.restores_checked}",
+            f"duplicates (two RUNNING attempts of one job): {len(found.duplicates)}",
+            f"state regressions (restore older than a completed checkpoint): "
+            f"{len(found.regressions)}",
+            f"jobs vanished from ZooKeeper: {len(found.vanished)}",
+            f"unhandled exceptions in logs: {len(self.log_problems)}",
+            f"recovery bound: {RECOVERY_BOUND:g} s after the fault heals",
+        ]
+        return "\n".join(lines)
+
+
+class ChaosStack:
+    def __init__(self, devstack: DevStack, cluster: Cluster, workdir: Path,
+                 jobs: int = 4, workers: int = 3) -> None:
+        self.devstack = devstack
+        self.real_cluster = cluster
+        self.real_rest_url = cluster.rest_url
+        self.ensemble = Ensemble(workdir / "ensemble")
+        self.ensemble.start()
+        self.ensemble.wait_serving()
+        rest_port = int(cluster.rest_url.rsplit(":", 1)[1])
+        self.rest_proxy = TcpProxy(rest_port)
+        proxied = Cluster(zk_hosts=self.ensemble.hosts,
+                          rest_url=f"http://127.0.0.1:{self.rest_proxy.port}",
+                          example_jar=cluster.example_jar, state_dir=cluster.state_dir)
+        self.control = ControlPlane(proxied, workdir)
+        self.jobs = [f"chaos-{n}" for n in range(jobs)]
+        for name in self.jobs:
+            self.control.write_job(name)
+        self.zk_proxies = [[TcpProxy(port) for port in self.ensemble.ports]
+                           for _ in range(workers)]
+        self.worker_names = [""] * workers
+        self._generation = 0
+        self.masters = ["master-a", "master-b"]
+        for name in self.masters:
+            self.control.start_master(name, "--spare-workers", "0")
+        for slot in range(workers):
+            self.start_worker(slot)
+        self.cut_off: set[int] = set()  # slots partitioned from ZooKeeper
+        self.checker = Checker(self.real_rest_url, self.ensemble.hosts, self.control.root,
+                               self.jobs, self.sound_workers)
+
+    def sound_workers(self) -> set[str]:
+        return {name for slot, name in enumerate(self.worker_names)
+                if slot not in self.cut_off and self.alive(name)}
+
+    def start_worker(self, slot: int) -> None:
+        """A new worker process in the slot (a new id: the old one's session may linger)."""
+        self._generation += 1
+        name = f"worker-{slot}-{self._generation}"
+        hosts = ",".join(f"127.0.0.1:{proxy.port}" for proxy in self.zk_proxies[slot])
+        self.control.start_worker(name, slots=WORKER_SLOTS, zk=hosts)
+        self.worker_names[slot] = name
+
+    def busy_slot(self, rng: random.Random) -> int:
+        """A worker slot whose worker supervises jobs (any slot when none does yet)."""
+        owners = set(self.checker.owners.values())
+        busy = [slot for slot, name in enumerate(self.worker_names) if name in owners]
+        return rng.choice(busy or list(range(len(self.worker_names))))
+
+    def alive(self, name: str) -> bool:
+        process = self.control.processes.get(name)
+        return process is not None and process.poll() is None
+
+    def leader(self) -> str | None:
+        leader_id = self.checker_store_leader()
+        return leader_id if leader_id in self.masters and self.alive(leader_id) else None
+
+    def checker_store_leader(self) -> str | None:
+        try:
+            return self.checker._store.leader_id()
+        except Exception:
+            return None
+
+    def log_problems(self) -> list[str]:
+        problems = []
+        for log in sorted(self.control.workdir.glob("*.log")):
+            for number, line in enumerate(log.read_text(errors="replace").splitlines(), 1):
+                if "Traceback" in line or "unexpected error" in line:
+                    problems.append(f"{log.name}:{number}: {line.strip()[:200]}")
+        return problems
+
+    def close(self) -> None:
+        self.checker.close()
+        self.control.stop_all()
+        for proxies in self.zk_proxies:
+            for proxy in proxies:
+                proxy.close()
+        self.rest_proxy.close()
+        self.ensemble.stop()
+        if running_pid(self.devstack.flink_service("jobmanager")) is None:
+            self.devstack.start_jobmanager()
+        self.real_cluster.cancel_all()
+
+
+# -- faults: each injects, holds, heals, and says what it did -----------------------------
+Fault = Callable[[ChaosStack, random.Random], str]
+
+
+def leader_sigkill(stack: ChaosStack, rng: random.Random) -> str:
+    leader = stack.leader()
+    if leader is None:
+        return "no leader to kill"
+    stack.control.signal(leader, signal.SIGKILL)
+    stack.control.processes[leader].wait()
+    stack.control.start_master(leader, "--spare-workers", "0")  # back as the standby
+    return f"killed leader {leader}"
+
+
+def _worker_signal(stack: ChaosStack, rng: random.Random, sig: int) -> str:
+    slot = stack.busy_slot(rng)
+    name = stack.worker_names[slot]
+    stack.control.signal(name, sig)
+    stack.control.processes[name].wait(timeout=30)
+    stack.start_worker(slot)
+    return f"{signal.Signals(sig).name} {name}"
+
+
+def worker_sigkill(stack: ChaosStack, rng: random.Random) -> str:
+    return _worker_signal(stack, rng, signal.SIGKILL)
+
+
+def worker_sigterm(stack: ChaosStack, rng: random.Random) -> str:
+    return _worker_signal(stack, rng, signal.SIGTERM)
+
+
+def zookeeper_restart(stack: ChaosStack, rng: random.Random) -> str:
+    stack.ensemble.stop()
+    stack.ensemble.start()
+    stack.ensemble.wait_serving()
+    return "restarted all three ZooKeeper servers"
+
+
+def zookeeper_server_loss(stack: ChaosStack, rng: random.Random) -> str:
+    member = rng.randrange(len(stack.ensemble.ports))
+    stack.ensemble.kill(member)
+    time.sleep(rng.uniform(2.0, 8.0))  # the fault's duration
+    stack.ensemble.start(member)
+    stack.ensemble.wait_serving()
+    return f"lost ZooKeeper server {member + 1}"
+
+
+def worker_partition(stack: ChaosStack, rng: random.Random) -> str:
+    slot = stack.busy_slot(rng)
+    stack.cut_off.add(slot)
+    for proxy in stack.zk_proxies[slot]:
+        proxy.partition()
+    time.sleep(stack.control.session_timeout + rng.uniform(1.0, 4.0))  # past its session
+    for proxy in stack.zk_proxies[slot]:
+        proxy.heal()
+    stack.cut_off.discard(slot)
+    return f"partitioned {stack.worker_names[slot]} from ZooKeeper"
+
+
+def jobmanager_restart(stack: ChaosStack, rng: random.Random) -> str:
+    jobmanager = stack.devstack.flink_service("jobmanager")
+    kill(jobmanager)
+    stack.devstack.start_jobmanager()
+    return "SIGKILL and restart of the Flink JobManager"
+
+
+def slow_rest(stack: ChaosStack, rng: random.Random) -> str:
+    stack.rest_proxy.delay = SLOW_REST_DELAY
+    time.sleep(rng.uniform(3.0, 10.0))
+    stack.rest_proxy.delay = 0.0
+    return f"Flink REST slowed by {SLOW_REST_DELAY:g} s a chunk"
+
+
+FAULTS: dict[str, Fault] = {
+    "leader SIGKILL": leader_sigkill,
+    "worker SIGKILL": worker_sigkill,
+    "worker SIGTERM": worker_sigterm,
+    "ZooKeeper restart": zookeeper_restart,
+    "ZooKeeper server loss (1 of 3)": zookeeper_server_loss,
+    "worker partitioned from ZooKeeper": worker_partition,
+    "JobManager SIGKILL + restart": jobmanager_restart,
+    "slow Flink REST": slow_rest,
+}
+
+
+def schedule(count: int, rng: random.Random) -> list[str]:
+    """`count` faults in random order, every kind at least once when count allows."""
+    kinds = list(FAULTS)
+    chosen = kinds[:count] + [rng.choice(kinds) for _ in range(count - len(kinds))]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def run(stack: ChaosStack, faults: int, seed: int,
+        progress: Callable[[str], None] = print) -> Report:
+    rng = random.Random(seed)
+    report = Report()
+    stack.checker.start()
+    first = _wait_recovered(stack, time.monotonic(), 180.0)
+    if first is None:
+        raise AssertionError(f"the jobs never all ran before the faults: {stack.checker.unhealthy}")
+    for number, kind in enumerate(schedule(faults, rng), start=1):
+        time.sleep(rng.uniform(0.0, 3.0))  # a random moment: part of the fault model
+        injected = time.monotonic()
+        detail = FAULTS[kind](stack, rng)
+        healed = time.monotonic()
+        recovered = _wait_recovered(stack, healed, RECOVERY_BOUND)
+        seconds = None if recovered is None else max(0.0, recovered - healed)
+        disrupted = None if recovered is None else max(0.0, recovered - injected)
+        report.recoveries.append(Recovery(kind, seconds, disrupted, detail))
+        progress(f"fault {number}/{faults}: {detail}: " + (
+            f"all jobs healthy {seconds:.1f}s after it healed" if seconds is not None else
+            f"NOT RECOVERED within {RECOVERY_BOUND:g}s: {stack.checker.unhealthy}"))
+    report.findings = stack.checker.found
+    report.log_problems = stack.log_problems()
+    return report
+
+
+def _wait_recovered(stack: ChaosStack, healed: float, bound: float) -> float | None:
+    deadline = healed + bound
+    while time.monotonic() < deadline:
+        recovered = stack.checker.recovered_at(healed)
+        if recovered is not None:
+            return recovered
+        time.sleep(0.1)  # polling the checker's verdict, not waiting for a state
+    return None

@@ -1,0 +1,51 @@
+"""The chaos run: faults at random times in random order on the real stack, with the
+invariants checked throughout. `make test` runs one fault of each kind; `make chaos` runs
+FLINKSCHED_CHAOS_FAULTS of them (120 by default) and prints the table."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scheduler.devstack.stack import DevStack
+from tests.chaos.run import FAULTS, ChaosStack, run
+from tests.stack import Cluster
+
+pytestmark = pytest.mark.chaos
+
+REPORT = Path(__file__).resolve().parents[2] / "build" / "chaos-report.md"
+
+
+@pytest.fixture
+def chaos_stack(devstack: DevStack, cluster: Cluster, tmp_path: Path) -> Iterator[ChaosStack]:
+    stack = ChaosStack(devstack, cluster, tmp_path)
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+@pytest.mark.timeout(0)  # bounded by the run's own deadlines (recovery bound per fault)
+def test_faults_never_duplicate_regress_or_lose_a_job(chaos_stack: ChaosStack) -> None:
+    faults = int(os.environ.get("FLINKSCHED_CHAOS_FAULTS", len(FAULTS)))
+    seed = int(os.environ.get("FLINKSCHED_CHAOS_SEED", time.time_ns() % 100_000))
+    print(f"\nchaos run: {faults} faults, seed {seed}")
+    report = run(chaos_stack, faults, seed)
+    table = report.table()
+    print(table)
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(f"# Chaos run: {faults} faults, seed {seed}\n\n{table}\n")
+
+    found = report.findings
+    assert not found.duplicates, f"two RUNNING attempts of one job: {sorted(found.duplicates)}"
+    assert not found.regressions, "\n".join(found.regressions)
+    assert not found.vanished, f"jobs gone from ZooKeeper: {sorted(found.vanished)}"
+    assert not report.log_problems, "\n".join(report.log_problems[:20])
+    unrecovered = [r for r in report.recoveries if r.seconds is None]
+    assert not unrecovered, f"not RUNNING again within the bound: {unrecovered}"
+    assert found.restores_checked > 0, "no restart's restore point was ever judged"
+    assert {r.kind for r in report.recoveries} == set(FAULTS) or faults < len(FAULTS)

@@ -1,0 +1,143 @@
+"""Watching many jobs cheaply, on the real stack: a worker reads its running jobs' states
+from one shared listing of the cluster (woken when a state changes), and the leader reads
+only the statuses ZooKeeper says have changed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from kazoo.client import KazooClient
+
+from bench.stackutil import flink_simulator
+from common.flink import FlinkClient
+from common.jobids import flink_job_id
+from common.records import JobStatus, encode
+from common.store import Store
+from scheduler.statuscache import StatusCache
+from tests.stack import ControlPlane
+from tests.waiting import wait_until
+from worker.clients import ClusterStates
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def simulator_url() -> Iterator[str]:
+    with flink_simulator() as url:
+        yield url
+
+
+class CountingClient(FlinkClient):
+    """The real client, counting the listings it asks for."""
+
+    def __init__(self, rest_url: str) -> None:
+        super().__init__(rest_url)
+        self.listings = 0
+
+    def jobs(self) -> list[dict[str, Any]]:
+        self.listings += 1
+        return super().jobs()
+
+
+def test_running_jobs_are_watched_through_one_listing_and_a_change_wakes_at_once(
+    control: ControlPlane,
+) -> None:
+    client = CountingClient(control.cluster.rest_url)
+    jar = client.upload_jar(control.cluster.example_jar, "flinksched-example.jar")
+    ids = [flink_job_id(f"listed-{n}", 1) for n in range(2)]
+    for job_id in ids:
+        client.run_jar(jar, {"jobId": job_id, "parallelism": 1,
+                             "entryClass": "dev.flinksched.examples.StatefulCounter"})
+    states = ClusterStates(client)
+    woken = {job_id: threading.Event() for job_id in ids}
+    try:
+        for n, job_id in enumerate(ids):
+            states.watch(f"listed-{n}", job_id, 0.2, woken[job_id].set)
+        wait_until(lambda: all(states.listed(j, 0.4) == "RUNNING" for j in ids), 60,
+                   "both jobs RUNNING in the listing")
+        listings = client.listings
+        wait_until(lambda: client.listings >= listings + 5, 10, "five more listings")
+        for job_id in ids:
+            assert states.listed(job_id, 0.4) == "RUNNING"
+
+        for event in woken.values():
+            event.clear()
+        client.cancel(ids[0])
+        assert woken[ids[0]].wait(5), "the cancelled job's supervisor was not woken"
+        assert states.listed(ids[0], 0.4) in ("CANCELLING", "CANCELED")
+        assert not woken[ids[1]].is_set(), "a job whose state did not change was woken"
+        # Not in the listing, or a listing too old for the caller: the caller asks Flink.
+        assert states.listed(flink_job_id("listed-nobody", 1), 0.4) is None
+        assert states.listed(ids[1], -1.0) is None
+    finally:
+        states.close()
+        for job_id in ids:
+            client.cancel(job_id)
+        client.close()
+
+
+def test_the_leaders_status_copy_reads_only_what_changed(control: ControlPlane) -> None:
+    zk = KazooClient(hosts=control.cluster.zk_hosts)
+    zk.start(timeout=10)
+    try:
+        store = Store(zk, control.root)
+        names = [f"cached-{n}" for n in range(3)]
+        for name in names:
+            zk.create(store.status_path(name), encode(JobStatus(phase="Running").to_json()),
+                      makepath=True)
+        cache = StatusCache(store)
+        assert {n: s.phase for n, s in cache.statuses(names).items()} == dict.fromkeys(
+            names, "Running")
+        assert cache.reads == 3
+        assert len(cache.statuses(names)) == 3 and cache.reads == 3, "read again unchanged"
+
+        zk.set(store.status_path(names[1]), encode(JobStatus(phase="Restarting").to_json()))
+        wait_until(lambda: cache.statuses(names)[names[1]].phase == "Restarting", 10,
+                   "the changed status read again")
+        assert cache.reads == 4, "only the changed status was read again"
+
+        zk.delete(store.status_path(names[2]))
+        wait_until(lambda: names[2] not in cache.statuses(names), 10, "the deleted status gone")
+        assert set(cache.statuses(names[:2])) == set(names[:2])
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_a_worker_watches_steady_jobs_without_asking_for_each(control: ControlPlane,
+                                                              simulator_url: str) -> None:
+    """Real master and worker processes; the simulator counts the worker's requests."""
+    (control.config_dir / "clusters.yaml").write_text(
+        "apiVersion: flinksched/v1\nkind: FlinkCluster\nmetadata: {name: default}\n"
+        f"spec: {{restUrl: \"{simulator_url}\"}}\n")
+    names = [f"steady-{n}" for n in range(3)]
+    for name in names:
+        control.write_job(name)
+    control.start_master()
+    control.start_worker(slots=3)
+
+    def counts() -> dict[str, int]:
+        return dict(httpx.get(f"{simulator_url}/_sim/stats", timeout=5).json()["requests"])
+
+    def all_running() -> bool:
+        return counts().get("/jobs/{job_id}/status", 0) > 0 and httpx.get(
+            f"{simulator_url}/_sim/stats", timeout=5).json()["jobs"].get("RUNNING") == 3
+
+    wait_until(all_running, 60, "three RUNNING jobs")
+    settled = counts()
+    wait_until(lambda: counts().get("/jobs", 0) >= settled.get("/jobs", 0) + 4, 20,
+               "four more listings")
+    later = counts()
+    assert later.get("/jobs/{job_id}/status", 0) == settled.get("/jobs/{job_id}/status", 0), (
+        "a steadily RUNNING job was asked for on its own")
+
+    job_id = flink_job_id(names[1], 1)
+    failed = time.monotonic()
+    httpx.post(f"{simulator_url}/_sim/jobs/{job_id}/fail", timeout=5)
+    wait_until(lambda: "attempt 2" in control.log("worker-a"), 10, "the failure acted on")
+    assert time.monotonic() - failed < 3.0, "the listing did not wake the supervisor"
