@@ -172,13 +172,30 @@ def locate(item: Sourced, loc: list[str]) -> tuple[int | None, int | None]:
     return item.line, None
 
 
+MAX_FILE_BYTES = 64 * 1024 * 1024  # 10,000 jobs take about 1.5 MB
+
+
 def load_file(file: Path) -> FileResult:
     """One file: libyaml first; a file with any problem is parsed again to locate it."""
     try:
+        if file.stat().st_size > MAX_FILE_BYTES:
+            return _unreadable(file, f"file is larger than {MAX_FILE_BYTES // 2**20} MiB")
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return FileResult(errors=(ConfigError(f"cannot read file: {exc}", file=str(file)),),
-                          broken=True)
+        return _unreadable(file, f"cannot read file: {exc}")
+    if "\x00" in text:
+        return _unreadable(file, "not a text file (it contains NUL bytes)")
+    try:
+        return _load_text(file, text)
+    except RecursionError:
+        return _unreadable(file, "nested too deeply to be a job config")
+
+
+def _unreadable(file: Path, message: str) -> FileResult:
+    return FileResult(errors=(ConfigError(message, file=str(file)),), broken=True)
+
+
+def _load_text(file: Path, text: str) -> FileResult:
     documents = fast_documents(text)
     lines = document_lines(text)
     if documents is not None and len(documents) == len(lines):
@@ -293,7 +310,7 @@ def _resolve_jar(data: Any, file: Path) -> Any:
         uri = data["spec"]["job"]["jarURI"]
     except (KeyError, TypeError):
         return data
-    if isinstance(uri, str) and "://" not in uri:
+    if isinstance(uri, str) and uri.strip() and "://" not in uri:
         data["spec"]["job"]["jarURI"] = (file.parent / uri).resolve().as_uri()
     return data
 

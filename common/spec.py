@@ -54,7 +54,7 @@ class JobSection(_Strict):
     jarURI: str
     entryClass: str | None = None
     args: list[str] = Field(default_factory=list)
-    parallelism: int | None = Field(default=None, ge=1)
+    parallelism: int | None = Field(default=None, ge=1, strict=True)  # `true` is no number
     upgradeMode: UpgradeMode = "savepoint"
     state: DesiredState = "running"
     allowNonRestoredState: bool = False
@@ -64,6 +64,8 @@ class JobSection(_Strict):
     @field_validator("jarURI")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("jarURI is empty")
         if "://" in value and not value.startswith(("file://", "http://", "https://")):
             raise ValueError(f"jarURI must be file://, http(s):// or a path, got {value!r}")
         return value

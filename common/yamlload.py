@@ -92,7 +92,10 @@ def _value(node: yaml.Node) -> Any:
         for key, value in node.value:
             if key.tag == "tag:yaml.org,2002:merge":
                 raise _Unsupported("merge key")
-            out[_value(key)] = _value(value)
+            name = _value(key)
+            if isinstance(name, list | dict) or name in out:
+                raise _Unsupported("duplicate or complex key")  # ruamel.yaml says where
+            out[name] = _value(value)
         return out
     if isinstance(node, yaml.SequenceNode):
         if node.tag != "tag:yaml.org,2002:seq":

@@ -252,7 +252,9 @@ def schedule(count: int, rng: random.Random) -> list[str]:
 
 
 def run(stack: ChaosStack, faults: int, seed: int,
-        progress: Callable[[str], None] = print) -> Report:
+        progress: Callable[[str], None] = print,
+        after_fault: Callable[[Report], None] = lambda report: None) -> Report:
+    """Inject `faults` faults; `after_fault` sees the report so far after each one."""
     rng = random.Random(seed)
     report = Report()
     stack.checker.start()
@@ -271,6 +273,8 @@ def run(stack: ChaosStack, faults: int, seed: int,
         progress(f"fault {number}/{faults}: {detail}: " + (
             f"all jobs healthy {seconds:.1f}s after it healed" if seconds is not None else
             f"NOT RECOVERED within {RECOVERY_BOUND:g}s: {stack.checker.unhealthy}"))
+        report.findings = stack.checker.found
+        after_fault(report)
     report.findings = stack.checker.found
     report.log_problems = stack.log_problems()
     return report

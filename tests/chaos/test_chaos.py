@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.devstack.stack import DevStack
-from tests.chaos.run import FAULTS, ChaosStack, run
+from tests.chaos.run import FAULTS, ChaosStack, Report, run
 from tests.stack import Cluster
 
 pytestmark = pytest.mark.chaos
@@ -34,11 +34,15 @@ def test_faults_never_duplicate_regress_or_lose_a_job(chaos_stack: ChaosStack) -
     faults = int(os.environ.get("FLINKSCHED_CHAOS_FAULTS", len(FAULTS)))
     seed = int(os.environ.get("FLINKSCHED_CHAOS_SEED", time.time_ns() % 100_000))
     print(f"\nchaos run: {faults} faults, seed {seed}")
-    report = run(chaos_stack, faults, seed)
-    table = report.table()
-    print(table)
     REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(f"# Chaos run: {faults} faults, seed {seed}\n\n{table}\n")
+
+    def write(report: Report) -> None:  # after every fault: an interrupted run keeps its table
+        done = len(report.recoveries)
+        REPORT.write_text(f"# Chaos run: {done} of {faults} faults, seed {seed}\n\n"
+                          f"{report.table()}\n")
+
+    report = run(chaos_stack, faults, seed, after_fault=write)
+    print(report.table())
 
     found = report.findings
     assert not found.duplicates, f"two RUNNING attempts of one job: {sorted(found.duplicates)}"

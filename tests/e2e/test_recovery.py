@@ -271,3 +271,27 @@ def test_job_suspended_in_its_yaml_is_never_submitted(
     assert status.reason == "suspended in the job spec" and status.attempt == 0
     holds_for(lambda: control.cluster.submissions("yaml-suspended") == [], 3,
               "nothing submitted to Flink")
+
+
+def test_foreign_or_corrupt_zookeeper_data_is_skipped_not_a_crash_loop(
+    control: ControlPlane, store: Store
+) -> None:
+    """Junk where a job record, a status, an override and a worker registration belong:
+    logged and skipped, while the good job runs and no process dies."""
+    zk = store.zk
+    zk.ensure_path(f"{control.root}/jobs")
+    zk.create(f"{control.root}/jobs/junk-job", b"\x00\xffnot json")
+    zk.create(f"{control.root}/jobs/junk-job/status", b"[1, 2")
+    zk.ensure_path(f"{control.root}/overrides")
+    zk.create(f"{control.root}/overrides/good-job", b"<html>")
+    zk.ensure_path(f"{control.root}/workers")
+    zk.create(f"{control.root}/workers/ghost", b"{\"slots\": \"many\"}")
+    first = control.write_job("good-job")
+    master = control.start_master()
+    worker = control.start_worker(slots=2)
+    wait_until(lambda: control.cluster.job_state(first) == "RUNNING", 120, "good-job RUNNING")
+    wait_until(lambda: store.status("good-job")[0].phase == "Running", 30, "good-job Running")
+    logs = control.log("master-a") + control.log("worker-a")
+    assert "junk-job" in logs, "the junk record was not reported"
+    assert master.poll() is None and worker.poll() is None
+    assert "Traceback" not in logs
