@@ -39,7 +39,12 @@ class StatusCache:
                 del self._known[gone]
             stale = sorted(n for n in wanted if n not in self._known or n in self._changed)
             self._changed.difference_update(stale)
-        read = self.store.statuses(stale, watch=self._watch) if stale else {}
+        try:
+            read = self.store.statuses(stale, watch=self._watch) if stale else {}
+        except Exception:
+            with self._lock:  # not read: read again next pass
+                self._changed.update(stale)
+            raise
         with self._lock:
             self.reads += len(stale)
             for name in stale:

@@ -184,7 +184,7 @@ class JobSupervisor(Upgrades):
             except FencedError as exc:
                 logger.warning("job %s: stopping, ownership lost: %s", self.name, exc)
                 self.fenced = True
-                return
+                break
             except ConflictError as exc:
                 self._status_stale = True
                 message = f"status changed concurrently, re-reading: {exc}"
@@ -208,6 +208,8 @@ class JobSupervisor(Upgrades):
             self._wake.wait(wait)
             self._wake.clear()
         self.savepoints.close()
+        if self._states is not None:
+            self._states.unwatch(self.name)
 
     def _log_decision(self, message: str) -> None:
         """One line per decision, naming the job, its attempt and the attempt's Flink job id
