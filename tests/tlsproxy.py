@@ -61,6 +61,7 @@ class TlsAuthProxy:
         self.authorization = authorization
         self.forwarded = 0
         self.refused = 0
+        self._transports: set[asyncio.BaseTransport] = set()
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(cert, key)
         self._loop = asyncio.new_event_loop()
@@ -76,6 +77,8 @@ class TlsAuthProxy:
         return f"https://127.0.0.1:{self.port}"
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
+        if request.transport is not None:
+            self._transports.add(request.transport)
         if request.headers.get("Authorization") != self.authorization:
             self.refused += 1
             return web.Response(status=401, text="unauthorized")
@@ -104,8 +107,13 @@ class TlsAuthProxy:
     def close(self) -> None:
         async def shutdown() -> None:
             await self._runner.cleanup()
+            for transport in self._transports:  # kept-alive clients: close them at once
+                if isinstance(transport, asyncio.WriteTransport):
+                    transport.abort()
+            await asyncio.sleep(0.1)  # the aborts complete on the loop
 
         future = asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
-        future.result(10)
+        future.result(20)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()

@@ -31,7 +31,11 @@ def shape(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: shape(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [shape(value[0])] if value else []
+        if not value:
+            return []
+        # Flink lists in-progress checkpoints first, without the fields of completed ones.
+        done = [v for v in value if isinstance(v, dict) and v.get("status") == "COMPLETED"]
+        return [shape(done[0] if done else value[0])]
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
