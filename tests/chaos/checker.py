@@ -67,6 +67,7 @@ class Checker:
         self.healthy_at: float | None = None  # start of the current all-healthy streak
         self.sampled_at = 0.0  # start of the newest sample
         self._seen: set[str] = set()  # jobs seen in ZooKeeper so far
+        self._running: set[tuple[str, int]] = set()  # attempts seen RUNNING
         self.owners: dict[str, str] = {}  # job -> the worker its status names, last sample
         self.unhealthy: dict[str, str] = {}  # why each job was not healthy at the last sample
         self._lock = threading.Lock()
@@ -90,6 +91,11 @@ class Checker:
             if self.healthy_at is None or self.sampled_at < healed:
                 return None
             return self.healthy_at
+
+    def unjudged_restores(self) -> list[tuple[str, int]]:
+        """Restarted attempts seen RUNNING whose restore point was not judged yet."""
+        with self._lock:
+            return sorted(a for a in self._running if a[1] > 1 and a not in self._checked)
 
     # -- sampling --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -156,6 +162,7 @@ class Checker:
                     with self._lock:
                         self.found.duplicates.add((name, ids))
                 for attempt in running:
+                    self._running.add((name, attempt))
                     self._checkpoints(name, attempt)
         if view is None:
             reasons["*"] = "ZooKeeper does not answer"

@@ -275,6 +275,10 @@ def run(stack: ChaosStack, faults: int, seed: int,
             f"NOT RECOVERED within {RECOVERY_BOUND:g}s: {stack.checker.unhealthy}"))
         report.findings = stack.checker.found
         after_fault(report)
+    # The last restarts' restore points are judged once each new attempt has checkpointed.
+    deadline = time.monotonic() + 60
+    while stack.checker.unjudged_restores() and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling the checker's verdict
     report.findings = stack.checker.found
     report.log_problems = stack.log_problems()
     return report

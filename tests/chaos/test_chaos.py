@@ -51,5 +51,6 @@ def test_faults_never_duplicate_regress_or_lose_a_job(chaos_stack: ChaosStack) -
     assert not report.log_problems, "\n".join(report.log_problems[:20])
     unrecovered = [r for r in report.recoveries if r.seconds is None]
     assert not unrecovered, f"not RUNNING again within the bound: {unrecovered}"
+    assert not chaos_stack.checker.unjudged_restores(), "restore points left unjudged"
     assert found.restores_checked > 0, "no restart's restore point was ever judged"
     assert {r.kind for r in report.recoveries} == set(FAULTS) or faults < len(FAULTS)
