@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -136,6 +136,15 @@ class FlinkJob(_Strict):
         return self.metadata.name
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _exactly_one(model: M, first: str, second: str) -> M:
+    if (getattr(model, first) is None) == (getattr(model, second) is None):
+        raise ValueError(f"give exactly one of {first} or {second}")
+    return model
+
+
 class SecretRef(_Strict):
     """Where a secret's value is read from when it is used: a file (a mounted Kubernetes
     Secret) or an environment variable. The value itself is never written in the YAML, so it
@@ -146,9 +155,7 @@ class SecretRef(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretRef:
-        if (self.file is None) == (self.env is None):
-            raise ValueError("give exactly one of file or env")
-        return self
+        return _exactly_one(self, "file", "env")
 
 
 class BasicAuth(_Strict):
@@ -162,9 +169,7 @@ class RestAuth(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> RestAuth:
-        if (self.basic is None) == (self.bearer is None):
-            raise ValueError("give exactly one of basic or bearer")
-        return self
+        return _exactly_one(self, "basic", "bearer")
 
 
 class RestTls(_Strict):

@@ -134,6 +134,7 @@ class JobSupervisor(Upgrades):
         self.restore_points = RestorePoints(name, clients)
         self._checked: dict[str, float] = {}  # monotonic time each periodic check last ran
         self._states: ClusterStates | None = None  # the listing this job is watched through
+        self._cluster: tuple[dict[str, Any], FlinkClient] | None = None  # record's, client
         self._unsettled = time.monotonic()  # the last time Flink showed it other than RUNNING
         self._quiet = False  # the last cycle found the attempt steadily RUNNING in the listing
         self._stop = threading.Event()
@@ -242,7 +243,7 @@ class JobSupervisor(Upgrades):
         if status.worker != self.owner.holder:  # took the job over: say so in the status
             self._write(status.with_changes(worker=self.owner.holder))
             status = self.current
-        client = self.clients.get(ClusterAccess.of(record.cluster["spec"]))
+        client = self._client(record)
         restart_command = self._take_commands()
         hold, why = self._desired_hold(record)
         if status.attempt == 0:
@@ -295,6 +296,13 @@ class JobSupervisor(Upgrades):
                 f"attempt {status.attempt} finished",
             )
         return self._alive(record, client, status, job_id, state)
+
+    def _client(self, record: JobRecord) -> FlinkClient:
+        """The cluster's client, looked up again only when the record's cluster changed."""
+        if self._cluster is None or self._cluster[0] is not record.cluster:
+            access = ClusterAccess.of(record.cluster["spec"])
+            self._cluster = (record.cluster, self.clients.get(access))
+        return self._cluster[1]
 
     def _flink_state(self, client: FlinkClient, status: JobStatus, job_id: str) -> str | None:
         """The attempt's state. A steadily RUNNING attempt is read from the worker's shared

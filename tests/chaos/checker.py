@@ -92,6 +92,13 @@ class Checker:
                 return None
             return self.healthy_at
 
+    def leader_id(self) -> str | None:
+        """The current leader, as ZooKeeper says (None: none, or ZooKeeper does not answer)."""
+        try:
+            return self._store.leader_id()
+        except (KazooException, StoreError):
+            return None
+
     def unjudged_restores(self) -> list[tuple[str, int]]:
         """Restarted attempts seen RUNNING whose restore point was not judged yet."""
         with self._lock:

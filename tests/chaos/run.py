@@ -128,14 +128,8 @@ class ChaosStack:
         return process is not None and process.poll() is None
 
     def leader(self) -> str | None:
-        leader_id = self.checker_store_leader()
+        leader_id = self.checker.leader_id()
         return leader_id if leader_id in self.masters and self.alive(leader_id) else None
-
-    def checker_store_leader(self) -> str | None:
-        try:
-            return self.checker._store.leader_id()
-        except Exception:
-            return None
 
     def log_problems(self) -> list[str]:
         problems = []

@@ -4,15 +4,15 @@ silence): every case is a flinksched error naming the endpoint, never a crash.""
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from common.errors import FlinkError, FlinkUnreachable
 from common.flink import FlinkClient
+from tests.httpserve import serving
 
 ANSWERS: dict[str, tuple[int, str, bytes]] = {
     "/html/jobs/x/status": (502, "text/html", b"<html><body>Bad Gateway</body></html>"),
@@ -40,14 +40,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("prefix", ["html", "html200", "truncated", "error500", "empty500",

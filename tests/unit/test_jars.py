@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from worker.jars import JarCache, JarError
+from tests.httpserve import serving
+from worker.jars import JarCache, JarError, allowed
 
 
 @pytest.fixture
@@ -18,15 +18,8 @@ def served(tmp_path: Path) -> Iterator[str]:
     root = tmp_path / "www"
     root.mkdir()
     (root / "app.jar").write_bytes(b"PK jar bytes")
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(partial(http.server.SimpleHTTPRequestHandler, directory=str(root))) as url:
+        yield url
 
 
 def test_http_jar_is_downloaded_once(served: str, tmp_path: Path) -> None:
@@ -61,3 +54,16 @@ def test_checksum_mismatch_is_refused(served: str, tmp_path: Path) -> None:
     with pytest.raises(JarError, match="has SHA-256"):
         JarCache(tmp_path / "other").jar_id(
             NoCluster(), f"{served}/app.jar", "0" * 64)  # type: ignore[arg-type]
+
+
+def test_allow_list_matches_whole_segments_and_resolves_dot_dot(tmp_path: Path) -> None:
+    jars = tmp_path / "jars"
+    prefixes = (str(jars), "https://repo.example/jars/")
+    assert allowed((jars / "app.jar").as_uri(), prefixes)
+    assert allowed("https://repo.example/jars/team/app.jar", prefixes)
+    assert not allowed(str(tmp_path / "jars-evil" / "app.jar"), prefixes)
+    assert not allowed(str(jars / ".." / "elsewhere" / "app.jar"), prefixes)
+    assert not allowed("https://repo.example/jarsx/app.jar", prefixes)
+    assert allowed("/anything/app.jar", ())
+    with pytest.raises(JarError, match="is not in an allowed location"):
+        JarCache(tmp_path / "cache", prefixes).local_path(str(tmp_path / "other.jar"))
