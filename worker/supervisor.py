@@ -279,9 +279,7 @@ class JobSupervisor(Upgrades):
                 return self._submit(record, client, status, status.restored_from)  # unknown
             if waiting:
                 return self._restart(record, client, status, status.last_failure)
-            return self._restart(
-                record, client, status, f"attempt {status.attempt} is missing from the cluster"
-            )
+            return self._lost(record, client, status)
         if state == "FAILED":
             if waiting:
                 return self._restart(record, client, status, status.last_failure)
@@ -441,6 +439,17 @@ class JobSupervisor(Upgrades):
         restore = self.restore_points.after(record, client, status)
         return self._start(record, client, status, restore, cause, kind="failure", recent=recent)
 
+    def _lost(self, record: JobRecord, client: FlinkClient, status: JobStatus) -> str:
+        """The cluster no longer knows the attempt (its JobManager restarted without HA, or
+        the job was removed): the job did not fail, so it is started again at once from its
+        newest restore point and the restart policy's budget is left alone."""
+        if self.failure_seen is None:
+            self.failure_seen = time.monotonic()
+        restore = self.restore_points.after(record, client, status)
+        cause = (f"attempt {status.attempt} is missing from the cluster "
+                 "(not counted against the restart policy)")
+        return self._start(record, client, status, restore, cause, kind="lost")
+
     def _start(
         self,
         record: JobRecord,
@@ -454,9 +463,10 @@ class JobSupervisor(Upgrades):
     ) -> str:
         """Claim the next attempt (compare-and-set), then submit it.
 
-        `kind` is "first", "failure" (counts against the restart policy), "requested"
-        (an operator's restart), "resume" or "upgrade" (a new generation: the restart
-        policy's budget starts afresh).
+        `kind` is "first", "failure" (counts against the restart policy), "lost" (the
+        cluster lost the attempt: a restart that does not count), "requested" (an operator's
+        restart), "resume" or "upgrade" (a new generation: the restart policy's budget
+        starts afresh).
         """
         if not self.guard.can_act():
             return "paused: ZooKeeper connection is not healthy"
@@ -476,15 +486,15 @@ class JobSupervisor(Upgrades):
             since=now,
             reason=cause,
             worker=self.owner.holder,
-            last_failure=cause if failure else status.last_failure,
-            restarts=status.restarts + (1 if kind in ("failure", "requested") else 0),
+            last_failure=cause if kind in ("failure", "lost") else status.last_failure,
+            restarts=status.restarts + (1 if kind in ("failure", "lost", "requested") else 0),
             restart_times=(*recent, now) if failure else (
                 () if kind == "upgrade" else status.restart_times),
             last_checkpoint=newest([status.last_checkpoint, restore]),
         )
         self._write(claimed)
         origin = restore.label if restore else "empty state"
-        if restore is None and kind in ("first", "failure"):
+        if restore is None and kind in ("first", "failure", "lost"):
             origin += " (no checkpoint or savepoint of this job exists yet)"
         verb = {"first": "started", "resume": "resumed", "upgrade": "started"}.get(
             kind, "restarted")

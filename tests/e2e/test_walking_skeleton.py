@@ -102,10 +102,11 @@ def test_failed_job_restarts_from_the_newest_checkpoint(
     assert any(m.startswith(f"restarted attempt 2 from chk-{failed_latest['id']}") for m in events)
 
 
-def test_jobmanager_restart_reuploads_the_jar_and_resumes_from_disk(
+def test_jobmanager_restart_resumes_from_disk_reuploads_the_jar_and_spends_no_restart_budget(
     control: ControlPlane, store: Store, devstack: DevStack
 ) -> None:
-    first = control.write_job("skeleton-jm-loss")
+    # No restart budget at all: a job the cluster lost did not fail, so it comes back anyway.
+    first = control.write_job("skeleton-jm-loss", restartPolicy={"maxRestarts": 0})
     control.start_master()
     control.start_worker()
     recorded = wait_until(lambda: store.status("skeleton-jm-loss")[0].last_checkpoint, 120,
@@ -141,5 +142,11 @@ def test_jobmanager_restart_reuploads_the_jar_and_resumes_from_disk(
     [jar] = control.cluster.get("/jars")["files"]
     assert jar["id"] not in uploaded_before, "the restarted JobManager got the jar uploaded again"
 
-    status, _ = store.status("skeleton-jm-loss")
+    def running_status() -> JobStatus | None:
+        status = store.status("skeleton-jm-loss")[0]
+        return status if status.phase == "Running" else None
+
+    status = wait_until(running_status, 30, "the status to say Running")
     assert "missing from the cluster" in status.last_failure
+    assert status.attempt == 2 and status.restarts == 1
+    assert status.restart_times == (), "the lost attempt spent none of the restart budget"
