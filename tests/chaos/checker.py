@@ -45,6 +45,7 @@ class Findings:
     regressions: list[str] = field(default_factory=list)
     vanished: set[str] = field(default_factory=set)
     restores_checked: int = 0
+    restores_unjudgeable: int = 0  # restarted attempts that ended before reporting a restore
     samples: int = 0
 
 
@@ -68,6 +69,7 @@ class Checker:
         self.sampled_at = 0.0  # start of the newest sample
         self._seen: set[str] = set()  # jobs seen in ZooKeeper so far
         self._running: set[tuple[str, int]] = set()  # attempts seen RUNNING
+        self._ended: set[tuple[str, int]] = set()  # of those, attempts Flink no longer runs
         self.owners: dict[str, str] = {}  # job -> the worker its status names, last sample
         self.unhealthy: dict[str, str] = {}  # why each job was not healthy at the last sample
         self._lock = threading.Lock()
@@ -100,9 +102,10 @@ class Checker:
             return None
 
     def unjudged_restores(self) -> list[tuple[str, int]]:
-        """Restarted attempts seen RUNNING whose restore point was not judged yet."""
+        """Restarted attempts still live whose restore point was not judged yet."""
         with self._lock:
-            return sorted(a for a in self._running if a[1] > 1 and a not in self._checked)
+            return sorted(a for a in self._running - self._ended
+                          if a[1] > 1 and a not in self._checked)
 
     # -- sampling --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -171,6 +174,16 @@ class Checker:
                 for attempt in running:
                     self._running.add((name, attempt))
                     self._checkpoints(name, attempt)
+                alive = {a for a, state in attempts.items()
+                         if state not in ("FAILED", "CANCELED", "FINISHED")}
+                with self._lock:
+                    # A restarted attempt that ended (another fault) before Flink reported a
+                    # restore point or a checkpoint of its own added no state; the next
+                    # attempt's restore is judged instead.
+                    self._ended.update(a for a in self._running
+                                       if a[0] == name and a[1] not in alive)
+                    self.found.restores_unjudgeable = sum(
+                        1 for a in self._ended if a[1] > 1 and a not in self._checked)
         if view is None:
             reasons["*"] = "ZooKeeper does not answer"
             return reasons
@@ -202,16 +215,17 @@ class Checker:
         self._polled[job_id] = now
         stats = self._get(f"/jobs/{job_id}/checkpoints")
         latest = (stats or {}).get("latest") or {}
-        completed = latest.get("completed")
-        if not completed:
-            return
-        newest = (int(completed["id"]), int(completed["latest_ack_timestamp"]))
-        self._completed.setdefault(name, {})[attempt] = max(
-            newest, self._completed.get(name, {}).get(attempt, (0, 0)))
-        if attempt > 1 and (name, attempt) not in self._checked:
-            # The attempt has checkpointed itself, so its restore is in the statistics.
-            self._checked.add((name, attempt))
-            self._judge_restore(name, attempt, latest.get("restored"))
+        completed, restored = latest.get("completed"), latest.get("restored")
+        if completed:
+            newest = (int(completed["id"]), int(completed["latest_ack_timestamp"]))
+            self._completed.setdefault(name, {})[attempt] = max(
+                newest, self._completed.get(name, {}).get(attempt, (0, 0)))
+        if (completed or restored) and attempt > 1 and (name, attempt) not in self._checked:
+            # Flink reported the restore, or the attempt has checkpointed itself (so a restore
+            # would be in the statistics by now): its restore point can be judged.
+            with self._lock:
+                self._checked.add((name, attempt))
+            self._judge_restore(name, attempt, restored)
 
     def _judge_restore(self, name: str, attempt: int, restored: dict[str, Any] | None) -> None:
         details = self._get(f"/jobs/{flink_job_id(name, attempt)}") or {}

@@ -63,7 +63,8 @@ class Report:
         lines += [
             "",
             f"faults injected: {len(self.recoveries)}; invariant samples: {found.samples}; "
-            f"restores checked: {found.restores_checked}",
+            f"restores checked: {found.restores_checked} (and {found.restores_unjudgeable} "
+            "restarted attempts ended by a later fault before reporting one)",
             f"duplicates (two RUNNING attempts of one job): {len(found.duplicates)}",
             f"state regressions (restore older than a completed checkpoint): "
             f"{len(found.regressions)}",
