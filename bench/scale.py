@@ -20,15 +20,26 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kazoo.exceptions import KazooException
 
-from bench.stackutil import flink_simulator, local_stack, write_results, zk_mntr, zk_store
+from bench.stackutil import (
+    cpu_seconds,
+    exit_on_sigterm,
+    flink_simulator,
+    local_stack,
+    write_results,
+    zk_mntr,
+    zk_store,
+)
 from common.records import RUNNING
 from common.store import Store
 from scheduler.devstack.services import free_port
 from tests.stack import ControlPlane
-from tests.waiting import wait_until
 
 SLOTS = 100
+# Workers run at a lower CPU priority than the simulator, which stands in for a JobManager on
+# another machine: fifty worker processes of a hundred threads each would otherwise starve it.
+WORKER_NICE = 10
 JOB = """\
 apiVersion: flinksched/v1
 kind: FlinkJob
@@ -68,12 +79,20 @@ def task_totals(metrics_url: str) -> dict[str, tuple[float, float]]:
     return {task: (pair[0], pair[1]) for task, pair in totals.items()}
 
 
-def running(store: Store) -> int:
-    return sum(1 for s in store.statuses(store.job_names()).values() if s.phase == RUNNING)
+def running(store: Store) -> int | None:
+    """Jobs whose status says Running, read 500 at a time (a loaded machine must not starve
+    this client's heartbeats behind thousands of reads); None when ZooKeeper did not answer."""
+    try:
+        names = sorted(store.job_names())
+        return sum(1 for start in range(0, len(names), 500)
+                   for s in store.statuses(names[start:start + 500]).values()
+                   if s.phase == RUNNING)
+    except KazooException:
+        return None
 
 
 def sample(control: ControlPlane, sim: str, metrics_url: str) -> dict[str, Any]:
-    stats = httpx.get(f"{sim}/_sim/stats", timeout=10).json()
+    stats = httpx.get(f"{sim}/_sim/stats", timeout=60).json()
     namespace = control.root.strip("/")
     mntr = zk_mntr(control.cluster.zk_hosts)
     return {
@@ -82,8 +101,29 @@ def sample(control: ControlPlane, sim: str, metrics_url: str) -> dict[str, Any]:
         "zk_writes": int(mntr.get(f"zk_cnt_{namespace}_write_per_namespace", 0)),
         "zk_bytes": int(mntr.get(f"zk_sum_{namespace}_write_per_namespace", 0)),
         "rest": sum(n for path, n in stats["requests"].items() if not path.startswith("/_sim")),
+        "rest_by_route": {path: n for path, n in stats["requests"].items()
+                          if not path.startswith("/_sim")},
         "tasks": task_totals(metrics_url),
+        "cpu": {name: cpu_seconds(p.pid) for name, p in control.processes.items()},
     }
+
+
+def ramp(store: Store, sim: str, jobs: int, started: float, deadline: float) -> float | None:
+    """Wait for every job to be RUNNING, printing progress; seconds taken, or None when the
+    deadline passed first (reported as such: the machine could not keep up)."""
+    reported = started
+    while time.monotonic() - started < deadline:
+        up = running(store) or 0
+        if up == jobs:
+            return time.monotonic() - started
+        if time.monotonic() - reported >= 30:
+            reported = time.monotonic()
+            requests = httpx.get(f"{sim}/_sim/stats", timeout=60).json()["requests"]
+            print(f"  {reported - started:4.0f}s: {up} of {jobs} RUNNING; simulator requests "
+                  f"so far: {dict(sorted(requests.items(), key=lambda kv: -kv[1])[:4])}",
+                  flush=True)
+        time.sleep(5)  # progress is read from ZooKeeper; nothing here waits on it
+    return None
 
 
 def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
@@ -96,14 +136,9 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
         master = control.start_master("master-a", "--metrics-port", str(master_port),
                                       "--spare-workers", "0", "--worker-slots", str(SLOTS))
         for index in range(workers):
-            control.start_worker(f"worker-{index}", slots=SLOTS)
-        try:
-            wait_until(lambda: running(store) == jobs, deadline, f"all {jobs} jobs RUNNING",
-                       interval=5.0)
-            all_running: float | None = time.monotonic() - started
-        except AssertionError:
-            all_running = None  # reported as such: the machine could not keep up
-        up = running(store)
+            control.start_worker(f"worker-{index}", slots=SLOTS, nice=WORKER_NICE)
+        all_running = ramp(store, sim, jobs, started, deadline)
+        up = running(store) or 0
         print(f"{up} of {jobs} jobs RUNNING {time.monotonic() - started:.0f}s after the start; "
               f"measuring {window:g}s")
         metrics_url = f"http://127.0.0.1:{master_port}/metrics"
@@ -119,6 +154,9 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
             tasks[task] = round((total - was[0]) / runs, 3) if runs else None
         worker_rss = [rss_mb(p.pid) for name, p in control.processes.items()
                       if name.startswith("worker-")]
+        cpu = {name: (after["cpu"][name] - before["cpu"][name]) / seconds
+               for name in after["cpu"]}
+        worker_cpu = sum(v for name, v in cpu.items() if name.startswith("worker-"))
         return {
             "jobs": jobs,
             "workers": workers,
@@ -128,6 +166,9 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
             "window_s": round(seconds, 1),
             "master_task_mean_s": tasks,
             "master_rss_mb": round(rss_mb(master.pid), 1),
+            "master_cpu_cores": round(cpu["master-a"], 3),
+            "workers_cpu_cores": round(worker_cpu, 3),
+            "worker_cpu_ms_per_job_per_s": round(worker_cpu * 1000 / jobs, 3),
             "worker_rss_mb_median": round(statistics.median(worker_rss), 1),
             "worker_rss_mb_max": round(max(worker_rss), 1),
             "zk_requests_per_s": round((after["zk_requests"] - before["zk_requests"]) / seconds,
@@ -138,6 +179,10 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
                 (after["zk_bytes"] - before["zk_bytes"]) / jobs / (seconds / 60), 1),
             "flink_rest_requests_per_job_per_s": round(
                 (after["rest"] - before["rest"]) / jobs / seconds, 3),
+            "flink_rest_requests_per_s_by_route": {
+                route: round((n - before["rest_by_route"].get(route, 0)) / seconds, 1)
+                for route, n in after["rest_by_route"].items()
+                if n > before["rest_by_route"].get(route, 0)},
         }
 
 
@@ -148,6 +193,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=300.0,
                         help="Seconds to wait for every job to run before measuring anyway.")
     args = parser.parse_args()
+    exit_on_sigterm()
     runs = []
     for jobs in args.jobs:
         result = measure(jobs, args.window, args.deadline)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -55,7 +57,9 @@ def local_stack(flink: bool = True, keep: bool = False) -> Iterator[tuple[Cluste
 @contextmanager
 def zk_store(hosts: str, root: str) -> Iterator[Store]:
     """A started client on the bench's ZooKeeper, as a Store, stopped afterwards."""
-    client = KazooClient(hosts=hosts)
+    # Retrying forever: a loaded machine may miss a heartbeat, the benchmark must not die of it.
+    client = KazooClient(hosts=hosts, connection_retry={"max_tries": -1, "delay": 0.2,
+                                                        "max_delay": 1})
     client.start(timeout=10)
     try:
         yield Store(client, root)
@@ -113,6 +117,17 @@ def zk_mntr(hosts: str) -> dict[str, str]:
 def zk_packets_received(hosts: str) -> int:
     """How many requests ZooKeeper received so far."""
     return int(zk_mntr(hosts)["zk_packets_received"])
+
+
+def exit_on_sigterm() -> None:
+    """A terminated benchmark unwinds its context managers, so no process it started stays."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

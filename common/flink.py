@@ -26,6 +26,9 @@ from common.metrics import FLINK_REST_ERRORS, FLINK_REST_SECONDS
 logger = logging.getLogger(__name__)
 
 TERMINAL_STATES = frozenset({"FAILED", "CANCELED", "FINISHED"})
+# Connections one client keeps to a cluster. A worker's supervisors share the client, so a
+# worker with a hundred jobs opens at most this many, not one per job in a burst.
+MAX_CONNECTIONS = 16
 DUPLICATE_MARKERS = ("already been submitted", "DuplicateJobSubmissionException")
 JOB_NOT_FOUND_MARKERS = ("FlinkJobNotFoundException", "Could not find Flink job")
 # A run request that fails for these reasons fails the same way every time: do not retry.
@@ -46,8 +49,11 @@ class FlinkClient:
         """`access` adds the cluster's CA bundle and credentials (see common.flinkaccess)."""
         self.rest_url = rest_url.rstrip("/")
         access = access or ClusterAccess(self.rest_url)
+        self.timeout = timeout
         self._http = httpx.Client(base_url=self.rest_url, timeout=timeout,
-                                  verify=access.verify(), auth=access.auth())
+                                  verify=access.verify(), auth=access.auth(),
+                                  limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
+                                                      max_keepalive_connections=MAX_CONNECTIONS))
 
     def close(self) -> None:
         self._http.close()
@@ -58,6 +64,11 @@ class FlinkClient:
         started = time.monotonic()
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.PoolTimeout as exc:
+            FLINK_REST_ERRORS.labels(endpoint, "busy").inc()
+            raise FlinkUnreachable(
+                f"{self.rest_url}{path}: all {MAX_CONNECTIONS} connections to the cluster were "
+                f"busy for {self.timeout:g}s") from exc
         except httpx.TimeoutException as exc:
             FLINK_REST_ERRORS.labels(endpoint, "timeout").inc()
             raise FlinkUnreachable(f"{self.rest_url}{path}: timed out") from exc

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -349,20 +349,37 @@ class Store:
 
     def claim_ownership(self, name: str, worker_id: str, epoch: int) -> Fence:
         """Become the job's owner (ephemeral node); ConflictError while another holds it."""
-        path = self.job_path(name) + "/owner"
-        payload = encode({"worker": worker_id, "epoch": epoch, "since": time.time()})
-        try:
-            self.zk.create(path, payload, ephemeral=True)
-        except NodeExistsError:
-            data, stat = self.zk.get(path)
-            if stat.ephemeralOwner != self.session_id:
-                holder = decode(data, f"job {name} owner").get("worker", "?")
-                raise ConflictError(f"job {name} is owned by worker {holder}") from None
-            self.zk.set(path, payload, version=stat.version)
-            return Fence(path, stat.version + 1, self.session_id, worker_id, epoch)
-        except NoNodeError:
-            raise StoreError(f"job {name} does not exist") from None
-        return Fence(path, 0, self.session_id, worker_id, epoch)
+        claimed = self.claim_ownerships(worker_id, {name: epoch})[name]
+        if isinstance(claimed, StoreError):
+            raise claimed
+        return claimed
+
+    def claim_ownerships(self, worker_id: str,
+                         epochs: dict[str, int]) -> dict[str, Fence | StoreError]:
+        """Claim several jobs in one pipelined round: each job's Fence, or the ConflictError
+        (another worker holds it) or StoreError (it does not exist) that kept it."""
+        session = self.session_id
+        pending = {}
+        for name, epoch in epochs.items():
+            payload = encode({"worker": worker_id, "epoch": epoch, "since": time.time()})
+            path = self.job_path(name) + "/owner"
+            pending[name] = (path, payload, self.zk.create_async(path, payload, ephemeral=True))
+        claimed: dict[str, Fence | StoreError] = {}
+        for name, (path, payload, result) in pending.items():
+            try:
+                result.get()
+                claimed[name] = Fence(path, 0, session, worker_id, epochs[name])
+            except NodeExistsError:
+                data, stat = self.zk.get(path)
+                if stat.ephemeralOwner != session:
+                    holder = decode(data, f"job {name} owner").get("worker", "?")
+                    claimed[name] = ConflictError(f"job {name} is owned by worker {holder}")
+                    continue
+                self.zk.set(path, payload, version=stat.version)  # ours, from this session
+                claimed[name] = Fence(path, stat.version + 1, session, worker_id, epochs[name])
+            except NoNodeError:
+                claimed[name] = StoreError(f"job {name} does not exist")
+        return claimed
 
     def release_ownership(self, fence: Fence) -> None:
         if self.session_id != fence.session_id:
@@ -523,10 +540,17 @@ class Store:
         except NoNodeError:
             return set()
 
-    def assignment_epoch(self, worker_id: str, name: str) -> int | None:
-        """The assignment's epoch: its node's czxid, a global and rising zxid."""
-        stat = self.zk.exists(self.assignments_path(worker_id) + "/" + name)
-        return int(stat.czxid) if stat is not None else None
+    def assignment_epochs(self, worker_id: str, names: Iterable[str]) -> dict[str, int]:
+        """Each assignment's epoch (its node's czxid, a global and rising zxid), in one
+        pipelined round; an assignment gone meanwhile is left out."""
+        base = self.assignments_path(worker_id)
+        pending = [(name, self.zk.exists_async(f"{base}/{name}")) for name in names]
+        epochs = {}
+        for name, result in pending:
+            stat = result.get()
+            if stat is not None:
+                epochs[name] = int(stat.czxid)
+        return epochs
 
     def assignments(self) -> dict[str, set[str]]:
         """Job names assigned to each worker id (one pipelined round)."""

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from common.errors import FlinkschedError
 from common.flink import FlinkClient
 from common.flinkaccess import ClusterAccess
+from common.keyedlocks import KeyedLocks
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +40,9 @@ class ClusterStates:
     """The states of every job of one cluster, from one `GET /jobs` per poll interval.
 
     `GET /jobs` is answered by the dispatcher, not from the execution-graph cache, so it is as
-    fresh as `GET /jobs/<id>/status`. A supervisor asks `state()` for its attempt; a job the
-    listing does not show (just submitted, or gone), or a listing older than the caller
-    accepts, is asked for on its own.
+    fresh as `GET /jobs/<id>/status`. A supervisor asks `listed()` for its attempt; a job the
+    listing does not show (gone, or submitted after the listing was asked for), or a listing
+    older than the caller accepts, is asked for on its own.
     """
 
     def __init__(self, client: FlinkClient) -> None:
@@ -69,11 +70,12 @@ class ClusterStates:
         with self._lock:
             self._watches.pop(name, None)
 
-    def listed(self, job_id: str, max_age: float) -> str | None:
-        """The job's state in a listing asked for at most `max_age` seconds ago; None when
-        there is no such listing or it lacks the job (ask Flink for the job itself then)."""
+    def listed(self, job_id: str, max_age: float, since: float = float("-inf")) -> str | None:
+        """The job's state in a listing asked for at most `max_age` seconds ago and after
+        `since` (monotonic; the caller's last submission); None when there is no such listing
+        or it lacks the job (ask Flink for the job itself then)."""
         with self._lock:
-            if time.monotonic() - self._requested > max_age:
+            if self._requested < since or time.monotonic() - self._requested > max_age:
                 return None
             return self._states.get(job_id)
 
@@ -147,6 +149,7 @@ class FlinkClients:
         self._states: dict[str, ClusterStates] = {}
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.Lock()
+        self._fetching = KeyedLocks()
 
     def get(self, access: ClusterAccess | str) -> FlinkClient:
         """The client of one cluster (its URL, CA bundle and credentials)."""
@@ -173,15 +176,16 @@ class FlinkClients:
 
     def _cached(self, kind: str, client: FlinkClient, ttl: float, fetch: Callable[[], T]) -> T:
         key = (kind, client.rest_url)
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached and time.monotonic() - cached[0] < ttl:
-            value: T = cached[1]
+        with self._fetching(key):  # one request however many supervisors ask at once
+            with self._lock:
+                cached = self._cache.get(key)
+            if cached and time.monotonic() - cached[0] < ttl:
+                value: T = cached[1]
+                return value
+            value = fetch()
+            with self._lock:
+                self._cache[key] = (time.monotonic(), value)
             return value
-        value = fetch()
-        with self._lock:
-            self._cache[key] = (time.monotonic(), value)
-        return value
 
     def close(self) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -12,6 +13,7 @@ import httpx
 
 from common.errors import FlinkRequestFailed, FlinkschedError
 from common.flink import FlinkClient
+from common.keyedlocks import KeyedLocks
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class JarCache:
         self.allowed_prefixes = allowed_prefixes
         self._ids: dict[tuple[str, str], str] = {}  # (rest url, file identity) -> jar id
         self._lock = threading.Lock()
+        self._resolving = KeyedLocks()
 
     def local_path(self, jar_uri: str) -> Path:
         if not allowed(jar_uri, self.allowed_prefixes):
@@ -69,17 +72,22 @@ class JarCache:
         ).name
         if target.is_file():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
-                response.raise_for_status()
-                partial = target.with_suffix(".part")
-                with partial.open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-            partial.replace(target)
-        except httpx.HTTPError as exc:
-            raise JarError(f"jar {url}: download failed: {exc}") from exc
+        with self._resolving(("download", url)):  # one download however many want the jar
+            if target.is_file():
+                return target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Private to this process and thread; renamed into place whole.
+            partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+            try:
+                with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
+                    response.raise_for_status()
+                    with partial.open("wb") as out:
+                        for chunk in response.iter_bytes():
+                            out.write(chunk)
+                partial.replace(target)
+            except httpx.HTTPError as exc:
+                partial.unlink(missing_ok=True)
+                raise JarError(f"jar {url}: download failed: {exc}") from exc
         return target
 
     def jar_id(self, client: FlinkClient, jar_uri: str, sha256: str | None = None) -> str:
@@ -93,6 +101,14 @@ class JarCache:
         with self._lock:
             if key in self._ids:
                 return self._ids[key]
+        with self._resolving(key):  # one upload however many supervisors want the jar
+            with self._lock:
+                if key in self._ids:
+                    return self._ids[key]
+            return self._resolve(client, jar_uri, path, key, sha256)
+
+    def _resolve(self, client: FlinkClient, jar_uri: str, path: Path, key: tuple[str, str],
+                 sha256: str | None) -> str:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if sha256 and digest != sha256.lower():
             raise JarError(f"jar {jar_uri} has SHA-256 {digest}, but the spec says {sha256}")

@@ -9,13 +9,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from common.flink import TERMINAL_STATES
-from common.jobids import attempt_of
+from common.jobids import attempt_of, name_prefix
 
 
 def orphan_ids(jobs: Iterable[dict[str, Any]], name: str, current_attempt: int) -> list[str]:
     found = []
+    prefix = name_prefix(name)  # a hash: once per call, not once per listed job
     for job in jobs:
-        job_id = str(job.get("id", ""))
+        job_id = str(job.get("id", "")).lower()
+        if not job_id.startswith(prefix):
+            continue
         attempt = attempt_of(name, job_id)
         if attempt is None or attempt == current_attempt:
             continue

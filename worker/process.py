@@ -62,6 +62,9 @@ class Worker:
                              allowed_jars)
         self.clients = FlinkClients()
         self.supervisors: dict[str, JobSupervisor] = {}
+        # Dropped on a lapsed session and told to stop, but still finishing a call: each keeps
+        # its slot until its thread ends, so repeated lapses cannot pile up threads.
+        self.draining: list[JobSupervisor] = []
         self.scheduler = BackgroundScheduler(timezone="UTC")  # scheduled savepoints
         self._session = -1
         self._wake = threading.Event()
@@ -134,31 +137,32 @@ class Worker:
                 del self.supervisors[name]
                 why = "unassigned" if name not in assigned else "supervisor ended"
                 logger.info("worker %s: released job %s (%s)", self.id, name, why)
-        for name in sorted(assigned):
-            if name in self.supervisors or len(self.supervisors) >= self.slots:
+        self.draining = [s for s in self.draining if s.alive]
+        free = max(0, self.slots - len(self.supervisors) - len(self.draining))
+        to_take = sorted(assigned - self.supervisors.keys())[:free]
+        if not to_take:
+            return
+        # Two pipelined rounds however many jobs arrive at once (a worker taking a hundred
+        # jobs would otherwise wait on two hundred round trips before the last one starts).
+        epochs = self.store.assignment_epochs(self.id, to_take)
+        for name, claimed in self.store.claim_ownerships(self.id, epochs).items():
+            if isinstance(claimed, ConflictError):
+                logger.info("worker %s: waiting for job %s: %s", self.id, name, claimed)
                 continue
-            epoch = self.store.assignment_epoch(self.id, name)  # only for jobs to take
-            if epoch is None:
+            if isinstance(claimed, StoreError):
+                logger.warning("worker %s: cannot take job %s: %s", self.id, name, claimed)
                 continue
-            try:
-                owner = self.store.claim_ownership(name, self.id, epoch)
-            except ConflictError as exc:
-                logger.info("worker %s: waiting for job %s: %s", self.id, name, exc)
-                continue
-            except StoreError as exc:
-                logger.warning("worker %s: cannot take job %s: %s", self.id, name, exc)
-                continue
-            supervisor = JobSupervisor(self.store, name, owner, self.guard, self.jars, self.clients,
-                                       self.scheduler)
+            supervisor = JobSupervisor(self.store, name, claimed, self.guard, self.jars,
+                                       self.clients, self.scheduler)
             self.supervisors[name] = supervisor
             supervisor.start()
-            self.store.append_event(name, f"worker {self.id}", f"owned by worker {self.id}")
-            logger.info("worker %s: owns job %s (epoch %d)", self.id, name, epoch)
+            logger.info("worker %s: owns job %s (epoch %d)", self.id, name, claimed.epoch)
 
     def _drop_all(self, why: str) -> None:
         for name, supervisor in self.supervisors.items():
             supervisor.stop()
             logger.warning("worker %s: dropped job %s: %s", self.id, name, why)
+        self.draining.extend(self.supervisors.values())
         self.supervisors.clear()
 
     def shutdown(self) -> None:

@@ -25,7 +25,7 @@ from common.errors import (
     JobAlreadySubmitted,
     StoreError,
 )
-from common.flink import FlinkClient
+from common.flink import TERMINAL_STATES, FlinkClient
 from common.flinkaccess import ClusterAccess
 from common.jobids import attempt_of, flink_job_id
 from common.metrics import RECOVERY_SECONDS
@@ -59,18 +59,20 @@ from worker.watched import WatchedJob
 logger = logging.getLogger(__name__)
 
 MAX_UNREACHABLE_WAIT = 5.0
-QUIET_WAIT = 5.0  # between cycles of a steadily RUNNING attempt: its listing wakes it sooner
+QUIET_WAIT = 5.0  # between cycles of an attempt the listing watches: it wakes them sooner
 FAST_POLL = 0.1  # while an attempt is being stopped or a savepoint taken
 CHECKPOINT_STATS_INTERVAL = 3.0  # Flink refreshes checkpoint statistics every 3 s by default
 CHECKPOINT_STATS_MAX_INTERVAL = 30.0  # however seldom the job checkpoints
 ORPHAN_CHECK_INTERVAL = 10.0
-RESTART_COUNT_INTERVAL = 5.0  # Flink refreshes job metrics every 10 s by default
-QUIET_RESTART_COUNT_INTERVAL = 30.0  # after a minute of nothing but RUNNING
+RESTART_COUNT_INTERVAL = 5.0  # within a minute of Flink restarting the attempt itself
+QUIET_RESTART_COUNT_INTERVAL = 30.0  # otherwise (a restart the listing missed shows by then)
 QUIET_AFTER = 60.0
+STARTING_STATES = ("INITIALIZING", "CREATED")  # a new attempt on its way to RUNNING
 CHECKPOINT_INTERVAL_KEY = "execution.checkpointing.interval"
 RETENTION_KEY = "execution.checkpointing.externalized-checkpoint-retention"
 # Flink serves exception history from a cache (web.refresh-interval); it can lag the failure.
 ROOT_CAUSE_PENDING = "root exception not reported by Flink yet"
+LISTED_PHASES = (SUBMITTING, RUNNING, RESTARTING)  # whose attempt the shared listing watches
 
 
 def stats_interval(record: JobRecord) -> float:
@@ -135,8 +137,9 @@ class JobSupervisor(Upgrades):
         self._checked: dict[str, float] = {}  # monotonic time each periodic check last ran
         self._states: ClusterStates | None = None  # the listing this job is watched through
         self._cluster: tuple[dict[str, Any], FlinkClient] | None = None  # record's, client
-        self._unsettled = time.monotonic()  # the last time Flink showed it other than RUNNING
-        self._quiet = False  # the last cycle found the attempt steadily RUNNING in the listing
+        self._unsettled = float("-inf")  # the last time Flink showed the attempt restarting
+        self._quiet = False  # the listing watches the attempt and wakes this supervisor
+        self._submitted = float("-inf")  # monotonic time of this supervisor's last submission
         self._stop = threading.Event()
         self.watched = WatchedJob(store, name, self._wake.set)
         self._status_stale = True  # read the status again before the next decision
@@ -144,8 +147,6 @@ class JobSupervisor(Upgrades):
 
     # -- thread --------------------------------------------------------------------------
     def start(self) -> None:
-        # A new generation, a removal, an override or a command acts at once, not a poll later.
-        self.watched.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -173,7 +174,18 @@ class JobSupervisor(Upgrades):
             logger.info("job %s: status not cleared on release: %s", self.name, exc)
         self.store.release_ownership(self.owner)
 
+    def _begin(self) -> None:
+        """In the supervisor's own thread, so a worker taking many jobs starts them at once."""
+        try:
+            # A new generation, a removal, an override or a command acts at once, not a poll
+            # later. Without the watches each cycle reads them (slower to notice, not wrong).
+            self.watched.start()
+            self._event(f"owned by worker {self.owner.holder}")
+        except (StoreError, KazooException) as exc:
+            logger.warning("job %s: watches not set up, reading each cycle: %r", self.name, exc)
+
     def run(self) -> None:
+        self._begin()
         wait = self.poll_interval
         while not self._stop.is_set():
             if not self.guard.can_act():
@@ -303,24 +315,36 @@ class JobSupervisor(Upgrades):
         return self._cluster[1]
 
     def _flink_state(self, client: FlinkClient, status: JobStatus, job_id: str) -> str | None:
-        """The attempt's state. A steadily RUNNING attempt is read from the worker's shared
-        listing of the cluster (which wakes this supervisor when the state changes); one that
-        is starting, stopping or otherwise in transition is asked for on its own."""
+        """The attempt's state. A submitted, running or restarting attempt is read from the
+        worker's shared listing of the cluster (which wakes this supervisor when the state
+        changes) once a listing asked for after the submission shows it; an attempt being
+        stopped or savepointed, held, failed or not listed yet is asked for on its own."""
+        states = self._watch_attempt(client, job_id)
+        # Only this supervisor's submissions and stops change an attempt's state; a listing
+        # asked for before the submission, or during a stop, is not evidence.
+        listable = (status.phase in LISTED_PHASES and not status.stopping
+                    and not self.pending_stop and not self.savepoints.pending)
+        state = states.listed(job_id, 2 * self.poll_interval, since=self._submitted) if (
+            listable) else None
+        # The listing wakes this supervisor when the attempt's state changes: no need to look
+        # before the quiet wait is out.
+        self._quiet = state is not None and state not in TERMINAL_STATES
+        if state is None:
+            state = client.job_state(job_id)
+        if state != "RUNNING" and state not in STARTING_STATES:
+            self._unsettled = time.monotonic()
+        return state
+
+    def _watch_attempt(self, client: FlinkClient, job_id: str) -> ClusterStates:
+        """Have the worker's listing of the cluster wake this supervisor when the attempt's
+        state changes (or it appears)."""
         states = self.clients.states(client)
         if self._states is not states:
             if self._states is not None:
                 self._states.unwatch(self.name)
             self._states = states
         states.watch(self.name, job_id, self.poll_interval, self._wake.set)
-        steady = (status.phase == RUNNING and not status.stopping and not self.pending_stop
-                  and not self.savepoints.pending)
-        state = states.listed(job_id, 2 * self.poll_interval) if steady else None
-        self._quiet = state == "RUNNING"
-        if state is None:
-            state = client.job_state(job_id)
-        if state != "RUNNING":
-            self._unsettled = time.monotonic()
-        return state
+        return states
 
     # -- decisions -----------------------------------------------------------------------
     def _alive(
@@ -513,6 +537,10 @@ class JobSupervisor(Upgrades):
         job = record.spec["job"]
         body = run_request(record, status.flink_job_id, restore_path)
         outcome = f"submitted attempt {status.attempt} as {status.flink_job_id}"
+        self._submitted = time.monotonic()  # older listings cannot show this attempt
+        self._watch_attempt(client, status.flink_job_id)  # woken when a listing shows it
+        # A fresh attempt has no restarts of its own to count yet.
+        self._checked["restart-count"] = time.monotonic()
         try:
             try:
                 client.run_jar(self.jars.jar_id(client, job["jarURI"], job.get("jarSHA256")), body)
@@ -521,6 +549,7 @@ class JobSupervisor(Upgrades):
                 client.run_jar(self.jars.jar_id(client, job["jarURI"], job.get("jarSHA256")), body)
         except JobAlreadySubmitted:
             outcome = f"attempt {status.attempt} was already submitted; adopting it"
+            self._checked.pop("restart-count", None)  # it may have restarted already
         except FlinkUnreachable as exc:
             return self._unreachable(status, exc)
         except (FlinkRequestFailed, JarError) as exc:
@@ -530,6 +559,7 @@ class JobSupervisor(Upgrades):
             failed = status.with_changes(phase=SUBMIT_FAILED, reason=reason, last_failure=reason,
                                          submit_pending=False)
             return self._observe(failed, f"submission rejected: {reason[:200]}")
+        self._quiet = True  # the listing wakes this supervisor when the attempt shows up
         return self._observe(status.with_changes(submit_pending=False), outcome)
 
     def _unreachable(self, status: JobStatus, exc: FlinkschedError) -> str:

@@ -100,8 +100,7 @@ async def run(request: web.Request) -> web.Response:
 
 
 async def jobs(request: web.Request) -> web.Response:
-    return web.json_response({"jobs": [{"id": j.id, "status": j.state}
-                                       for j in request.app[CLUSTER].jobs.values()]})
+    return web.Response(body=request.app[CLUSTER].listing(), content_type="application/json")
 
 
 def _overview(job: Job) -> dict[str, Any]:
@@ -148,7 +147,7 @@ async def cancel(request: web.Request) -> web.Response:
         return _error(409, "org.apache.flink.runtime.rest.handler.RestHandlerException: Job "
                       "cancellation failed because the job has already reached another "
                       f"terminal state ({job.state}).")
-    job.end("CANCELED")
+    request.app[CLUSTER].cancel(job.id)
     return web.json_response({}, status=202)
 
 
@@ -310,5 +309,6 @@ def main() -> None:
     args = parser.parse_args()
     cluster = Cluster(args.checkpoint_ms, args.operation_ms)
     cluster.latency_ms = args.latency_ms
-    web.run_app(make_app(cluster), host=args.host, port=args.port, print=None,
+    # A large accept backlog: dozens of workers open their connections in the same second.
+    web.run_app(make_app(cluster), host=args.host, port=args.port, print=None, backlog=2048,
                 access_log=None)

@@ -3,6 +3,7 @@ operations (savepoints, stops, disposals). Pure data and time; no HTTP here."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -87,6 +88,24 @@ class Cluster:
         self.error_status = 0  # answer every request with this status while set
         self.requests: dict[str, int] = {}
         self.scheduled: list[tuple[int, str, str]] = []  # (due epoch ms, "fail"|"lose", job id)
+        self._entries: dict[str, bytes] = {}  # each job's entry of GET /jobs, encoded
+        self._listing: bytes | None = None  # GET /jobs, encoded; None after any change
+
+    def listing(self) -> bytes:
+        """The body of `GET /jobs`. Each job's entry is encoded when its state changes and the
+        body joined once per change: thousands of jobs listed by every worker each second
+        would otherwise cost the simulator a core."""
+        if self._listing is None:
+            self._listing = b'{"jobs":[' + b",".join(self._entries.values()) + b"]}"
+        return self._listing
+
+    def _changed(self, job_id: str) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            self._entries.pop(job_id, None)
+        else:
+            self._entries[job_id] = json.dumps({"id": job.id, "status": job.state}).encode()
+        self._listing = None
 
     # -- jars --------------------------------------------------------------------------
     def upload(self, name: str) -> str:
@@ -111,11 +130,13 @@ class Cluster:
                         "external_path": str(body["savepointPath"])}
         self.jobs[job_id] = Job(job_id, self.jars[jar_id]["name"], int(body.get("parallelism")
                                 or 1), interval, restored)
+        self._changed(job_id)
         return job_id
 
     def fail(self, job_id: str, cause: str = "java.lang.RuntimeException: simulated failure"
              ) -> None:
         self.jobs[job_id].end("FAILED", cause)
+        self._changed(job_id)
 
     def schedule(self, kind: str, job_id: str, after_ms: int) -> None:
         """Fail or lose the job `after_ms` from now (applied before any later request)."""
@@ -138,9 +159,11 @@ class Cluster:
     def lose(self, job_id: str) -> None:
         """The job vanishes, as after a JobManager restart without HA."""
         self.jobs.pop(job_id, None)
+        self._changed(job_id)
 
     def cancel(self, job_id: str) -> None:
         self.jobs[job_id].end("CANCELED")
+        self._changed(job_id)
 
     # -- operations ----------------------------------------------------------------------
     def start_operation(self, job_id: str, kind: str) -> str:
@@ -162,4 +185,5 @@ class Cluster:
             job = self.jobs.get(operation.job_id)
             if job is not None and not operation.failure:
                 job.end("FINISHED")
+                self._changed(job.id)
         return operation

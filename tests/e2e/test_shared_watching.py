@@ -125,8 +125,8 @@ def test_a_worker_watches_steady_jobs_without_asking_for_each(control: ControlPl
         return dict(httpx.get(f"{simulator_url}/_sim/stats", timeout=5).json()["requests"])
 
     def all_running() -> bool:
-        return counts().get("/jobs/{job_id}/status", 0) > 0 and httpx.get(
-            f"{simulator_url}/_sim/stats", timeout=5).json()["jobs"].get("RUNNING") == 3
+        log = control.log("worker-a")  # the worker has seen each attempt RUNNING
+        return all(f"({flink_job_id(name, 1)}) RUNNING" in log for name in names)
 
     wait_until(all_running, 60, "three RUNNING jobs")
     settled = counts()

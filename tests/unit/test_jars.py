@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
 
 from tests.httpserve import serving
+from worker.clients import FlinkClients
 from worker.jars import JarCache, JarError, allowed
 
 
@@ -67,3 +70,57 @@ def test_allow_list_matches_whole_segments_and_resolves_dot_dot(tmp_path: Path) 
     assert allowed("/anything/app.jar", ())
     with pytest.raises(JarError, match="is not in an allowed location"):
         JarCache(tmp_path / "cache", prefixes).local_path(str(tmp_path / "other.jar"))
+
+
+class SlowCluster:
+    """Answers slowly and counts what it was asked, as a JobManager under a burst would."""
+
+    rest_url = "http://unused"
+
+    def __init__(self) -> None:
+        self.listings = self.uploads = self.configs = 0
+
+    def jars(self) -> list[dict[str, str]]:
+        self.listings += 1
+        time.sleep(0.05)  # the cluster's answer takes a while: the burst overlaps it
+        return []
+
+    def upload_jar(self, path: Path, name: str) -> str:
+        self.uploads += 1
+        time.sleep(0.05)  # likewise
+        return f"id-{name}"
+
+    def jobmanager_config(self) -> dict[str, str]:
+        self.configs += 1
+        time.sleep(0.05)  # likewise
+        return {"execution.checkpointing.dir": "file:///checkpoints"}
+
+
+def burst(call: Callable[[], object], threads: int = 20) -> list[object]:
+    """`call` from many threads released at the same moment; their results."""
+    gate = threading.Barrier(threads)
+    results: list[object] = []
+
+    def one() -> None:
+        gate.wait()
+        results.append(call())
+
+    workers = [threading.Thread(target=one) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    return results
+
+
+def test_supervisors_starting_together_upload_a_jar_once(served: str, tmp_path: Path) -> None:
+    cluster, cache = SlowCluster(), JarCache(tmp_path / "cache")
+    ids = burst(lambda: cache.jar_id(cluster, f"{served}/app.jar"))  # type: ignore[arg-type]
+    assert len(ids) == 20 and len(set(ids)) == 1
+    assert (cluster.listings, cluster.uploads) == (1, 1)
+
+
+def test_supervisors_starting_together_read_the_cluster_config_once() -> None:
+    cluster, clients = SlowCluster(), FlinkClients()
+    configs = burst(lambda: clients.cluster_config(cluster))  # type: ignore[arg-type]
+    assert len(configs) == 20 and cluster.configs == 1
