@@ -119,6 +119,9 @@ def _scale(r: dict[str, Any]) -> list[Row]:
             (f"{n}: Flink REST requests per job per second",
              f"{run['flink_rest_requests_per_job_per_s']:.2f}", ""),
         ]
+        if "workers_cpu_cores" in run:
+            rows.append((f"{n}: CPU of all workers / of the master (cores)",
+                         f"{run['workers_cpu_cores']:.2f} / {run['master_cpu_cores']:.2f}", ""))
     return rows
 
 

@@ -41,8 +41,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                                                              "existingSecret": "git-ssh"}}},
     "token-and-zk-auth-and-worker-shape": {
         "gitSync": {"auth": {"type": "token", "existingSecret": "git-token"}},
-        "zookeeper": {"auth": {"existingSecret": "zk-digest"}},
+        "zookeeper": {"auth": {"existingSecret": "zk-digest", "readIdentityKey": "reader"}},
         "worker": {"nodeSelector": {"pool": "flink"}, "priorityClassName": "high",
+                   "allowedJars": ["/opt/flink/usrlib", "https://artifacts.example.com/flink/"],
                    "tolerations": [{"key": "flink", "operator": "Exists"}],
                    "affinity": {"nodeAffinity": {}},
                    "env": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
@@ -139,9 +140,17 @@ def test_value_sets_shape_what_they_name(rendered: dict[str, list[dict[str, Any]
     sync = next(c for c in token["spec"]["template"]["spec"]["containers"]
                 if c["name"] == "git-sync")
     assert "--password-file=/etc/git-secret/token" in sync["args"]
-    zk_env = next(e for e in token["spec"]["template"]["spec"]["containers"][0]["env"]
-                  if e["name"] == "FLINKSCHED_ZK_AUTH")
-    assert zk_env["valueFrom"]["secretKeyRef"] == {"name": "zk-digest", "key": "auth"}
+    worker = worker_template(rendered["token-and-zk-auth-and-worker-shape"])["spec"][
+        "containers"][0]
+    for container in (token["spec"]["template"]["spec"]["containers"][0], worker):
+        secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+                   if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]}
+        assert secrets["FLINKSCHED_ZK_AUTH"] == {"name": "zk-digest", "key": "auth"}
+        assert secrets["FLINKSCHED_ZK_READ_IDENTITY"] == {"name": "zk-digest", "key": "reader"}
+    assert ("--allowed-jars=/opt/flink/usrlib,https://artifacts.example.com/flink/"
+            in worker["args"])
+    assert not any(a.startswith("--allowed-jars") for a in worker_template(
+        rendered["defaults"])["spec"]["containers"][0]["args"]), "no allow-list unless set"
 
     monitor = one(rendered["service-monitor-and-rules"], "ServiceMonitor")
     selector = monitor["spec"]["selector"]["matchLabels"]

@@ -41,6 +41,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
     secretKeyRef:
       name: {{ .Values.zookeeper.auth.existingSecret }}
       key: {{ .Values.zookeeper.auth.key }}
+{{- if .Values.zookeeper.auth.readIdentityKey }}
+- name: FLINKSCHED_ZK_READ_IDENTITY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.zookeeper.auth.existingSecret }}
+      key: {{ .Values.zookeeper.auth.readIdentityKey }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
