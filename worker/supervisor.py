@@ -176,13 +176,17 @@ class JobSupervisor(Upgrades):
 
     def _begin(self) -> None:
         """In the supervisor's own thread, so a worker taking many jobs starts them at once."""
+        # A new generation, a removal, an override or a command acts at once, not a poll
+        # later. Until a watch reports (or where one could not be set), each cycle reads the
+        # value itself: slower to notice, not wrong.
         try:
-            # A new generation, a removal, an override or a command acts at once, not a poll
-            # later. Without the watches each cycle reads them (slower to notice, not wrong).
             self.watched.start()
+        except KazooException as exc:  # the client is closing: the cycles read for themselves
+            logger.warning("job %s: watches not set: %r", self.name, exc)
+        try:
             self._event(f"owned by worker {self.owner.holder}")
         except (StoreError, KazooException) as exc:
-            logger.warning("job %s: watches not set up, reading each cycle: %r", self.name, exc)
+            logger.warning("job %s: ownership event not recorded: %r", self.name, exc)
 
     def run(self) -> None:
         self._begin()
