@@ -106,7 +106,7 @@ def write_results(name: str, report: dict[str, Any]) -> Path:
 def zk_mntr(hosts: str) -> dict[str, str]:
     """ZooKeeper's own counters (the `mntr` four-letter word)."""
     host, port = hosts.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
+    with socket.create_connection((host, int(port)), timeout=30) as sock:  # a loaded server
         sock.sendall(b"mntr")
         data = b""
         while chunk := sock.recv(65536):

@@ -10,11 +10,12 @@ import hashlib
 import re
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+NAME_PREFIX_LENGTH = 16  # hex digits of a job id that come from the job's name
 
 
 def name_prefix(name: str) -> str:
     """The upper half of every Flink job id of this job."""
-    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:NAME_PREFIX_LENGTH]
 
 
 def flink_job_id(name: str, attempt: int) -> str:
@@ -28,4 +29,4 @@ def attempt_of(name: str, job_id: str) -> int | None:
     job_id = job_id.lower()
     if not _JOB_ID.match(job_id) or not job_id.startswith(name_prefix(name)):
         return None
-    return int(job_id[16:], 16)
+    return int(job_id[NAME_PREFIX_LENGTH:], 16)

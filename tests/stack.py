@@ -151,7 +151,12 @@ class ControlPlane:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
     def stop_all(self) -> None:
-        self.stop_pool_workers()
+        try:
+            self.stop_pool_workers()
+        finally:  # ZooKeeper not answering must not leave our own children running
+            self._stop_children()
+
+    def _stop_children(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from common.errors import FlinkschedError
-from common.flink import FlinkClient
+from common.flink import MAX_CONNECTIONS, FlinkClient
 from common.flinkaccess import ClusterAccess
+from common.jobids import NAME_PREFIX_LENGTH
 from common.keyedlocks import KeyedLocks
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 CONFIG_TTL = 60.0
 JOB_LIST_TTL = 5.0  # the orphan check's listing may be this old
+LATE_LISTING_WAIT = 10.0  # the longest a supervisor waits for a listing on its way
 IDLE_WAIT = 1.0  # a listing thread with nobody to watch for checks again this often
+# Supervisors acting on one cluster at once; the others wait blocked, off the interpreter's
+# lock. A worker's hundred threads all runnable at once starved its ZooKeeper connection's
+# thread until sessions expired. Half the connection pool: a cycle never waits for a connection.
+TURNS_PER_CLUSTER = MAX_CONNECTIONS // 2
 
 
 @dataclass
@@ -42,7 +48,12 @@ class ClusterStates:
     `GET /jobs` is answered by the dispatcher, not from the execution-graph cache, so it is as
     fresh as `GET /jobs/<id>/status`. A supervisor asks `listed()` for its attempt; a job the
     listing does not show (gone, or submitted after the listing was asked for), or a listing
-    older than the caller accepts, is asked for on its own.
+    older than the caller accepts with none on its way, is asked for on its own.
+
+    A listing that is merely late (asked for, not answered yet: a loaded cluster or worker) is
+    waited for. Were each supervisor to ask for its job instead, a hundred requests would join
+    the queue the listing waits in, every listing would come later still, and more supervisors
+    would ask: a worker starting a hundred jobs against a busy cluster never caught up.
     """
 
     def __init__(self, client: FlinkClient) -> None:
@@ -50,8 +61,11 @@ class ClusterStates:
         self._lock = threading.Lock()
         self._watches: dict[str, Watch] = {}  # by flinksched job name
         self._states: dict[str, str] = {}  # Flink job id -> state, of the newest listing
-        self._listing: list[dict[str, Any]] = []
+        self._by_name: dict[str, dict[str, str]] | None = None  # the listing by name prefix
         self._requested = float("-inf")  # monotonic time the newest listing was asked for
+        self._fetching = float("-inf")  # when the listing on its way was asked for (-inf: none)
+        self._failing = False  # the last listing failed: callers ask for themselves
+        self._landed = threading.Condition(self._lock)  # a listing arrived, failed, or a close
         self._changed = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -69,37 +83,72 @@ class ClusterStates:
     def unwatch(self, name: str) -> None:
         with self._lock:
             self._watches.pop(name, None)
+            self._landed.notify_all()  # a stopped supervisor waits for no listing
 
-    def listed(self, job_id: str, max_age: float, since: float = float("-inf")) -> str | None:
-        """The job's state in a listing asked for at most `max_age` seconds ago and after
-        `since` (monotonic; the caller's last submission); None when there is no such listing
-        or it lacks the job (ask Flink for the job itself then)."""
+    def listed(self, name: str, job_id: str, max_age: float,
+               since: float = float("-inf")) -> str | None:
+        """The job's state in a listing asked for after `since` (monotonic; the caller's last
+        submission) and at most `max_age` seconds ago, or, when only a listing on its way can
+        be that fresh, in that one once it arrives. None when there is no such listing, it
+        lacks the job, or listings fail: the caller asks Flink for the job itself then."""
         with self._lock:
-            if self._requested < since or time.monotonic() - self._requested > max_age:
-                return None
-            return self._states.get(job_id)
+            deadline = time.monotonic() + LATE_LISTING_WAIT
+            awaited = float("inf")
+            while True:
+                now = time.monotonic()
+                if self._requested >= since and (now - self._requested <= max_age
+                                                  or self._requested >= awaited):
+                    return self._states.get(job_id)
+                if (self._failing or self._fetching < since or now >= deadline
+                        or self._stop.is_set() or name not in self._watches):
+                    return None
+                awaited = min(awaited, self._fetching)
+                self._landed.wait(deadline - now)
 
-    def jobs(self, max_age: float = JOB_LIST_TTL) -> list[dict[str, Any]]:
-        """Every job of the cluster (id, status), from a listing at most `max_age` old."""
+    def listed_attempts(self, prefix: str, max_age: float = JOB_LIST_TTL) -> dict[str, str]:
+        """Flink job id -> state of every listed job whose id starts with `prefix` (one
+        flinksched job's attempts), from a listing at most `max_age` old. The listing is
+        grouped once per listing, not searched once per job."""
         with self._lock:
-            if time.monotonic() - self._requested <= max_age:
-                return list(self._listing)
-        return self._fetch()
+            fresh = time.monotonic() - self._requested <= max_age
+        if not fresh:
+            self._fetch()
+        with self._lock:
+            if self._by_name is None:
+                grouped: dict[str, dict[str, str]] = {}
+                for job_id, state in self._states.items():
+                    grouped.setdefault(job_id[:NAME_PREFIX_LENGTH].lower(), {})[job_id] = state
+                self._by_name = grouped
+            return dict(self._by_name.get(prefix, {}))
 
-    def _fetch(self) -> list[dict[str, Any]]:
+    def _fetch(self) -> None:
         requested = time.monotonic()
-        listing = self.client.jobs()
+        with self._lock:
+            self._fetching = max(self._fetching, requested)
+        try:
+            listing = self.client.jobs()
+        except BaseException:
+            with self._lock:
+                self._landed_or_failed(requested, failed=True)
+            raise
         states = {str(job.get("id")): str(job.get("status")) for job in listing}
         with self._lock:
+            self._landed_or_failed(requested, failed=False)
             if requested < self._requested:
-                return listing  # a newer listing landed meanwhile
-            previous, self._states, self._listing = self._states, states, listing
+                return  # a newer listing landed meanwhile
+            previous, self._states, self._by_name = self._states, states, None
             self._requested = requested
             woken = [w.wake for w in self._watches.values()
                      if states.get(w.job_id) != previous.get(w.job_id)]
         for wake in woken:
             wake()
-        return listing
+
+    def _landed_or_failed(self, requested: float, *, failed: bool) -> None:
+        """Under the lock: the listing asked for at `requested` is no longer on its way."""
+        if self._fetching == requested:
+            self._fetching = float("-inf")
+        self._failing = failed
+        self._landed.notify_all()
 
     def _wake_all(self) -> None:
         with self._lock:
@@ -140,6 +189,8 @@ class ClusterStates:
     def close(self) -> None:
         self._stop.set()
         self._changed.set()
+        with self._lock:
+            self._landed.notify_all()
 
 
 class FlinkClients:
@@ -147,6 +198,7 @@ class FlinkClients:
         self.timeout = timeout
         self._clients: dict[ClusterAccess, FlinkClient] = {}
         self._states: dict[str, ClusterStates] = {}
+        self._turns: dict[str, threading.Semaphore] = {}
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
         self._lock = threading.Lock()
         self._fetching = KeyedLocks()
@@ -173,6 +225,15 @@ class FlinkClients:
             if states is None:
                 states = self._states[client.rest_url] = ClusterStates(client)
             return states
+
+    def turn(self, client: FlinkClient) -> threading.Semaphore:
+        """Held by a supervisor while it acts on the cluster: at most TURNS_PER_CLUSTER at
+        once per cluster, so a slow or unreachable cluster holds back only its own jobs."""
+        with self._lock:
+            turns = self._turns.get(client.rest_url)
+            if turns is None:
+                turns = self._turns[client.rest_url] = threading.Semaphore(TURNS_PER_CLUSTER)
+            return turns
 
     def _cached(self, kind: str, client: FlinkClient, ttl: float, fetch: Callable[[], T]) -> T:
         key = (kind, client.rest_url)

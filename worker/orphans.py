@@ -5,23 +5,20 @@ Matched on job ids, never on names: a program's env.execute("name") overrides th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Mapping
 
 from common.flink import TERMINAL_STATES
-from common.jobids import attempt_of, name_prefix
+from common.jobids import attempt_of
 
 
-def orphan_ids(jobs: Iterable[dict[str, Any]], name: str, current_attempt: int) -> list[str]:
+def orphan_ids(attempts: Mapping[str, str], name: str, current_attempt: int) -> list[str]:
+    """`attempts`: Flink job id -> state of the listed jobs whose ids carry this job's name
+    (`ClusterStates.listed_attempts`)."""
     found = []
-    prefix = name_prefix(name)  # a hash: once per call, not once per listed job
-    for job in jobs:
-        job_id = str(job.get("id", "")).lower()
-        if not job_id.startswith(prefix):
-            continue
+    for job_id, state in attempts.items():
         attempt = attempt_of(name, job_id)
         if attempt is None or attempt == current_attempt:
             continue
-        if str(job.get("status", "")) not in TERMINAL_STATES:
-            found.append(job_id)
+        if state not in TERMINAL_STATES:
+            found.append(job_id.lower())
     return sorted(found)

@@ -27,7 +27,7 @@ from common.errors import (
 )
 from common.flink import TERMINAL_STATES, FlinkClient
 from common.flinkaccess import ClusterAccess
-from common.jobids import attempt_of, flink_job_id
+from common.jobids import attempt_of, flink_job_id, name_prefix
 from common.metrics import RECOVERY_SECONDS
 from common.records import (
     CLUSTER_UNREACHABLE,
@@ -137,9 +137,11 @@ class JobSupervisor(Upgrades):
         self._checked: dict[str, float] = {}  # monotonic time each periodic check last ran
         self._states: ClusterStates | None = None  # the listing this job is watched through
         self._cluster: tuple[dict[str, Any], FlinkClient] | None = None  # record's, client
+        self._name_prefix = name_prefix(name)  # of every Flink job id of this job
         self._unsettled = float("-inf")  # the last time Flink showed the attempt restarting
         self._quiet = False  # the listing watches the attempt and wakes this supervisor
         self._submitted = float("-inf")  # monotonic time of this supervisor's last submission
+        self._created = float("-inf")  # ... when that submission created the attempt
         self._stop = threading.Event()
         self.watched = WatchedJob(store, name, self._wake.set)
         self._status_stale = True  # read the status again before the next decision
@@ -260,6 +262,11 @@ class JobSupervisor(Upgrades):
             self._write(status.with_changes(worker=self.owner.holder))
             status = self.current
         client = self._client(record)
+        with self.clients.turn(client):
+            return self._decide(record, status, client)
+
+    def _decide(self, record: JobRecord, status: JobStatus, client: FlinkClient) -> str:
+        """The cycle's decision, taken in one of the cluster's turns."""
         restart_command = self._take_commands()
         hold, why = self._desired_hold(record)
         if status.attempt == 0:
@@ -328,8 +335,8 @@ class JobSupervisor(Upgrades):
         # asked for before the submission, or during a stop, is not evidence.
         listable = (status.phase in LISTED_PHASES and not status.stopping
                     and not self.pending_stop and not self.savepoints.pending)
-        state = states.listed(job_id, 2 * self.poll_interval, since=self._submitted) if (
-            listable) else None
+        state = states.listed(self.name, job_id, 2 * self.poll_interval,
+                              since=self._submitted) if listable else None
         # The listing wakes this supervisor when the attempt's state changes: no need to look
         # before the quiet wait is out.
         self._quiet = state is not None and state not in TERMINAL_STATES
@@ -377,7 +384,12 @@ class JobSupervisor(Upgrades):
         self, record: JobRecord, client: FlinkClient, status: JobStatus, job_id: str
     ) -> str:
         changes: dict[str, Any] = {"phase": RUNNING, "submit_pending": False, "reason": ""}
-        if status.phase != RUNNING or self._due_now("stats", stats_interval(record)):
+        interval = stats_interval(record)
+        # An attempt this supervisor submitted less than an interval ago has completed no
+        # checkpoint yet (its restore point is in the status already): no request on the way
+        # to RUNNING. One it did not submit (taken over, restarted by Flink) is read at once.
+        fresh = time.monotonic() - self._created < interval
+        if self._due_now("stats", interval) or (status.phase != RUNNING and not fresh):
             try:
                 stats = client.checkpoints(job_id)
             except FlinkUnreachable:
@@ -433,10 +445,10 @@ class JobSupervisor(Upgrades):
 
     def _cancel_orphans(self, client: FlinkClient, status: JobStatus) -> None:
         try:
-            jobs = self.clients.states(client).jobs()
+            attempts = self.clients.states(client).listed_attempts(self._name_prefix)
         except FlinkschedError:
             return
-        for orphan in orphan_ids(jobs, self.name, status.attempt):
+        for orphan in orphan_ids(attempts, self.name, status.attempt):
             client.cancel(orphan)
             self._event(f"cancelled orphan {orphan} (attempt {attempt_of(self.name, orphan)}): "
                         f"the current attempt is {status.attempt}")
@@ -542,9 +554,10 @@ class JobSupervisor(Upgrades):
         body = run_request(record, status.flink_job_id, restore_path)
         outcome = f"submitted attempt {status.attempt} as {status.flink_job_id}"
         self._submitted = time.monotonic()  # older listings cannot show this attempt
+        self._created = self._submitted  # unless it turns out to exist already
         self._watch_attempt(client, status.flink_job_id)  # woken when a listing shows it
-        # A fresh attempt has no restarts of its own to count yet.
-        self._checked["restart-count"] = time.monotonic()
+        # A fresh attempt has no restarts of its own to count, nor checkpoints, yet.
+        self._checked["restart-count"] = self._checked["stats"] = time.monotonic()
         try:
             try:
                 client.run_jar(self.jars.jar_id(client, job["jarURI"], job.get("jarSHA256")), body)
@@ -553,7 +566,10 @@ class JobSupervisor(Upgrades):
                 client.run_jar(self.jars.jar_id(client, job["jarURI"], job.get("jarSHA256")), body)
         except JobAlreadySubmitted:
             outcome = f"attempt {status.attempt} was already submitted; adopting it"
-            self._checked.pop("restart-count", None)  # it may have restarted already
+            # It may have restarted, or checkpointed, already.
+            self._checked.pop("restart-count", None)
+            self._checked.pop("stats", None)
+            self._created = float("-inf")
         except FlinkUnreachable as exc:
             return self._unreachable(status, exc)
         except (FlinkRequestFailed, JarError) as exc:

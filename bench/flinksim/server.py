@@ -42,12 +42,18 @@ async def _behaviour(request: web.Request, handler: Handler) -> web.StreamRespon
     name = route.canonical if route is not None else request.path
     cluster.requests[name] = cluster.requests.get(name, 0) + 1
     cluster.apply_due()
-    if not request.path.startswith("/_sim"):
+    if request.path.startswith("/_sim"):
+        return await handler(request)
+    cluster.in_flight += 1
+    cluster.peak_in_flight = max(cluster.peak_in_flight, cluster.in_flight)
+    try:
         if cluster.latency_ms:
             await asyncio.sleep(cluster.latency_ms / 1000)
         if cluster.error_status:
             return _error(cluster.error_status, "simulated error")
-    return await handler(request)
+        return await handler(request)
+    finally:
+        cluster.in_flight -= 1
 
 
 def _job(request: web.Request) -> Job | None:
@@ -260,6 +266,8 @@ async def sim_behaviour(request: web.Request) -> web.Response:
     body = await request.json()
     cluster.latency_ms = int(body.get("latencyMs", cluster.latency_ms))
     cluster.error_status = int(body.get("errorStatus", cluster.error_status))
+    if body.get("resetPeak"):
+        cluster.peak_in_flight = cluster.in_flight
     return web.json_response({"latencyMs": cluster.latency_ms,
                               "errorStatus": cluster.error_status})
 
@@ -269,7 +277,8 @@ async def sim_stats(request: web.Request) -> web.Response:
     states: dict[str, int] = {}
     for job in cluster.jobs.values():
         states[job.state] = states.get(job.state, 0) + 1
-    return web.json_response({"requests": cluster.requests, "jobs": states})
+    return web.json_response({"requests": cluster.requests, "jobs": states,
+                              "peakInFlight": cluster.peak_in_flight})
 
 
 def make_app(cluster: Cluster | None = None) -> web.Application:

@@ -87,6 +87,8 @@ class Cluster:
         self.latency_ms = 0
         self.error_status = 0  # answer every request with this status while set
         self.requests: dict[str, int] = {}
+        self.in_flight = 0  # Flink API requests being answered now
+        self.peak_in_flight = 0  # the most at once since the start or the last reset
         self.scheduled: list[tuple[int, str, str]] = []  # (due epoch ms, "fail"|"lose", job id)
         self._entries: dict[str, bytes] = {}  # each job's entry of GET /jobs, encoded
         self._listing: bytes | None = None  # GET /jobs, encoded; None after any change

@@ -21,7 +21,7 @@ from common.store import Store
 from scheduler.statuscache import StatusCache
 from tests.stack import ControlPlane
 from tests.waiting import wait_until
-from worker.clients import ClusterStates
+from worker.clients import TURNS_PER_CLUSTER, ClusterStates
 
 pytestmark = pytest.mark.e2e
 
@@ -50,30 +50,32 @@ def test_running_jobs_are_watched_through_one_listing_and_a_change_wakes_at_once
     client = CountingClient(control.cluster.rest_url)
     jar = client.upload_jar(control.cluster.example_jar, "flinksched-example.jar")
     ids = [flink_job_id(f"listed-{n}", 1) for n in range(2)]
+    name = {job_id: f"listed-{n}" for n, job_id in enumerate(ids)}
     for job_id in ids:
         client.run_jar(jar, {"jobId": job_id, "parallelism": 1,
                              "entryClass": "dev.flinksched.examples.StatefulCounter"})
     states = ClusterStates(client)
     woken = {job_id: threading.Event() for job_id in ids}
     try:
-        for n, job_id in enumerate(ids):
-            states.watch(f"listed-{n}", job_id, 0.2, woken[job_id].set)
-        wait_until(lambda: all(states.listed(j, 0.4) == "RUNNING" for j in ids), 60,
+        for job_id in ids:
+            states.watch(name[job_id], job_id, 0.2, woken[job_id].set)
+        wait_until(lambda: all(states.listed(name[j], j, 0.4) == "RUNNING" for j in ids), 60,
                    "both jobs RUNNING in the listing")
         listings = client.listings
         wait_until(lambda: client.listings >= listings + 5, 10, "five more listings")
         for job_id in ids:
-            assert states.listed(job_id, 0.4) == "RUNNING"
+            assert states.listed(name[job_id], job_id, 0.4) == "RUNNING"
 
         for event in woken.values():
             event.clear()
         client.cancel(ids[0])
         assert woken[ids[0]].wait(5), "the cancelled job's supervisor was not woken"
-        assert states.listed(ids[0], 0.4) in ("CANCELLING", "CANCELED")
+        assert states.listed(name[ids[0]], ids[0], 0.4) in ("CANCELLING", "CANCELED")
         assert not woken[ids[1]].is_set(), "a job whose state did not change was woken"
-        # Not in the listing, or a listing too old for the caller: the caller asks Flink.
-        assert states.listed(flink_job_id("listed-nobody", 1), 0.4) is None
-        assert states.listed(ids[1], -1.0) is None
+        # Not in the listing, or listings asked for before the caller's submission: the
+        # caller asks Flink.
+        assert states.listed(name[ids[0]], flink_job_id("listed-nobody", 1), 0.4) is None
+        assert states.listed(name[ids[1]], ids[1], 0.4, since=time.monotonic() + 60) is None
     finally:
         states.close()
         for job_id in ids:
@@ -141,3 +143,31 @@ def test_a_worker_watches_steady_jobs_without_asking_for_each(control: ControlPl
     httpx.post(f"{simulator_url}/_sim/jobs/{job_id}/fail", timeout=5)
     wait_until(lambda: "attempt 2" in control.log("worker-a"), 10, "the failure acted on")
     assert time.monotonic() - failed < 3.0, "the listing did not wake the supervisor"
+
+
+def test_a_worker_acts_on_one_cluster_a_few_jobs_at_a_time(control: ControlPlane,
+                                                            simulator_url: str) -> None:
+    """Twenty jobs start at once on one worker against a slow cluster: at most
+    TURNS_PER_CLUSTER supervisors (plus the shared listing) have a request in flight at a
+    time, and every job still starts."""
+    (control.config_dir / "clusters.yaml").write_text(
+        "apiVersion: flinksched/v1\nkind: FlinkCluster\nmetadata: {name: default}\n"
+        f"spec: {{restUrl: \"{simulator_url}\"}}\n")
+    names = [f"turns-{n}" for n in range(20)]
+    for name in names:
+        control.write_job(name)
+    behaviour = f"{simulator_url}/_sim/behaviour"
+    httpx.post(behaviour, json={"latencyMs": 300, "resetPeak": True}, timeout=5)
+    try:
+        control.start_master()
+        control.start_worker(slots=len(names))
+
+        def all_running() -> bool:
+            log = control.log("worker-a")
+            return all(f"({flink_job_id(name, 1)}) RUNNING" in log for name in names)
+
+        wait_until(all_running, 90, "twenty RUNNING jobs")
+    finally:
+        httpx.post(behaviour, json={"latencyMs": 0}, timeout=5)
+    peak = httpx.get(f"{simulator_url}/_sim/stats", timeout=5).json()["peakInFlight"]
+    assert 2 <= peak <= TURNS_PER_CLUSTER + 1, f"{peak} requests in flight at once"

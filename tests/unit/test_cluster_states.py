@@ -1,0 +1,119 @@
+"""The worker's shared listing of a cluster, against a client whose listing the test holds
+back: a late listing is waited for, not asked around."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from common.errors import FlinkUnreachable
+from common.jobids import flink_job_id, name_prefix
+from tests.waiting import holds_for, wait_until
+from worker.clients import ClusterStates
+from worker.orphans import orphan_ids
+
+JOB = flink_job_id("late", 1)
+
+
+class HeldListing:
+    """Answers GET /jobs only when the test lets it."""
+
+    rest_url = "http://cluster.invalid"
+
+    def __init__(self) -> None:
+        self.gate = threading.Semaphore(0)
+        self.asked = 0
+        self.answer: list[dict[str, Any]] = [{"id": JOB, "status": "RUNNING"}]
+        self.fail = False
+
+    def jobs(self) -> list[dict[str, Any]]:
+        self.asked += 1
+        self.gate.acquire()
+        if self.fail:
+            raise FlinkUnreachable("GET /jobs: connection refused")
+        return list(self.answer)
+
+
+@pytest.fixture
+def held() -> Iterator[tuple[HeldListing, ClusterStates]]:
+    client = HeldListing()
+    states = ClusterStates(client)  # type: ignore[arg-type]
+    yield client, states
+    states.close()
+    for _ in range(10):
+        client.gate.release()
+
+
+def asked_in_background(states: ClusterStates, **kwargs: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {}
+
+    def ask() -> None:
+        answer["state"] = states.listed("late", JOB, 0.5, **kwargs)
+
+    threading.Thread(target=ask, daemon=True).start()
+    return answer
+
+
+def test_a_listing_on_its_way_is_waited_for(held: tuple[HeldListing, ClusterStates]) -> None:
+    client, states = held
+    states.watch("late", JOB, 0.05, lambda: None)
+    wait_until(lambda: client.asked == 1, 5, "the listing asked for")
+    answer = asked_in_background(states)
+    holds_for(lambda: "state" not in answer, 0.5, "the caller waiting for the listing")
+    client.gate.release()
+    wait_until(lambda: "state" in answer, 5, "the caller answered by the listing")
+    assert answer["state"] == "RUNNING"
+
+
+def test_a_listing_asked_for_before_the_submission_is_not_waited_for(
+    held: tuple[HeldListing, ClusterStates],
+) -> None:
+    client, states = held
+    states.watch("late", JOB, 0.05, lambda: None)
+    wait_until(lambda: client.asked == 1, 5, "the listing asked for")
+    started = time.monotonic()
+    assert states.listed("late", JOB, 0.5, since=time.monotonic()) is None
+    assert time.monotonic() - started < 1.0
+
+
+def test_failing_listings_send_callers_to_ask_for_themselves(
+    held: tuple[HeldListing, ClusterStates],
+) -> None:
+    client, states = held
+    client.fail = True
+    states.watch("late", JOB, 0.05, lambda: None)
+    client.gate.release()  # the first listing fails
+    wait_until(lambda: client.asked == 2, 5, "a second listing asked for")
+    started = time.monotonic()
+    assert states.listed("late", JOB, 0.5) is None
+    assert time.monotonic() - started < 1.0, "waited for a listing while listings fail"
+
+
+def test_a_stopped_supervisor_stops_waiting(held: tuple[HeldListing, ClusterStates]) -> None:
+    client, states = held
+    states.watch("late", JOB, 0.05, lambda: None)
+    wait_until(lambda: client.asked == 1, 5, "the listing asked for")
+    answer = asked_in_background(states)
+    holds_for(lambda: "state" not in answer, 0.3, "the caller waiting for the listing")
+    states.unwatch("late")
+    wait_until(lambda: "state" in answer, 5, "the caller released")
+    assert answer["state"] is None
+
+
+def test_orphans_come_from_the_listing_grouped_by_job(
+    held: tuple[HeldListing, ClusterStates],
+) -> None:
+    client, states = held
+    mine = [flink_job_id("late", n) for n in (1, 2, 3)]
+    client.answer = [{"id": mine[0], "status": "RUNNING"}, {"id": mine[1], "status": "CANCELED"},
+                     {"id": mine[2], "status": "RESTARTING"},
+                     {"id": flink_job_id("other", 7), "status": "RUNNING"}]
+    client.gate.release()
+    attempts = states.listed_attempts(name_prefix("late"))
+    assert attempts == {mine[0]: "RUNNING", mine[1]: "CANCELED", mine[2]: "RESTARTING"}
+    assert orphan_ids(attempts, "late", 3) == [mine[0]]
+    assert states.listed_attempts(name_prefix("nobody")) == {}
