@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,22 +60,32 @@ class ConfigSet:
     invalid_jobs: set[str] = field(default_factory=set)  # named, but their document is wrong
 
 
-def yaml_files(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
+def yaml_files(paths: list[Path]) -> list[str]:
+    """The YAML files under each directory (in path order: the first definition of a name
+    wins), and each file given itself. Directories whose names start with a dot (`.git`, a
+    git-sync worktree's metadata) are not config and are not entered. The master lists the
+    directory every second: strings and os.scandir, whose entries know their type without
+    a stat, not pathlib (which took 0.2 s for 5,000 files)."""
+    files: list[str] = []
     for path in paths:
         if path.is_dir():
-            files.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.suffix in YAML_SUFFIXES and p.is_file() and not _hidden(p, path)
-            )
+            found: list[tuple[tuple[str, ...], str]] = []
+            _scan(str(path), (), found)
+            files.extend(full for _, full in sorted(found))
         else:
-            files.append(path)
+            files.append(str(path))
     return files
 
 
-def _hidden(file: Path, root: Path) -> bool:
-    """Files under dot-directories (`.git`, a git-sync worktree's metadata) are not config."""
-    return any(part.startswith(".") for part in file.relative_to(root).parts[:-1])
+def _scan(directory: str, parts: tuple[str, ...], found: list[tuple[tuple[str, ...], str]],
+          ) -> None:
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                if not entry.name.startswith(".") and not entry.is_symlink():
+                    _scan(entry.path, (*parts, entry.name), found)
+            elif os.path.splitext(entry.name)[1] in YAML_SUFFIXES and entry.is_file():
+                found.append(((*parts, entry.name), entry.path))
 
 
 class ConfigLoader:
@@ -88,10 +99,9 @@ class ConfigLoader:
         result = ConfigSet()
         cache: dict[str, tuple[tuple[int, int, int], FileResult]] = {}
         self.parsed = 0
-        for file in yaml_files(paths):
-            key = str(file)
+        for key in yaml_files(paths):
             try:
-                stat = file.stat()
+                stat = os.stat(key)
                 signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             except OSError:
                 signature = (0, 0, 0)
@@ -99,7 +109,7 @@ class ConfigLoader:
             if cached is not None and cached[0] == signature and signature != (0, 0, 0):
                 loaded = cached[1]
             else:
-                loaded = load_file(file)
+                loaded = load_file(Path(key))
                 self.parsed += 1
             cache[key] = (signature, loaded)
             result.files.append(key)

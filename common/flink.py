@@ -6,6 +6,7 @@ FlinkRequestFailed (permanent); a duplicate job id raises JobAlreadySubmitted (a
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -61,6 +62,21 @@ class FlinkClient:
     def _request(
         self, method: str, path: str, endpoint: str, *, allow_404: bool = False, **kwargs: Any
     ) -> Any:
+        """The answer's JSON ({} when empty); None for a 404 when `allow_404`."""
+        response = self._send(method, path, endpoint, allow_404=allow_404, **kwargs)
+        if response is None:
+            return None
+        return self._decoded(response.content, path)
+
+    def _decoded(self, content: bytes, path: str) -> Any:
+        try:
+            return json.loads(content) if content else {}
+        except ValueError as exc:
+            raise FlinkUnreachable(f"{self.rest_url}{path}: answer is not JSON") from exc
+
+    def _send(
+        self, method: str, path: str, endpoint: str, *, allow_404: bool = False, **kwargs: Any
+    ) -> httpx.Response | None:
         started = time.monotonic()
         try:
             response = self._http.request(method, path, **kwargs)
@@ -82,10 +98,7 @@ class FlinkClient:
             if allow_404 and isinstance(error, FlinkJobNotFound):
                 return None
             raise error
-        try:
-            return response.json() if response.content else {}
-        except ValueError as exc:
-            raise FlinkUnreachable(f"{self.rest_url}{path}: answer is not JSON") from exc
+        return response
 
     def _classified(self, response: httpx.Response, path: str, endpoint: str) -> Exception:
         """Flink reports program errors as HTTP 500 too; the message tells them apart."""
@@ -111,7 +124,20 @@ class FlinkClient:
     # -- jobs ----------------------------------------------------------------------------
     def jobs(self) -> list[dict[str, Any]]:
         """Every job the cluster knows: id and state."""
-        return list(self._request("GET", "/jobs", "jobs").get("jobs", []))
+        return self.parse_job_listing(self.job_listing())
+
+    def job_listing(self) -> bytes:
+        """GET /jobs as the cluster sent it: a caller listing every second can tell an
+        unchanged listing from its bytes, without decoding thousands of entries again."""
+        response = self._send("GET", "/jobs", "jobs")
+        assert response is not None  # only a request that allows a 404 answers None
+        return response.content
+
+    def parse_job_listing(self, body: bytes) -> list[dict[str, Any]]:
+        found = self._decoded(body, "/jobs")
+        if not isinstance(found, dict) or not isinstance(found.get("jobs", []), list):
+            raise FlinkUnreachable(f"{self.rest_url}/jobs: answer is not a job listing")
+        return list(found.get("jobs", []))
 
     def job_state(self, job_id: str) -> str | None:
         """The job's state straight from the dispatcher, or None when the cluster lacks the job.

@@ -62,6 +62,7 @@ class ClusterStates:
         self._watches: dict[str, Watch] = {}  # by flinksched job name
         self._states: dict[str, str] = {}  # Flink job id -> state, of the newest listing
         self._by_name: dict[str, dict[str, str]] | None = None  # the listing by name prefix
+        self._body = b""  # the newest listing as Flink sent it (most listings repeat it)
         self._requested = float("-inf")  # monotonic time the newest listing was asked for
         self._fetching = float("-inf")  # when the listing on its way was asked for (-inf: none)
         self._failing = False  # the last listing failed: callers ask for themselves
@@ -126,18 +127,24 @@ class ClusterStates:
         with self._lock:
             self._fetching = max(self._fetching, requested)
         try:
-            listing = self.client.jobs()
+            body = self.client.job_listing()
+            with self._lock:
+                known_body, known_states = self._body, self._states
+            states = known_states if body == known_body else {
+                str(job.get("id")): str(job.get("status"))
+                for job in self.client.parse_job_listing(body)}
         except BaseException:
             with self._lock:
                 self._landed_or_failed(requested, failed=True)
             raise
-        states = {str(job.get("id")): str(job.get("status")) for job in listing}
         with self._lock:
             self._landed_or_failed(requested, failed=False)
             if requested < self._requested:
                 return  # a newer listing landed meanwhile
-            previous, self._states, self._by_name = self._states, states, None
             self._requested = requested
+            if body == self._body:  # as it was: the states of this very listing are in place
+                return
+            previous, self._states, self._body, self._by_name = self._states, states, body, None
             woken = [w.wake for w in self._watches.values()
                      if states.get(w.job_id) != previous.get(w.job_id)]
         for wake in woken:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -39,9 +38,9 @@ class CountingClient(FlinkClient):
         super().__init__(rest_url)
         self.listings = 0
 
-    def jobs(self) -> list[dict[str, Any]]:
+    def job_listing(self) -> bytes:
         self.listings += 1
-        return super().jobs()
+        return super().job_listing()
 
 
 def test_running_jobs_are_watched_through_one_listing_and_a_change_wakes_at_once(

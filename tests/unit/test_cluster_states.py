@@ -3,6 +3,7 @@ back: a late listing is waited for, not asked around."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -29,13 +30,19 @@ class HeldListing:
         self.asked = 0
         self.answer: list[dict[str, Any]] = [{"id": JOB, "status": "RUNNING"}]
         self.fail = False
+        self.encoded = self.decoded = 0
 
-    def jobs(self) -> list[dict[str, Any]]:
+    def job_listing(self) -> bytes:
         self.asked += 1
         self.gate.acquire()
         if self.fail:
             raise FlinkUnreachable("GET /jobs: connection refused")
-        return list(self.answer)
+        self.encoded += 1
+        return json.dumps({"jobs": self.answer}).encode()
+
+    def parse_job_listing(self, body: bytes) -> list[dict[str, Any]]:
+        self.decoded += 1
+        return list(json.loads(body)["jobs"])
 
 
 @pytest.fixture
@@ -117,3 +124,22 @@ def test_orphans_come_from_the_listing_grouped_by_job(
     assert attempts == {mine[0]: "RUNNING", mine[1]: "CANCELED", mine[2]: "RESTARTING"}
     assert orphan_ids(attempts, "late", 3) == [mine[0]]
     assert states.listed_attempts(name_prefix("nobody")) == {}
+
+
+def test_a_listing_like_the_last_is_not_decoded_again(
+    held: tuple[HeldListing, ClusterStates],
+) -> None:
+    client, states = held
+    woken = threading.Event()
+    states.watch("late", JOB, 0.01, woken.set)
+    for _ in range(5):
+        client.gate.release()
+    wait_until(lambda: client.encoded == 5, 5, "five listings answered")
+    assert woken.is_set() and states.listed("late", JOB, 5.0) == "RUNNING"
+    assert client.decoded == 1, f"{client.decoded} decodings of one unchanged listing"
+
+    woken.clear()
+    client.answer = [{"id": JOB, "status": "FAILED"}]
+    client.gate.release()
+    assert woken.wait(5), "a changed listing did not wake the job's supervisor"
+    assert states.listed("late", JOB, 5.0) == "FAILED" and client.decoded == 2
