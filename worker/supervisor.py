@@ -387,9 +387,10 @@ class JobSupervisor(Upgrades):
     ) -> str:
         changes: dict[str, Any] = {"phase": RUNNING, "submit_pending": False, "reason": ""}
         interval = stats_interval(record)
-        # An attempt this supervisor submitted less than an interval ago has completed no
-        # checkpoint yet (its restore point is in the status already): no request on the way
-        # to RUNNING. One it did not submit (taken over, restarted by Flink) is read at once.
+        # An attempt this supervisor submitted less than an interval ago is read when the
+        # interval is out, not on its way to RUNNING: its restore point is in the status
+        # already, and its own first checkpoints wait at most that interval to be recorded.
+        # An attempt it did not submit (taken over, adopted) is read at once.
         fresh = time.monotonic() - self._created < interval
         if self._due_now("stats", interval) or (status.phase != RUNNING and not fresh):
             try:
