@@ -4,9 +4,11 @@ only the statuses ZooKeeper says have changed."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -17,8 +19,10 @@ from common.flink import FlinkClient
 from common.jobids import flink_job_id
 from common.records import JobStatus, encode
 from common.store import Store
+from scheduler.devstack.services import free_port
 from scheduler.statuscache import StatusCache
 from tests.stack import ControlPlane
+from tests.tcpproxy import TcpProxy
 from tests.waiting import wait_until
 from worker.clients import TURNS_PER_CLUSTER, ClusterStates
 
@@ -29,6 +33,13 @@ pytestmark = pytest.mark.e2e
 def simulator_url() -> Iterator[str]:
     with flink_simulator() as url:
         yield url
+
+
+def cluster_at(control: ControlPlane, rest_url: str) -> None:
+    """The jobs' cluster `default` is reached at `rest_url` (the simulator, or a proxy)."""
+    (control.config_dir / "clusters.yaml").write_text(
+        "apiVersion: flinksched/v1\nkind: FlinkCluster\nmetadata: {name: default}\n"
+        f"spec: {{restUrl: \"{rest_url}\"}}\n")
 
 
 class CountingClient(FlinkClient):
@@ -113,9 +124,7 @@ def test_the_leaders_status_copy_reads_only_what_changed(control: ControlPlane) 
 def test_a_worker_watches_steady_jobs_without_asking_for_each(control: ControlPlane,
                                                               simulator_url: str) -> None:
     """Real master and worker processes; the simulator counts the worker's requests."""
-    (control.config_dir / "clusters.yaml").write_text(
-        "apiVersion: flinksched/v1\nkind: FlinkCluster\nmetadata: {name: default}\n"
-        f"spec: {{restUrl: \"{simulator_url}\"}}\n")
+    cluster_at(control, simulator_url)
     names = [f"steady-{n}" for n in range(3)]
     for name in names:
         control.write_job(name)
@@ -149,9 +158,7 @@ def test_a_worker_acts_on_one_cluster_a_few_jobs_at_a_time(control: ControlPlane
     """Twenty jobs start at once on one worker against a slow cluster: at most
     TURNS_PER_CLUSTER supervisors (plus the shared listing) have a request in flight at a
     time, and every job still starts."""
-    (control.config_dir / "clusters.yaml").write_text(
-        "apiVersion: flinksched/v1\nkind: FlinkCluster\nmetadata: {name: default}\n"
-        f"spec: {{restUrl: \"{simulator_url}\"}}\n")
+    cluster_at(control, simulator_url)
     names = [f"turns-{n}" for n in range(20)]
     for name in names:
         control.write_job(name)
@@ -170,3 +177,41 @@ def test_a_worker_acts_on_one_cluster_a_few_jobs_at_a_time(control: ControlPlane
         httpx.post(behaviour, json={"latencyMs": 0}, timeout=5)
     peak = httpx.get(f"{simulator_url}/_sim/stats", timeout=5).json()["peakInFlight"]
     assert 2 <= peak <= TURNS_PER_CLUSTER + 1, f"{peak} requests in flight at once"
+
+
+def test_a_late_listing_is_waited_for_not_asked_around(control: ControlPlane,
+                                                       store: Store) -> None:
+    """Real Flink behind a proxy that holds every chunk back: each listing arrives older than
+    two poll intervals. The supervisors wait for the listing on its way instead of each
+    asking Flink for its own job (which would queue more requests in front of the listing)."""
+    proxy = TcpProxy(urlparse(control.cluster.rest_url).port or 8081)
+    try:
+        cluster_at(control, f"http://127.0.0.1:{proxy.port}")
+        names = [f"late-{n}" for n in range(2)]
+        for name in names:
+            control.write_job(name)
+        metrics_port = free_port()
+        control.start_master()
+        control.start_worker(slots=len(names), metrics_port=metrics_port)
+        wait_until(lambda: all(store.status(n)[0].phase == "Running" for n in names), 120,
+                   "both jobs RUNNING")
+
+        def requests(endpoint: str) -> float:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            found = re.search(r'^flinksched_flink_rest_request_seconds_count\{endpoint="'
+                              + endpoint + r'"\} (\S+)$', text, re.M)
+            return float(found.group(1)) if found else 0.0
+
+        # A listing asked for while an attempt's run request was on its way lacks the job, and
+        # its supervisor rightly asks for it on its own: start once listings show both jobs.
+        settled = requests("jobs")
+        wait_until(lambda: requests("jobs") >= settled + 3, 20, "three listings showing both")
+        proxy.delay = 1.2  # a request and its answer: at least 2.4 s, over 2 poll intervals
+        listings, asked = requests("jobs"), requests("job_status")
+        wait_until(lambda: requests("jobs") >= listings + 4, 60, "four slow listings")
+        assert requests("job_status") - asked <= 1, (
+            "supervisors asked Flink for their jobs while a listing was on its way")
+        assert all(store.status(n)[0].phase == "Running" for n in names)
+    finally:
+        proxy.delay = 0.0
+        proxy.close()

@@ -65,12 +65,18 @@ def asked_in_background(states: ClusterStates, **kwargs: Any) -> dict[str, Any]:
     return answer
 
 
-def test_a_listing_on_its_way_is_waited_for(held: tuple[HeldListing, ClusterStates]) -> None:
-    client, states = held
+def caller_waiting(client: HeldListing, states: ClusterStates) -> dict[str, Any]:
+    """A supervisor that asked while the listing it needs is held back: still waiting."""
     states.watch("late", JOB, 0.05, lambda: None)
     wait_until(lambda: client.asked == 1, 5, "the listing asked for")
     answer = asked_in_background(states)
-    holds_for(lambda: "state" not in answer, 0.5, "the caller waiting for the listing")
+    holds_for(lambda: "state" not in answer, 0.4, "the caller waiting for the listing")
+    return answer
+
+
+def test_a_listing_on_its_way_is_waited_for(held: tuple[HeldListing, ClusterStates]) -> None:
+    client, states = held
+    answer = caller_waiting(client, states)
     client.gate.release()
     wait_until(lambda: "state" in answer, 5, "the caller answered by the listing")
     assert answer["state"] == "RUNNING"
@@ -102,10 +108,7 @@ def test_failing_listings_send_callers_to_ask_for_themselves(
 
 def test_a_stopped_supervisor_stops_waiting(held: tuple[HeldListing, ClusterStates]) -> None:
     client, states = held
-    states.watch("late", JOB, 0.05, lambda: None)
-    wait_until(lambda: client.asked == 1, 5, "the listing asked for")
-    answer = asked_in_background(states)
-    holds_for(lambda: "state" not in answer, 0.3, "the caller waiting for the listing")
+    answer = caller_waiting(client, states)
     states.unwatch("late")
     wait_until(lambda: "state" in answer, 5, "the caller released")
     assert answer["state"] is None
