@@ -32,6 +32,7 @@ START, END = "<!-- latest: written by `make bench` -->", "<!-- /latest -->"
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "failover": ("bench.failover", ["--runs", "10"], ["--runs", "3", "--polls"]),
     "failover-ha": ("bench.failover_ha", ["--runs", "5"], ["--runs", "1"]),
+    "state-faults": ("bench.state_faults", ["--runs", "5"], ["--runs", "1"]),
     "worker-memory": ("bench.worker_memory", [], []),
     "assignment": ("bench.assignment", [], ["--runs", "1"]),
     "status-scale": ("bench.status_scale", [], ["--runs", "1"]),
@@ -92,6 +93,29 @@ def _failover_ha(r: dict[str, Any]) -> list[Row]:
             ("worker SIGKILL → job owned again", _s(r["worker_sigkill_to_job_owned_s"]), bound)]
 
 
+def _state_faults(r: dict[str, Any]) -> list[Row]:
+    def figure(summary: dict[str, Any]) -> str:
+        if "median" not in summary:
+            return f"did not finish ({summary['runs']} runs)"
+        done = "" if summary["finished"] == summary["runs"] else (
+            f", {summary['runs'] - summary['finished']} of {summary['runs']} did not finish")
+        return f"{_s(summary['median'])} / {_s(summary['worst'])}{done}"
+
+    gap = r.get("broken_minus_intact_median")
+    return [
+        ("FAILED → RUNNING, newest checkpoint broken: median / worst",
+         figure(r["failed_to_running_broken_newest"]),
+         f"within 2 s of intact ({_s(gap)} more)" if gap is not None else "within 2 s of intact"),
+        ("FAILED → RUNNING, same failure, checkpoints intact: median / worst",
+         figure(r["failed_to_running_intact"]), ""),
+        (f"ZooKeeper wiped → all {r['jobs_while_wiped']} jobs owned and adopted: median / worst",
+         figure(r["zookeeper_wiped_to_adopted"]),
+         f"< session timeout + 5 s = {r['session_timeout'] + 5:g} s"),
+        ("ZooKeeper wiped: Flink submissions added (restarts, duplicates)",
+         str(r["zookeeper_wiped_flink_submissions_added"]), "0"),
+    ]
+
+
 def _scale(r: dict[str, Any]) -> list[Row]:
     rows = []
     for run in r["runs"]:
@@ -141,6 +165,7 @@ TABLES: dict[str, Rows] = {
          f"{_s(r['sync_cycle']['one']['median_s'])}", "< 1 s"),
         *[(f"config file changed → new attempt submitted ({mode})", _s(v["median_s"]), "< 2 s")
           for mode, v in r.get("change_to_submitted", {}).items()]],
+    "state-faults": _state_faults,
     "metrics-scale": lambda r: [(f"leader's /metrics with {r['jobs']:,} jobs: time / size",
                                  f"{_s(r['scrape_s_median'])} / "
                                  f"{r['response_bytes'] / 1e6:.2f} MB", "")],

@@ -16,13 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kazoo.client import KazooClient
-
 from common.records import Checkpoint, JobRecord, JobStatus
 from common.store import Store
 from scheduler.devstack.services import free_port, port_open, wait_for
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.stack import Cluster, ControlPlane
+from tests.zkserver import store_on
 
 
 @contextmanager
@@ -58,14 +57,9 @@ def local_stack(flink: bool = True, keep: bool = False) -> Iterator[tuple[Cluste
 def zk_store(hosts: str, root: str) -> Iterator[Store]:
     """A started client on the bench's ZooKeeper, as a Store, stopped afterwards."""
     # Retrying forever: a loaded machine may miss a heartbeat, the benchmark must not die of it.
-    client = KazooClient(hosts=hosts, connection_retry={"max_tries": -1, "delay": 0.2,
-                                                        "max_delay": 1})
-    client.start(timeout=10)
-    try:
-        yield Store(client, root)
-    finally:
-        client.stop()
-        client.close()
+    with store_on(hosts, root, connection_retry={"max_tries": -1, "delay": 0.2,
+                                                 "max_delay": 1}) as store:
+        yield store
 
 
 SPEC = {"job": {"jarURI": "file:///jobs/app.jar", "state": "running"}}

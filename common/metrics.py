@@ -58,6 +58,7 @@ class JobSample:
     generation: int
     observed_generation: int
     config_error: bool
+    checkpoints_durable: bool = True
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ class LeaderView:
         generation = gauge("spec_generation", "Desired generation")
         observed = gauge("observed_generation", "Generation the running attempt carries")
         held = gauge("config_error", "1 while the job's config file has a problem")
+        durable = gauge("checkpoints_durable", "0 while Flink keeps the job's checkpoints only "
+                        "in memory (no external path): a restart can use only a savepoint")
         for job in jobs:
             values = [job.name, job.cluster]
             up.add_metric(values, 1 if job.phase == "Running" else 0)
@@ -141,8 +144,9 @@ class LeaderView:
             generation.add_metric(values, job.generation)
             observed.add_metric(values, job.observed_generation)
             held.add_metric(values, 1 if job.config_error else 0)
+            durable.add_metric(values, 1 if job.checkpoints_durable else 0)
         yield from (up, desired, phase, restarts, flink_restarts, checkpoint, stale, generation,
-                    observed, held)
+                    observed, held, durable)
 
 
 LEADER_VIEW = LeaderView()

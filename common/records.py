@@ -24,6 +24,10 @@ CRASH_LOOP = "CrashLoopBackOff"
 FINISHED = "Finished"
 SUSPENDED = "Suspended"
 REMOVED = "Removed"  # its config is gone: stopped with a savepoint, metadata deleted after grace
+# Held until an operator or a new generation resolves it; never retried as it stands:
+NO_RESTORE_POINT = "NoRestorePoint"  # every restore point was rejected; empty state is not silent
+RESTORE_INCOMPATIBLE = "RestoreIncompatible"  # Flink cannot map the restored state to the program
+HELD_PHASES = (NO_RESTORE_POINT, RESTORE_INCOMPATIBLE)
 PHASES = (
     PENDING,
     SUBMITTING,
@@ -36,7 +40,10 @@ PHASES = (
     FINISHED,
     SUSPENDED,
     REMOVED,
+    NO_RESTORE_POINT,
+    RESTORE_INCOMPATIBLE,
 )
+MAX_REJECTED = 20  # rejected restore points a status remembers, newest last
 
 
 def decode(data: bytes, what: str) -> dict[str, Any]:
@@ -144,6 +151,23 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class RejectedRestore:
+    """A restore point Flink could not read, or that failed the check before use."""
+
+    path: str
+    reason: str
+    at: float  # seconds since the epoch
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason, "at": self.at}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> RejectedRestore:
+        return cls(path=str(value["path"]), reason=str(value.get("reason", "")),
+                   at=float(value.get("at", 0.0)))
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """Observed state of one job, written only by its owning worker."""
 
@@ -164,6 +188,20 @@ class JobStatus:
     flink_restarts: int = 0  # Flink's own restart count of the current attempt
     savepoints: tuple[Checkpoint, ...] = ()  # savepoints flinksched took, oldest first
     submit_hash: str = ""  # the record's submit_hash the current attempt was submitted with
+    rejected_restores: tuple[RejectedRestore, ...] = ()  # Flink could not read these; oldest first
+    # False once Flink reported a completed checkpoint with no external path: the cluster has
+    # no checkpoint directory, so a restart can only use a savepoint (or empty state).
+    checkpoints_durable: bool = True
+
+    @property
+    def rejected_paths(self) -> frozenset[str]:
+        return frozenset(r.path for r in self.rejected_restores)
+
+    def with_rejected(self, *rejected: RejectedRestore) -> JobStatus:
+        """The status with these restore points remembered as unusable (bounded)."""
+        known = self.rejected_paths
+        added = tuple(r for r in rejected if r.path not in known)
+        return replace(self, rejected_restores=(*self.rejected_restores, *added)[-MAX_REJECTED:])
 
     def with_changes(self, **changes: Any) -> JobStatus:
         return replace(self, **changes)
@@ -187,6 +225,8 @@ class JobStatus:
             "flinkRestarts": self.flink_restarts,
             "savepoints": [s.to_json() for s in self.savepoints],
             "submitHash": self.submit_hash,
+            "rejectedRestores": [r.to_json() for r in self.rejected_restores],
+            "checkpointsDurable": self.checkpoints_durable,
         }
 
     @classmethod
@@ -212,8 +252,11 @@ class JobStatus:
                     c for c in map(Checkpoint.from_json, value.get("savepoints", ())) if c
                 ),
                 submit_hash=str(value.get("submitHash", "")),
+                rejected_restores=tuple(
+                    RejectedRestore.from_json(r) for r in value.get("rejectedRestores", ())),
+                checkpoints_durable=bool(value.get("checkpointsDurable", True)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"unreadable job status ({exc!r})") from exc
 
 

@@ -11,6 +11,7 @@ from kazoo.security import ACL, make_digest_acl
 from common.errors import StoreError
 from common.settings import ZkSettings
 from common.store import Store
+from common.zksession import SessionKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,16 @@ def connect(settings: ZkSettings, timeout: float = 5.0) -> Store:
     store = Store(client, settings.root)
     store.ensure_layout()
     return store
+
+
+def keep_session(store: Store, settings: ZkSettings) -> SessionKeeper:
+    """For a long-running process: a fresh session when ZooKeeper serves but refuses the old
+    one for a whole session timeout (its data was lost or rolled back); the layout is made
+    again in it, for the data may be gone."""
+    keeper = SessionKeeper(store.zk, settings.hosts, settings.session_timeout,
+                           on_fresh=store.ensure_layout)
+    keeper.start()
+    return keeper
 
 
 def close(store: Store) -> None:

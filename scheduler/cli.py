@@ -7,6 +7,7 @@ not be reached or set up (one line on stderr, no traceback); 3 no such job.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import sys
@@ -22,7 +23,8 @@ from common import logsetup
 from common.errors import FlinkschedError, StoreError
 from common.httpserve import Endpoints
 from common.settings import Timings, ZkSettings
-from common.zkconnect import close
+from common.store import Store
+from common.zkconnect import close, keep_session
 from scheduler.cli_config import allow_removal, plan, validate
 from scheduler.cli_context import EXIT_UNREACHABLE, Context
 from scheduler.cli_dev import dev
@@ -76,16 +78,40 @@ def _serve(host: str, port: int) -> Endpoints | None:
         sys.exit(EXIT_UNREACHABLE)
 
 
+STOP_DEADLINE = 9.0  # SIGTERM ends a master or worker within this long, ZooKeeper or not
+
+
 def _wait_for_signal() -> threading.Event:
     stop = threading.Event()
 
     def request_stop(signum: int, frame: Any) -> None:
         logger.info("received %s, stopping", signal.Signals(signum).name)
+        if not stop.is_set():
+            watchdog = threading.Timer(STOP_DEADLINE, _stop_overdue)
+            watchdog.daemon = True
+            watchdog.start()
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     return stop
+
+
+def _stop_overdue() -> None:
+    """The orderly stop hung (a call that cannot finish): leave anyway. The Flink jobs run on;
+    ownership nodes go with the session."""
+    logger.error("not stopped within %gs of the signal; exiting without finishing", STOP_DEADLINE)
+    logging.shutdown()
+    os._exit(1)
+
+
+def _unblock(store: Store) -> None:
+    """Without a ZooKeeper connection every call would wait for one: close the client first,
+    so that what is left to do fails at once instead of holding the process."""
+    if not store.zk.connected:
+        logger.warning("ZooKeeper is not connected: stopping without handing jobs back; they "
+                       "move when the session times out")
+        close(store)
 
 
 def _check_timings(timings: Timings) -> None:
@@ -176,8 +202,11 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
     except FlinkschedError as exc:
         click.echo(f"flinksched: {exc}", err=True)
         sys.exit(EXIT_UNREACHABLE)
+    keeper = keep_session(store, obj.settings)
     node.start()
     stop.wait()
+    keeper.stop()
+    _unblock(store)
     node.stop()
     close(store)
 
@@ -242,7 +271,13 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
                   allowed_jars=tuple(p.strip() for p in allowed_jars.split(",") if p.strip()))
     if endpoints is not None:
         endpoints.live, endpoints.ready = node.liveness, node.readiness
-    node.run(stop)
+    keeper = keep_session(store, obj.settings)
+
+    def before_shutdown() -> None:
+        keeper.stop()
+        _unblock(store)
+
+    node.run(stop, before_shutdown)
     close(store)
 
 

@@ -13,13 +13,24 @@ import httpx
 from rich.console import Console
 
 from common.errors import FlinkschedError
-from common.records import RUNNING
+from common.records import (
+    CRASH_LOOP,
+    FINISHED,
+    NO_RESTORE_POINT,
+    REMOVED,
+    RESTORE_INCOMPATIBLE,
+    RUNNING,
+    SUBMIT_FAILED,
+    SUSPENDED,
+)
 from common.settings import ZkSettings
 from common.zkconnect import close, connect
 from scheduler.devstack.stack import DevStack, StackConfig
 from scheduler.statusview import render_table, status_rows
 
 console = Console(stderr=True)
+WAITS_FOR_A_PERSON = (SUBMIT_FAILED, CRASH_LOOP, NO_RESTORE_POINT, RESTORE_INCOMPATIBLE,
+                      SUSPENDED, FINISHED, REMOVED)
 
 
 def _stack(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
@@ -41,7 +52,8 @@ def _options(func: Callable[..., None]) -> Callable[..., None]:
         click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=Path("configs"), show_default=True),
         click.option("--workers", type=int, default=2, show_default=True,
-                     help="Worker processes (one job each, the rest are warm spares)."),
+                     help="Worker processes (32 jobs each: together they run every job in "
+                          "the config directory, and either takes the other's jobs)."),
         click.option("--zk-port", type=int, default=2181, show_default=True),
         click.option("--rest-port", type=int, default=8081, show_default=True),
         click.option("--rpc-port", type=int, default=6123, show_default=True,
@@ -62,6 +74,24 @@ def _confirmed_running(stack: DevStack, row: dict[str, Any]) -> bool:
         return answer.status_code == 200 and answer.json().get("state") == "RUNNING"
     except (httpx.HTTPError, ValueError):
         return False
+
+
+def _settled(stack: DevStack, row: dict[str, Any]) -> bool:
+    """Waiting longer will not change this job: it runs, or it waits for a person."""
+    return row["phase"] in WAITS_FOR_A_PERSON or _confirmed_running(stack, row)
+
+
+def _not_running(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per job that is not RUNNING, with its whole reason (the table cuts it)."""
+    lines = []
+    for row in rows:
+        if row["phase"] == RUNNING:
+            continue
+        reason = str(row.get("reason") or "no reason recorded yet")
+        if row.get("configError"):
+            reason += f"; config invalid: {row['configError']}"
+        lines.append(f"{row['name']} is {row['phase']}: {reason}")
+    return lines
 
 
 @click.group()
@@ -92,7 +122,7 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
         with console.status("starting the local stack"):
             stack.up()
     except FlinkschedError as exc:
-        console.print(f"[red]flinksched dev up: {exc}[/]")
+        click.echo(f"flinksched dev up: {exc}", err=True)  # whole, unwrapped, no markup
         sys.exit(2)
     settings = ZkSettings(hosts=stack.config.zk_hosts)
     store = connect(settings)
@@ -102,7 +132,7 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
                 deadline = time.monotonic() + timeout
                 while True:
                     rows = status_rows(store)
-                    if rows and all(_confirmed_running(stack, row) for row in rows):
+                    if rows and all(_settled(stack, row) for row in rows):
                         break
                     if time.monotonic() > deadline:
                         console.print("[yellow]not every job is RUNNING yet; see below[/]")
@@ -123,6 +153,8 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
     out.print(f"logs            {stack.state_dir / 'logs'}")
     out.print()
     click.echo(render_table(rows, color=sys.stdout.isatty()) if rows else "no jobs configured")
+    for line in _not_running(rows):
+        click.echo(line)
 
 
 @dev.command()

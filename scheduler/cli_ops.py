@@ -20,23 +20,37 @@ from scheduler.cli_context import EXIT_PROBLEMS, Context, actor, require_job
 @click.argument("job")
 @click.option("--from-empty", is_flag=True,
               help="Start from empty state, discarding every checkpoint. Asks first.")
+@click.option("--from", "from_path", default=None, metavar="PATH",
+              help="Restore from this checkpoint or savepoint (a URI such as "
+                   "file:///ckpt/<job-id>/chk-42 or s3://bucket/savepoint-1) instead of the "
+                   "newest one flinksched knows.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def restart(obj: Context, job: str, from_empty: bool, yes: bool) -> None:
-    """Restart a job: a new attempt from its newest checkpoint (or from empty state).
+def restart(obj: Context, job: str, from_empty: bool, from_path: str | None, yes: bool) -> None:
+    """Restart a job: a new attempt from its newest checkpoint, a given one, or empty state.
 
     \b
     Examples:
       flinksched restart clickstream-sessionizer
+      flinksched restart clickstream-sessionizer --from file:///ckpt/6f1e.../chk-41
       flinksched restart clickstream-sessionizer --from-empty --yes
     """
+    if from_empty and from_path:
+        raise click.UsageError("--from and --from-empty exclude each other")
+    if from_path is not None:
+        from worker.restorecheck import rejection
+
+        problem = rejection(from_path)
+        if problem is not None:
+            raise click.BadParameter(problem, param_hint="--from")
     if from_empty and not yes:
         click.confirm(f"Restart {job} from EMPTY state, discarding all of its state?", abort=True)
     who = actor()
     with obj.store() as store:
         require_job(store, job)
-        store.add_command(job, "restart", by=who, fromEmpty=from_empty)
-        what = "restart from empty state" if from_empty else "restart"
+        store.add_command(job, "restart", by=who, fromEmpty=from_empty, fromPath=from_path or "")
+        what = ("restart from empty state" if from_empty else
+                f"restart from {from_path}" if from_path else "restart")
         store.append_event(job, f"cli {who}", f"{what} requested by {who}")
     click.echo(f"{job}: {what} requested; the owning worker carries it out")
 

@@ -132,6 +132,13 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     if checkpoint:
         age = format_duration(time.time() - checkpoint.timestamp / 1000)
         console.print(f"checkpoint   {checkpoint.label} {checkpoint.path} ({age} ago)")
+    if not status.checkpoints_durable:
+        console.print("[yellow]checkpoints  not durable:[/] Flink keeps them only in the "
+                      "JobManager's memory (no execution.checkpointing.dir); a restart can "
+                      "restore only from a savepoint")
+    for rejected in status.rejected_restores:
+        console.print(f"[red]rejected[/]     {escape(rejected.path)} at {_when(rejected.at)}: "
+                      f"{escape(rejected.reason)}")
     for savepoint in status.savepoints:
         console.print(f"savepoint    {savepoint.path} at {_when(savepoint.timestamp / 1000)}")
     if status.last_failure:

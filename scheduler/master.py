@@ -395,6 +395,7 @@ class Master:
                 generation=record.generation,
                 observed_generation=status.observed_generation,
                 config_error=name in self._job_errors,
+                checkpoints_durable=status.checkpoints_durable,
             ))
         if self.leading:  # still: leadership may have ended while this read
             metrics.LEADER_VIEW.update(jobs=tuple(samples))

@@ -11,7 +11,14 @@ from typing import Any
 import click
 
 from common.durations import format_duration
-from common.records import CRASH_LOOP, RUNNING, SUBMIT_FAILED, SUSPENDED
+from common.records import (
+    CRASH_LOOP,
+    NO_RESTORE_POINT,
+    RESTORE_INCOMPATIBLE,
+    RUNNING,
+    SUBMIT_FAILED,
+    SUSPENDED,
+)
 from common.store import Store
 
 PHASE_COLOR = {
@@ -19,6 +26,8 @@ PHASE_COLOR = {
     SUSPENDED: "blue",
     CRASH_LOOP: "red",
     SUBMIT_FAILED: "red",
+    NO_RESTORE_POINT: "red",
+    RESTORE_INCOMPATIBLE: "red",
     "ClusterUnreachable": "red",
     "Recovering": "yellow",
     "Restarting": "yellow",
@@ -60,6 +69,9 @@ def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
             "restartsLastHour": sum(1 for t in (status.restart_times if status else ())
                                     if now - t < 3600),
             "lastCheckpoint": checkpoint.to_json() if checkpoint else None,
+            # False: Flink keeps its checkpoints only in memory; a restart cannot use them.
+            "checkpointsDurable": status.checkpoints_durable if status else True,
+            "rejectedRestores": [r.to_json() for r in status.rejected_restores] if status else [],
             "generation": record.generation,
             "observedGeneration": status.observed_generation if status else 0,
             "reason": (status.reason if status and status.phase != RUNNING else "")
@@ -92,6 +104,13 @@ def _reason(row: dict[str, Any]) -> str:
     return reason
 
 
+def checkpoint_age(row: dict[str, Any], now: float) -> str:
+    if not row.get("checkpointsDurable", True):
+        return "not durable"
+    checkpoint = row.get("lastCheckpoint")
+    return format_duration(now - checkpoint["timestamp"] / 1000) if checkpoint else "-"
+
+
 def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: bool = False,
                  color: bool = False) -> str:
     """Aligned plain-text columns (fast for thousands of rows); phases coloured on a tty."""
@@ -102,7 +121,6 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: boo
         header[-1:-1] = ["CLUSTER", "LABELS", "SOURCE"]
     table = [header]
     for row in rows:
-        checkpoint = row.get("lastCheckpoint")
         since = row.get("since") or 0
         phase = row.get("phase", "")
         cells = [
@@ -114,7 +132,7 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: boo
             row.get("worker") or "-",
             format_duration(now - since) if since and phase == RUNNING else "-",
             f"{row['restartsLastHour']}/{row['restarts']}",
-            format_duration(now - checkpoint["timestamp"] / 1000) if checkpoint else "-",
+            checkpoint_age(row, now),
             f"{row['observedGeneration']}/{row['generation']}",
             _reason(row)[:100],
         ]
@@ -128,7 +146,8 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: boo
         padded = [cell.ljust(widths[i]) for i, cell in enumerate(line)]
         if color and number > 0:
             padded[2] = click.style(padded[2], fg=PHASE_COLOR.get(line[2], "white"),
-                                    bold=line[2] in (CRASH_LOOP, SUBMIT_FAILED))
+                                    bold=line[2] in (CRASH_LOOP, SUBMIT_FAILED,
+                                                     NO_RESTORE_POINT, RESTORE_INCOMPATIBLE))
         elif color:
             padded = [click.style(cell, bold=True) for cell in padded]
         lines.append("  ".join(padded).rstrip())

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kazoo.client import KazooClient
 
 from common.store import Store
 from scheduler.devstack.services import free_port
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.stack import Cluster, ControlPlane
+from tests.zkserver import store_on
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +49,5 @@ def control(cluster: Cluster, tmp_path: Path) -> Iterator[ControlPlane]:
 
 @pytest.fixture
 def store(control: ControlPlane) -> Iterator[Store]:
-    client = KazooClient(hosts=control.cluster.zk_hosts)
-    client.start(timeout=10)
-    try:
-        yield Store(client, control.root)
-    finally:
-        client.stop()
-        client.close()
+    with store_on(control.cluster.zk_hosts, control.root) as store:
+        yield store

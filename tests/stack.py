@@ -105,8 +105,9 @@ class ControlPlane:
         return process
 
     def start_master(self, name: str = "master-a", *extra: str,
-                     config_dir: Path | None = None) -> subprocess.Popen[bytes]:
-        return self._spawn(name, [*self.base_argv(), "master", "--id", name,
+                     config_dir: Path | None = None,
+                     zk: str | None = None) -> subprocess.Popen[bytes]:
+        return self._spawn(name, [*self.base_argv(zk), "master", "--id", name,
                                   "--config-dir", str(config_dir or self.config_dir),
                                   "--metrics-port", "0",
                                   "--worker-log-dir", str(self.workdir / "pool"), *extra])

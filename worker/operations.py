@@ -5,13 +5,15 @@ A mixin of JobSupervisor, kept apart so the state machine's core stays readable.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from common.errors import FlinkschedError
 from common.flink import TERMINAL_STATES, FlinkClient
 from common.records import REMOVED, SUSPENDED, Checkpoint, JobRecord, JobStatus
 from common.store import Store
-from worker.restore import RestorePoints
+from worker.restore import RestorePoints, checkpoint_number
+from worker.restorecheck import RestoreChoice, location, rejection
 from worker.savepoints import SavepointKeeper
 from worker.watched import WatchedJob
 
@@ -36,7 +38,7 @@ class OperatorActions:
         raise NotImplementedError
 
     def _start(self, record: JobRecord, client: FlinkClient, status: JobStatus,
-               restore: Checkpoint | None, cause: str, *, kind: str,
+               choice: RestoreChoice, cause: str, *, kind: str,
                recent: tuple[float, ...] = ()) -> str:
         raise NotImplementedError
 
@@ -129,15 +131,33 @@ class OperatorActions:
     ) -> str:
         """An operator's restart: terminate attempt N first, then start N+1."""
         from_empty = bool(command.get("fromEmpty"))
-        reason = f"restart requested by {command.get('by', 'someone')}" + (
-            " from empty state" if from_empty else "")
+        from_path = str(command.get("fromPath") or "")
+        by = command.get("by", "someone")
+        reason = f"restart requested by {by}" + (
+            " from empty state" if from_empty else f" from {from_path}" if from_path else "")
+        if from_path:
+            problem = rejection(from_path)  # checked by the CLI too; the disk may differ here
+            if problem is not None:
+                self.store.delete_command(self.name, node)
+                self._event(f"refused a restart from {from_path} requested by {by}: {problem}")
+                return f"refused a restart from {from_path}: {problem}"
         if state is not None and state not in TERMINAL_STATES:
             if status.stopping != reason:
                 self._write(status.with_changes(stopping=reason))
                 client.cancel(status.flink_job_id)
                 self._event(f"cancelling attempt {status.attempt}: {reason}")
             return f"cancelling attempt {status.attempt}: {reason}"
-        restore = None if from_empty else self.restore_points.after(record, client, status)
-        message = self._start(record, client, status, restore, reason, kind="requested")
+        if from_path:
+            # The operator's word overrides an earlier rejection of the same point.
+            status = status.with_changes(rejected_restores=tuple(
+                r for r in status.rejected_restores if location(r.path) != location(from_path)))
+            choice = RestoreChoice.of(Checkpoint(path=from_path, id=checkpoint_number(from_path),
+                                                 timestamp=int(time.time() * 1000),
+                                                 kind="savepoint"))
+        elif from_empty:
+            choice = RestoreChoice.of(None)
+        else:
+            choice = self.restore_points.after(record, client, status)
+        message = self._start(record, client, status, choice, reason, kind="requested")
         self.store.delete_command(self.name, node)
         return message

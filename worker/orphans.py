@@ -1,4 +1,5 @@
-"""Orphans: running Flink jobs of this flinksched job that are not its current attempt.
+"""Attempts of a flinksched job in Flink's listing: orphans (running, not the current attempt)
+and attempts newer than ZooKeeper knows (adopted after a lost or rolled-back status).
 
 Matched on job ids, never on names: a program's env.execute("name") overrides the name.
 """
@@ -22,3 +23,21 @@ def orphan_ids(attempts: Mapping[str, str], name: str, current_attempt: int) -> 
         if state not in TERMINAL_STATES:
             found.append(job_id.lower())
     return sorted(found)
+
+
+def newer_live_attempt(attempts: Mapping[str, str], name: str,
+                       current_attempt: int) -> tuple[int, str] | None:
+    """The newest attempt Flink runs that is newer than the status's: ZooKeeper lost or rolled
+    back the status, and this attempt is adopted, not restarted (DESIGN rule 7)."""
+    found = []
+    for job_id, state in attempts.items():
+        attempt = attempt_of(name, job_id)
+        if attempt is not None and attempt > current_attempt and state not in TERMINAL_STATES:
+            found.append((attempt, job_id.lower()))
+    return max(found, default=None)
+
+
+def highest_attempt(attempts: Mapping[str, str], name: str) -> int:
+    """The highest attempt number Flink lists for the job, whatever its state: a new attempt
+    never reuses an id Flink still knows."""
+    return max((a for a in (attempt_of(name, j) for j in attempts) if a is not None), default=0)

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -93,7 +94,8 @@ class Worker:
             metrics_port=self.metrics_port,
         )
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event,
+            before_shutdown: Callable[[], None] | None = None) -> None:
         self.scheduler.start()
         self._register()
         ChildrenWatch(self.store.zk, self.store.assignments_path(self.id), self._on_assignments,
@@ -108,6 +110,8 @@ class Worker:
                 logger.warning("worker %s: reconcile failed: %r", self.id, exc)
             self._wake.wait(RECONCILE_INTERVAL)
             self._wake.clear()
+        if before_shutdown is not None:
+            before_shutdown()
         self.shutdown()
 
     def _on_assignments(self, children: list[str]) -> None:
@@ -166,14 +170,25 @@ class Worker:
         self.supervisors.clear()
 
     def shutdown(self) -> None:
-        """Hand every job back at once; the Flink jobs keep running for the next owner."""
+        """Hand every job back at once; the Flink jobs keep running for the next owner. Without
+        ZooKeeper nothing can be handed back: the jobs move when the session times out."""
         for supervisor in self.supervisors.values():
             supervisor.stop()
+        deadline = time.monotonic() + SHUTDOWN_GRACE
         for supervisor in self.supervisors.values():
-            supervisor.join(SHUTDOWN_GRACE)
-            supervisor.release()
+            supervisor.join(max(0.0, deadline - time.monotonic()))
+            if self.store.zk.connected:
+                try:
+                    supervisor.release()
+                except (StoreError, KazooException) as exc:
+                    logger.warning("worker %s: job %s not handed back: %r", self.id,
+                                   supervisor.name, exc)
         self.supervisors.clear()
         self.scheduler.shutdown(wait=False)
-        self.store.unregister_worker(self.id)
+        if self.store.zk.connected:
+            try:
+                self.store.unregister_worker(self.id)
+            except (StoreError, KazooException) as exc:
+                logger.warning("worker %s: not unregistered: %r", self.id, exc)
         self.clients.close()
         logger.info("worker %s stopped; its jobs were handed back", self.id)

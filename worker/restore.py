@@ -1,13 +1,17 @@
-"""Choosing the restore point: the newest completed checkpoint any source knows of.
+"""Choosing the restore point: the newest usable completed checkpoint any source knows of.
 
 Sources (DESIGN rule 5): Flink's checkpoint statistics of the last attempt, the checkpoint
-recorded in ZooKeeper status, and the retained checkpoints under the checkpoint directory.
+recorded in ZooKeeper status, the savepoints flinksched took, and the retained checkpoints
+under the checkpoint directory. Each candidate is checked before use (rule 7,
+worker/restorecheck.py): a placeholder, a point Flink already failed to read, or a local
+checkpoint without its metadata is passed over for the next-newest.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from common.flink import FlinkClient
 from common.jobids import flink_job_id, name_prefix
 from common.records import Checkpoint, JobRecord, JobStatus
 from worker.clients import FlinkClients
+from worker.restorecheck import RestoreChoice, choose, is_placeholder
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +44,8 @@ def from_flink_stats(stats: Mapping[str, Any] | None) -> list[Checkpoint]:
     found = []
     for key, kind in (("completed", "checkpoint"), ("savepoint", "savepoint")):
         entry = latest.get(key)
-        if entry and entry.get("external_path") and not entry.get("discarded", False):
+        path = str((entry or {}).get("external_path") or "")
+        if entry and path and not is_placeholder(path) and not entry.get("discarded", False):
             found.append(
                 Checkpoint(
                     path=str(entry["external_path"]),
@@ -49,7 +55,8 @@ def from_flink_stats(stats: Mapping[str, Any] | None) -> list[Checkpoint]:
                 )
             )
     restored = latest.get("restored")
-    if restored and restored.get("external_path"):
+    if restored and restored.get("external_path") and not is_placeholder(
+            str(restored["external_path"])):
         # Its completion time is unknown here; it only wins when nothing newer exists.
         found.append(
             Checkpoint(
@@ -60,6 +67,13 @@ def from_flink_stats(stats: Mapping[str, Any] | None) -> list[Checkpoint]:
             )
         )
     return found
+
+
+def reports_placeholder(stats: Mapping[str, Any] | None) -> bool:
+    """Flink completed a checkpoint it cannot address: the cluster has no checkpoint directory,
+    so no restart can ever restore from its checkpoints."""
+    completed = ((stats or {}).get("latest") or {}).get("completed") or {}
+    return is_placeholder(str(completed.get("external_path") or ""))
 
 
 def checkpoint_dir(job_config: Mapping[str, str], cluster_config: Mapping[str, str]) -> str | None:
@@ -109,6 +123,12 @@ def retained_on_disk(directory: str, job_id_prefix: str) -> list[Checkpoint]:
     return found
 
 
+def checkpoint_number(path: str) -> int:
+    """N of a `.../chk-N` path; 0 for a savepoint or anything else."""
+    match = _CHK_DIR.match(path.rstrip("/").rsplit("/", 1)[-1])
+    return int(match.group(1)) if match else 0
+
+
 def restore_fallbacks(restored_from: str, initial_savepoint: str | None) -> list[Checkpoint]:
     """State the last attempt started from, and the spec's initial savepoint.
 
@@ -125,15 +145,15 @@ def restore_fallbacks(restored_from: str, initial_savepoint: str | None) -> list
 
 
 class RestorePoints:
-    """Gathers every source's candidates for one job and picks the newest (rule 5)."""
+    """Gathers every source's candidates for one job and picks the newest usable (rules 5, 7)."""
 
     def __init__(self, name: str, clients: FlinkClients) -> None:
         self.name = name
         self.clients = clients
 
-    def after(self, record: JobRecord, client: FlinkClient, status: JobStatus) -> Checkpoint | None:
+    def after(self, record: JobRecord, client: FlinkClient, status: JobStatus) -> RestoreChoice:
         """Where the attempt after `status.attempt` starts from."""
-        candidates: list[Checkpoint | None] = [status.last_checkpoint]
+        candidates: list[Checkpoint | None] = [status.last_checkpoint, *status.savepoints]
         candidates.extend(restore_fallbacks(status.restored_from,
                                             record.spec["job"].get("initialSavepointPath")))
         try:
@@ -142,15 +162,16 @@ class RestorePoints:
         except FlinkUnreachable:
             pass
         candidates.extend(self.retained(record, client))
-        return newest(candidates)
+        return choose(candidates, status.rejected_paths, time.time())
 
-    def first(self, record: JobRecord, client: FlinkClient) -> Checkpoint | None:
+    def first(self, record: JobRecord, client: FlinkClient, status: JobStatus) -> RestoreChoice:
         """Where the very first attempt starts: the spec's initial savepoint, else whatever
         state an earlier life of this job name left on disk, else nothing."""
         initial = record.spec["job"].get("initialSavepointPath")
         if initial:
-            return Checkpoint(path=str(initial), id=0, timestamp=0, kind="savepoint")
-        return newest(self.retained(record, client))
+            point = Checkpoint(path=str(initial), id=0, timestamp=0, kind="savepoint")
+            return choose([point], status.rejected_paths, time.time())
+        return choose(self.retained(record, client), status.rejected_paths, time.time())
 
     def retained(self, record: JobRecord, client: FlinkClient) -> list[Checkpoint]:
         try:

@@ -33,25 +33,35 @@ from common.records import (
     CLUSTER_UNREACHABLE,
     CRASH_LOOP,
     FINISHED,
+    HELD_PHASES,
+    NO_RESTORE_POINT,
     RECOVERING,
     REMOVED,
     RESTARTING,
+    RESTORE_INCOMPATIBLE,
     RUNNING,
     SUBMIT_FAILED,
     SUBMITTING,
     SUSPENDED,
-    Checkpoint,
     Fence,
     JobRecord,
     JobStatus,
+    RejectedRestore,
 )
 from common.store import Store
 from worker.clients import ClusterStates, FlinkClients
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache, JarError
-from worker.orphans import orphan_ids
+from worker.orphans import highest_attempt, newer_live_attempt, orphan_ids
 from worker.policy import backoff_delay, recent_restarts
-from worker.restore import RestorePoints, from_flink_stats, newest
+from worker.restore import RestorePoints, from_flink_stats, newest, reports_placeholder
+from worker.restorecheck import (
+    INCOMPATIBLE_HINT,
+    FailureClass,
+    RestoreChoice,
+    classify_failure,
+    no_restore_point_reason,
+)
 from worker.savepoints import SavepointKeeper
 from worker.upgrades import Upgrades
 from worker.watched import WatchedJob
@@ -75,6 +85,10 @@ RETENTION_KEY = "execution.checkpointing.externalized-checkpoint-retention"
 # Flink serves exception history from a cache (web.refresh-interval); it can lag the failure.
 ROOT_CAUSE_PENDING = "root exception not reported by Flink yet"
 LISTED_PHASES = (SUBMITTING, RUNNING, RESTARTING)  # whose attempt the shared listing watches
+CAUSE_WAIT = 10.0  # how long a failed restore's root cause is waited for before it counts
+HELD_RECHECK = 10.0  # a job with no usable restore point looks for one again this often
+NON_DURABLE = ("its checkpoints are kept only in the JobManager's memory (the cluster has no "
+               "execution.checkpointing.dir) and it has no usable savepoint")
 
 
 def stats_interval(record: JobRecord) -> float:
@@ -143,6 +157,7 @@ class JobSupervisor(Upgrades):
         self._unsettled = float("-inf")  # the last time Flink showed the attempt restarting
         self._quiet = False  # the listing watches the attempt and wakes this supervisor
         self._submitted = float("-inf")  # monotonic time of this supervisor's last submission
+        self._cause_wait: tuple[str, float] | None = None  # job id, when its failure was seen
         self._created = float("-inf")  # ... when that submission created the attempt
         self._stop = threading.Event()
         self.watched = WatchedJob(store, name, self._wake.set)
@@ -272,25 +287,32 @@ class JobSupervisor(Upgrades):
         restart_command = self._take_commands()
         hold, why = self._desired_hold(record)
         if status.attempt == 0:
+            adopted = self._adopt_newer(record, client, status)
+            if adopted is not None:
+                return adopted
             if hold:
                 held = status.with_changes(phase=hold, reason=why,
                                            observed_generation=record.generation)
                 return self._observe(held, f"not started: {why}")
-            restore = self.restore_points.first(record, client)
-            return self._start(record, client, status, restore, "first start", kind="first")
+            choice = self.restore_points.first(record, client, status)
+            return self._start(record, client, status, choice, "first start", kind="first")
         job_id = status.flink_job_id or flink_job_id(self.name, status.attempt)
         try:
             state = self._flink_state(client, status, job_id)
         except FlinkUnreachable as exc:
             return self._unreachable(status, exc)
+        if state is None or state in TERMINAL_STATES:
+            adopted = self._adopt_newer(record, client, status)
+            if adopted is not None:
+                return adopted
         if hold:
             if restart_command is not None:
                 self.store.delete_command(self.name, restart_command[0])
                 self._event(f"ignored a restart request: the job is {hold.lower()}")
             return self._suspend(record, client, status, state, job_id, hold, why)
         if status.phase in (SUSPENDED, REMOVED):
-            restore = self.restore_points.after(record, client, status)
-            return self._start(record, client, status, restore, "resume", kind="resume")
+            choice = self.restore_points.after(record, client, status)
+            return self._start(record, client, status, choice, "resume", kind="resume")
         if self._upgrade_due(record, status):
             upgrading = self._upgrade(record, client, status, state, job_id)
             if upgrading is not None:
@@ -298,6 +320,8 @@ class JobSupervisor(Upgrades):
         status = self._apply_in_place(record, status)
         if restart_command is not None:
             return self._requested_restart(record, client, status, state, *restart_command)
+        if status.phase in HELD_PHASES and (state is None or state in TERMINAL_STATES):
+            return self._held(record, client, status)
         waiting = status.phase in (SUBMIT_FAILED, CRASH_LOOP, RECOVERING) and status.last_failure
         if state is None:
             if status.submit_pending and status.phase in (SUBMITTING, CLUSTER_UNREACHABLE):
@@ -308,8 +332,7 @@ class JobSupervisor(Upgrades):
         if state == "FAILED":
             if waiting:
                 return self._restart(record, client, status, status.last_failure)
-            cause = client.root_exception(job_id) or ROOT_CAUSE_PENDING
-            return self._restart(record, client, status, f"FAILED: {cause}")
+            return self._failed(record, client, status, job_id)
         if state == "CANCELED":
             return self._restart(record, client, status,
                                  status.stopping or "CANCELED outside flinksched")
@@ -360,6 +383,89 @@ class JobSupervisor(Upgrades):
         return states
 
     # -- decisions -----------------------------------------------------------------------
+    def _failed(self, record: JobRecord, client: FlinkClient, status: JobStatus,
+                job_id: str) -> str:
+        """The attempt FAILED: a restore point Flink could not read is passed over for the
+        next-newest at once; state that does not fit the program holds the job; anything
+        else is a failure of the job, restarted by the policy."""
+        cause = client.root_exception(job_id)
+        ever_ran = status.phase != SUBMITTING
+        if not cause and status.restored_from and not ever_ran:
+            # Flink serves exceptions from a cache: a restore's failure is waited for, briefly,
+            # so that it is not taken for the job's own (and the same point tried again).
+            if self._cause_wait is None or self._cause_wait[0] != job_id:
+                self._cause_wait = (job_id, time.monotonic())
+            if time.monotonic() - self._cause_wait[1] < CAUSE_WAIT:
+                return f"attempt {status.attempt} failed before running; waiting for its cause"
+        cause = cause or ROOT_CAUSE_PENDING
+        failure = classify_failure(cause, status.restored_from, ever_ran=ever_ran)
+        if failure is FailureClass.RESTORE_UNREADABLE:
+            return self._reject_restore(record, client, status, cause)
+        if failure is FailureClass.RESTORE_INCOMPATIBLE:
+            reason = f"cannot restore {status.restored_from}: {cause}; {INCOMPATIBLE_HINT}"
+            if status.phase != RESTORE_INCOMPATIBLE:
+                self._event(f"attempt {status.attempt} cannot use its restored state; held: "
+                            f"{cause}")
+            held = status.with_changes(phase=RESTORE_INCOMPATIBLE, reason=reason[:1500],
+                                       last_failure=cause, submit_pending=False)
+            return self._observe(held, f"held: restored state does not fit: {cause[:200]}")
+        return self._restart(record, client, status, f"FAILED: {cause}")
+
+    def _reject_restore(self, record: JobRecord, client: FlinkClient, status: JobStatus,
+                        cause: str) -> str:
+        """Flink could not read the attempt's restore point: remember it as unusable and start
+        the next attempt from the next-newest point, outside the restart policy's budget."""
+        path = status.restored_from
+        rejected = status.with_rejected(
+            RejectedRestore(path, f"Flink could not restore from it: {cause[:300]}", time.time()))
+        self._event(f"restore point {path} of attempt {status.attempt} is unusable: {cause}; "
+                    "trying the next-newest")
+        self._write(rejected)
+        if self.failure_seen is None:
+            self.failure_seen = time.monotonic()
+        choice = self.restore_points.after(record, client, rejected)
+        why = f"restore point {path} was unusable (not counted against the restart policy)"
+        return self._start(record, client, rejected, choice, why, kind="rejected")
+
+    def _held(self, record: JobRecord, client: FlinkClient, status: JobStatus) -> str:
+        """A job held for its state: only an operator, a new generation or (for a missing
+        restore point) a usable point appearing moves it on. Never the same retry again."""
+        if status.phase == NO_RESTORE_POINT and self._due_now("held", HELD_RECHECK):
+            choice = self.restore_points.after(record, client, status)
+            if choice.point is not None:
+                return self._start(record, client, status, choice,
+                                   f"restore point {choice.point.path} became usable",
+                                   kind="lost")
+            status = status.with_rejected(*choice.rejected)
+            self._observe(status, "")
+        return f"held in {status.phase}: {status.reason[:200]}"
+
+    def _adopt_newer(self, record: JobRecord, client: FlinkClient,
+                     status: JobStatus) -> str | None:
+        """Flink runs an attempt newer than the status knows (ZooKeeper lost or rolled back its
+        data): adopt it, found by the job-id prefix; never restart it or start another."""
+        try:
+            attempts = self.clients.states(client).listed_attempts(self._name_prefix)
+        except FlinkschedError:
+            return None
+        newer = newer_live_attempt(attempts, self.name, status.attempt)
+        if newer is None:
+            return None
+        attempt, job_id = newer
+        known = f"attempt {status.attempt}" if status.attempt else "no attempt"
+        why = (f"adopted attempt {attempt} ({job_id}), running in Flink; ZooKeeper's status "
+               f"knew {known} (its data was lost or rolled back)")
+        self._event(why)
+        adopted = status.with_changes(
+            phase=SUBMITTING, attempt=attempt, flink_job_id=job_id, submit_pending=False,
+            stopping="", observed_generation=record.generation, submit_hash=record.submit_hash,
+            since=time.time(), reason=why, worker=self.owner.holder)
+        self._created = float("-inf")  # its checkpoints and restarts are read at once
+        self._checked.pop("stats", None)
+        self._checked.pop("restart-count", None)
+        self._write(adopted)
+        return why
+
     def _alive(
         self, record: JobRecord, client: FlinkClient, status: JobStatus, job_id: str, state: str
     ) -> str:
@@ -373,6 +479,20 @@ class JobSupervisor(Upgrades):
             looping = status.with_changes(phase=CRASH_LOOP, reason=crash, stopping=crash,
                                           last_failure=crash, **changes)
             return self._observe(looping, f"crash loop: {crash}")
+        if state in ("RESTARTING", "FAILING") and status.restored_from and self._due_now(
+                "restore-fit", RESTART_COUNT_INTERVAL):
+            cause = client.root_exception(job_id)
+            if classify_failure(cause, status.restored_from,
+                                ever_ran=True) is FailureClass.RESTORE_INCOMPATIBLE:
+                # Flink's own restarts would try the same state again and again.
+                client.cancel(job_id)
+                self._event(f"attempt {status.attempt} cannot use its restored state; "
+                            f"cancelled and held: {cause}")
+                reason = f"cannot restore {status.restored_from}: {cause}; {INCOMPATIBLE_HINT}"
+                held = status.with_changes(phase=RESTORE_INCOMPATIBLE, reason=reason[:1500],
+                                           last_failure=cause, stopping="restored state "
+                                           "does not fit the program", **changes)
+                return self._observe(held, f"held: restored state does not fit: {cause[:200]}")
         if state != "RUNNING":
             phase = RESTARTING if state in ("RESTARTING", "FAILING") else status.phase
             reason = f"Flink is {state} attempt {status.attempt}" if phase == RESTARTING else (
@@ -399,6 +519,13 @@ class JobSupervisor(Upgrades):
                 stats = None
             completed = [c for c in from_flink_stats(stats) if c.timestamp > 0]
             changes["last_checkpoint"] = newest([*completed, status.last_checkpoint])
+            if stats is not None:
+                durable = bool(completed) or not reports_placeholder(stats)
+                if not durable and status.checkpoints_durable:
+                    self._event(f"checkpoints of attempt {status.attempt} are not externally "
+                                "addressable: a restart can restore only from a savepoint "
+                                "(configure execution.checkpointing.dir)")
+                changes["checkpoints_durable"] = durable
         if status.last_failure.endswith(ROOT_CAUSE_PENDING) and status.attempt > 1:
             cause = client.root_exception(flink_job_id(self.name, status.attempt - 1))
             if cause:
@@ -479,8 +606,8 @@ class JobSupervisor(Upgrades):
                 last_failure=cause,
             )
             return self._observe(waiting, f"backing off {delay:g}s before restarting")
-        restore = self.restore_points.after(record, client, status)
-        return self._start(record, client, status, restore, cause, kind="failure", recent=recent)
+        choice = self.restore_points.after(record, client, status)
+        return self._start(record, client, status, choice, cause, kind="failure", recent=recent)
 
     def _lost(self, record: JobRecord, client: FlinkClient, status: JobStatus) -> str:
         """The cluster no longer knows the attempt (its JobManager restarted without HA, or
@@ -488,17 +615,17 @@ class JobSupervisor(Upgrades):
         newest restore point and the restart policy's budget is left alone."""
         if self.failure_seen is None:
             self.failure_seen = time.monotonic()
-        restore = self.restore_points.after(record, client, status)
+        choice = self.restore_points.after(record, client, status)
         cause = (f"attempt {status.attempt} is missing from the cluster "
                  "(not counted against the restart policy)")
-        return self._start(record, client, status, restore, cause, kind="lost")
+        return self._start(record, client, status, choice, cause, kind="lost")
 
     def _start(
         self,
         record: JobRecord,
         client: FlinkClient,
         status: JobStatus,
-        restore: Checkpoint | None,
+        choice: RestoreChoice,
         cause: str,
         *,
         kind: str,
@@ -507,14 +634,34 @@ class JobSupervisor(Upgrades):
         """Claim the next attempt (compare-and-set), then submit it.
 
         `kind` is "first", "failure" (counts against the restart policy), "lost" (the
-        cluster lost the attempt: a restart that does not count), "requested" (an operator's
-        restart), "resume" or "upgrade" (a new generation: the restart policy's budget
-        starts afresh).
+        cluster lost the attempt: a restart that does not count), "rejected" (the last restore
+        point was unusable: does not count either), "requested" (an operator's restart),
+        "resume" or "upgrade" (a new generation: the restart policy's budget starts afresh).
+        Candidates the choice passed over are remembered; with candidates but none usable the
+        job stops in NoRestorePoint instead of losing its state silently.
         """
         if not self.guard.can_act():
             return "paused: ZooKeeper connection is not healthy"
         now = time.time()
-        attempt = status.attempt + 1
+        if choice.rejected:
+            status = status.with_rejected(*choice.rejected)
+            for rejected in choice.rejected:
+                self._event(f"restore point {rejected.path} passed over: {rejected.reason}")
+        if choice.exhausted and status.checkpoints_durable:
+            reason = no_restore_point_reason(self.name, status.rejected_restores)
+            if status.phase != NO_RESTORE_POINT:
+                self._event(f"not restarted: {reason}")
+            stopped = status.with_changes(phase=NO_RESTORE_POINT, reason=reason,
+                                          submit_pending=False, last_failure=cause)
+            self._checked["held"] = time.monotonic()
+            return self._observe(stopped, f"no usable restore point after {cause}")
+        restore = choice.point
+        try:
+            listed = self.clients.states(client).listed_attempts(self._name_prefix)
+        except FlinkschedError:
+            listed = {}
+        # A new attempt never reuses an id Flink still knows (a rolled-back status).
+        attempt = max(status.attempt, highest_attempt(listed, self.name)) + 1
         failure = kind == "failure"
         claimed = status.with_changes(
             phase=SUBMITTING,
@@ -529,15 +676,18 @@ class JobSupervisor(Upgrades):
             since=now,
             reason=cause,
             worker=self.owner.holder,
-            last_failure=cause if kind in ("failure", "lost") else status.last_failure,
-            restarts=status.restarts + (1 if kind in ("failure", "lost", "requested") else 0),
+            last_failure=cause if kind in ("failure", "lost", "rejected") else status.last_failure,
+            restarts=status.restarts + (
+                1 if kind in ("failure", "lost", "rejected", "requested") else 0),
             restart_times=(*recent, now) if failure else (
                 () if kind == "upgrade" else status.restart_times),
             last_checkpoint=newest([status.last_checkpoint, restore]),
         )
         self._write(claimed)
         origin = restore.label if restore else "empty state"
-        if restore is None and kind in ("first", "failure", "lost"):
+        if restore is None and not status.checkpoints_durable:
+            origin += f" ({NON_DURABLE})"
+        elif restore is None and kind in ("first", "failure", "lost"):
             origin += " (no checkpoint or savepoint of this job exists yet)"
         verb = {"first": "started", "resume": "resumed", "upgrade": "started"}.get(
             kind, "restarted")
@@ -578,6 +728,9 @@ class JobSupervisor(Upgrades):
         except (FlinkRequestFailed, JarError) as exc:
             reason = exc.message if isinstance(exc, FlinkRequestFailed) else str(exc)
             reason = reason.strip()[:1000]
+            failure = classify_failure(reason, restore_path, ever_ran=False)
+            if failure is FailureClass.RESTORE_UNREADABLE:
+                return self._reject_restore(record, client, status, reason)
             self._event(f"submission of attempt {status.attempt} rejected: {reason}")
             failed = status.with_changes(phase=SUBMIT_FAILED, reason=reason, last_failure=reason,
                                          submit_pending=False)

@@ -16,6 +16,7 @@ import time
 from common.flink import TERMINAL_STATES, FlinkClient
 from common.records import RUNNING, JobRecord, JobStatus
 from worker.operations import OperatorActions
+from worker.restorecheck import RestoreChoice
 from worker.savepoints import NOT_RUNNING_YET
 
 UPGRADE_RETRY = 60.0  # after a failed stop-with-savepoint, the old attempt keeps running
@@ -59,7 +60,8 @@ class Upgrades(OperatorActions):
                 self._observe(self.current.with_changes(stopping="", reason=message), message)
                 return f"{message}; attempt {status.attempt} keeps running, retrying in {wait:g}s"
             if taken is not None:
-                return self._start(record, client, self.current, taken, why, kind="upgrade")
+                return self._start(record, client, self.current, RestoreChoice.of(taken), why,
+                                   kind="upgrade")
         if state is not None and state not in TERMINAL_STATES:
             if status.stopping != why:
                 self._write(status.with_changes(stopping=why))
@@ -68,6 +70,6 @@ class Upgrades(OperatorActions):
                             + ("" if mode != "savepoint" else
                                f" from the newest checkpoint, the attempt being {state}"))
             return f"cancelling attempt {status.attempt}: {why}"
-        restore = None if mode == "stateless" else self.restore_points.after(
+        choice = RestoreChoice.of(None) if mode == "stateless" else self.restore_points.after(
             record, client, self.current)
-        return self._start(record, client, self.current, restore, why, kind="upgrade")
+        return self._start(record, client, self.current, choice, why, kind="upgrade")

@@ -95,8 +95,10 @@ class FlinkPorts:
     rpc: int = 6123
 
 
-def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPorts) -> Path:
-    """A conf dir for a local session cluster: fast heartbeats, local retained checkpoints."""
+def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPorts,
+                     durable: bool = True) -> Path:
+    """A conf dir for a local session cluster: fast heartbeats, local retained checkpoints.
+    `durable=False` leaves out the checkpoint and savepoint directories, as Flink ships."""
     conf_dir.mkdir(parents=True, exist_ok=True)
     for shipped in (home / "conf").iterdir():
         if shipped.name != "config.yaml":
@@ -131,6 +133,11 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
         "web.tmpdir": str(tmp),
         "web.cancel.enable": True,
     }
+    if not durable:
+        for key in ("execution.checkpointing.dir", "execution.checkpointing.savepoint-dir",
+                    "execution.checkpointing.num-retained",
+                    "execution.checkpointing.externalized-checkpoint-retention"):
+            del settings[key]
     path = conf_dir / "config.yaml"
     with path.open("w") as out:
         YAML(typ="safe", pure=True).dump(settings, out)

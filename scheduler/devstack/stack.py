@@ -19,6 +19,7 @@ import httpx
 from common.errors import DevStackError
 from scheduler.devstack import flinkhome, prometheus, zookeeper
 from scheduler.devstack.examplejob import build_example_jar
+from scheduler.devstack.ports import holder
 from scheduler.devstack.services import Service, port_open, running_pid, start, stop, wait_for
 
 Progress = Callable[[str], None]
@@ -40,6 +41,9 @@ class StackConfig:
     master_metrics_port: int = 9250
     worker_metrics_port: int = 9251
     workers: int = 2
+    # Jobs each worker supervises: the two workers run every job a demo's configs/ holds (a
+    # job is a thread in a worker, and the session cluster's 24 task slots bind first).
+    worker_slots: int = 32
     prometheus: bool = False  # also a Prometheus scraping the control plane, with the alerts
     prometheus_port: int = 9090
 
@@ -93,11 +97,13 @@ class DevStack:
         services = [
             self._service("master", [*base, "master", "--id", "dev-master",
                                      "--config-dir", str(self.config.config_dir),
+                                     "--worker-slots", str(self.config.worker_slots),
                                      "--metrics-port", str(self.config.master_metrics_port)])
         ]
         for index in range(self.config.workers):
             services.append(self._service(f"worker-{index}", [
                 *base, "worker", "--id", f"dev-worker-{index}",
+                "--slots", str(self.config.worker_slots),
                 "--metrics-port", str(self.config.worker_metrics_port + index)]))
         return services
 
@@ -176,8 +182,37 @@ class DevStack:
             raise DevStackError(f"Prometheus did not open port {self.config.prometheus_port}; "
                                 f"see {self.prometheus_service().log_file}")
 
+    def ports(self) -> list[tuple[Service, int, str]]:
+        """Each service's fixed ports, with what they are for."""
+        found = [(self.zookeeper_service(), self.config.zk_port, "ZooKeeper"),
+                 (self.flink_service("jobmanager"), self.config.rest_port, "Flink REST"),
+                 (self.flink_service("jobmanager"), self.config.rpc_port, "Flink RPC")]
+        control = self.control_services()
+        found.append((control[0], self.config.master_metrics_port, "master metrics"))
+        for index, service in enumerate(control[1:]):
+            found.append((service, self.config.worker_metrics_port + index, "worker metrics"))
+        if self.config.prometheus:
+            found.append((self.prometheus_service(), self.config.prometheus_port, "Prometheus"))
+        return found
+
+    def refuse_strangers(self) -> None:
+        """A port this stack needs, held by a process it did not start, is an error naming
+        both: never use (or fail to start beside) someone else's server."""
+        problems = []
+        for service, port, what in self.ports():
+            if running_pid(service) is not None:
+                continue  # ours, from an earlier `dev up`
+            held_by = holder(port)
+            if held_by is not None:
+                problems.append(f"port {port} ({what}) is held by {held_by}, which this stack "
+                                "did not start")
+        if problems:
+            raise DevStackError("; ".join(problems) + ". Stop it, or give this stack other "
+                                "ports (`flinksched dev up --help`)")
+
     def up(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.refuse_strangers()
         self.prepare()
         self.start_zookeeper()
         self.start_flink()

@@ -26,6 +26,7 @@ from common.errors import StoreError
 from common.jobids import attempt_of, flink_job_id
 from common.records import RUNNING
 from common.store import Store
+from common.zksession import SessionKeeper
 
 SAMPLE_INTERVAL = 0.25
 CHECKPOINT_INTERVAL = 1.0  # per running attempt; Flink caches the statistics for 3 s anyway
@@ -60,6 +61,9 @@ class Checker:
         self._zk = KazooClient(hosts=zk_hosts, timeout=10.0,
                                connection_retry={"max_tries": -1, "delay": 0.2, "max_delay": 1})
         self._zk.start(timeout=30)
+        # A wiped or rolled-back ensemble refuses the old session, as for the processes.
+        self._keeper = SessionKeeper(self._zk, zk_hosts, patience=5.0)
+        self._keeper.start()
         self._store = Store(self._zk, root)
         # Newest completed checkpoint seen per job and attempt: (id, completion time in ms).
         self._completed: dict[str, dict[int, tuple[int, int]]] = {}
@@ -80,6 +84,7 @@ class Checker:
         self._thread.start()
 
     def close(self) -> None:
+        self._keeper.stop()
         self._stop.set()
         self._thread.join(10)
         self._http.close()
@@ -100,6 +105,22 @@ class Checker:
             return self._store.leader_id()
         except (KazooException, StoreError):
             return None
+
+    def spoiled(self, name: str, attempt: int, usable_id: int | None) -> None:
+        """The chaos broke this attempt's checkpoints past `usable_id` (None: all of them): a
+        restore is judged against the newest checkpoint that can still be read."""
+        with self._lock:
+            completed = self._completed.setdefault(name, {})
+            if usable_id is None:
+                completed.pop(attempt, None)
+            elif attempt in completed and completed[attempt][0] > usable_id:
+                completed[attempt] = (usable_id, completed[attempt][1])
+
+    def data_lost(self) -> None:
+        """ZooKeeper lost or rolled back its data: jobs vanish until the leader syncs them again,
+        which is no finding (the invariant is that flinksched never drops a job itself)."""
+        with self._lock:
+            self._seen.clear()
 
     def unjudged_restores(self) -> list[tuple[str, int]]:
         """Restarted attempts still live whose restore point was not judged yet."""

@@ -10,13 +10,17 @@ network condition the processes cannot tell from the real thing.
 from __future__ import annotations
 
 import random
+import shutil
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scheduler.devstack.services import kill, running_pid
+import httpx
+
+from common.jobids import attempt_of, flink_job_id
+from scheduler.devstack.services import kill, running_pid, wait_for
 from scheduler.devstack.stack import DevStack
 from tests.chaos.checker import Checker, Findings
 from tests.chaos.ensemble import Ensemble
@@ -219,6 +223,124 @@ def jobmanager_restart(stack: ChaosStack, rng: random.Random) -> str:
     return "SIGKILL and restart of the Flink JobManager"
 
 
+# -- faults in state: what the processes read is wrong --------------------------------------
+def _cancel_behind_their_backs(stack: ChaosStack, rng: random.Random,
+                               wanted: Callable[[str, int], bool] = lambda name, a: True,
+                               ) -> tuple[str, int, Path] | None:
+    """With every worker cut off from Flink, cancel a running attempt directly: the workers
+    see it ended only once the proxy heals, after the test has changed its state on disk.
+    Returns the job, the attempt and its checkpoint directory; the proxy stays partitioned."""
+    real = stack.real_rest_url
+    listing = httpx.get(f"{real}/jobs", timeout=5).json().get("jobs", [])
+    running = [(name, attempt) for job in listing if job["status"] == "RUNNING"
+               for name in stack.jobs
+               if (attempt := attempt_of(name, job["id"])) is not None and wanted(name, attempt)]
+    if not running:
+        return None
+    name, attempt = rng.choice(sorted(running))
+    job_id = flink_job_id(name, attempt)
+    stack.rest_proxy.partition()
+    httpx.patch(f"{real}/jobs/{job_id}", params={"mode": "cancel"}, timeout=5)
+    wait_for(lambda: (httpx.get(f"{real}/jobs/{job_id}", timeout=5).json()
+                      .get("state")) == "CANCELED", 30)
+    return name, attempt, stack.real_cluster.state_dir / "checkpoints" / job_id
+
+
+def _usable(directory: Path) -> list[Path]:
+    """chk-N directories with their metadata, oldest first."""
+    found = [d for d in directory.glob("chk-*") if (d / "_metadata").is_file()]
+    return sorted(found, key=lambda d: int(d.name.split("-")[1]))
+
+
+def broken_newest_checkpoint(stack: ChaosStack, rng: random.Random) -> str:
+    """The newest checkpoint of an attempt that ended is unreadable (garbage metadata):
+    Flink rejects it, and the next attempt must start from the one before."""
+    found = _cancel_behind_their_backs(
+        stack, rng, lambda name, attempt: len(_usable(
+            stack.real_cluster.state_dir / "checkpoints" / flink_job_id(name, attempt))) >= 2)
+    if found is None:
+        return "no attempt with two checkpoints to break"
+    name, attempt, directory = found
+    *_, before, newest = _usable(directory)
+    (newest / "_metadata").write_bytes(b"not a checkpoint")
+    stack.checker.spoiled(name, attempt, int(before.name.split("-")[1]))
+    stack.rest_proxy.heal()
+    return f"broke {newest.name} of {name} attempt {attempt} after cancelling it"
+
+
+def checkpoint_dir_deleted(stack: ChaosStack, rng: random.Random) -> str:
+    """Every checkpoint of the attempt that ended is gone: the restore comes from an older
+    attempt's retained checkpoints (jobs whose older attempts left some)."""
+    root = stack.real_cluster.state_dir / "checkpoints"
+
+    def older_kept(name: str, attempt: int) -> bool:
+        return any(_usable(root / flink_job_id(name, a)) for a in range(1, attempt))
+
+    found = _cancel_behind_their_backs(stack, rng, older_kept)
+    if found is None:
+        return "no job with an older attempt's checkpoints; nothing deleted"
+    name, attempt, directory = found
+    shutil.rmtree(directory, ignore_errors=True)
+    stack.checker.spoiled(name, attempt, None)
+    stack.rest_proxy.heal()
+    return f"deleted the checkpoint directory of {name} attempt {attempt} after cancelling it"
+
+
+def _ensemble_data(stack: ChaosStack) -> list[Path]:
+    return [service.state_dir / "zookeeper" / "version-2" for service in stack.ensemble.services]
+
+
+def zookeeper_wiped(stack: ChaosStack, rng: random.Random) -> str:
+    """Every server restarts with an empty data directory: fresh sessions, the configs synced
+    again, the running attempts adopted."""
+    stack.ensemble.stop()
+    for data in _ensemble_data(stack):
+        shutil.rmtree(data, ignore_errors=True)
+    stack.checker.data_lost()
+    stack.ensemble.start()
+    stack.ensemble.wait_serving()
+    return "wiped the data of all three ZooKeeper servers"
+
+
+def zookeeper_server_wiped(stack: ChaosStack, rng: random.Random) -> str:
+    member = rng.randrange(len(stack.ensemble.ports))
+    stack.ensemble.kill(member)
+    shutil.rmtree(_ensemble_data(stack)[member], ignore_errors=True)
+    stack.ensemble.start(member)
+    stack.ensemble.wait_serving()
+    return f"wiped the data of ZooKeeper server {member + 1}"
+
+
+def zookeeper_rolled_back(stack: ChaosStack, rng: random.Random) -> str:
+    """A copy of the data is taken, a job moves on (a new attempt), and the ensemble is then
+    restored from the copy: statuses name older attempts than Flink runs."""
+    stack.ensemble.stop()
+    copies = []
+    for data in _ensemble_data(stack):
+        copy = data.with_name("version-2.backup")
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(data, copy)
+        copies.append((copy, data))
+    stack.ensemble.start()
+    stack.ensemble.wait_serving()
+    moved = _cancel_behind_their_backs(stack, rng)
+    stack.rest_proxy.heal()
+    if moved is not None:  # its restart, once the workers see the cancellation
+        name, attempt, _ = moved
+        wait_for(lambda: any(attempt_of(name, j["id"]) == attempt + 1 and j["status"] == "RUNNING"
+                             for j in httpx.get(f"{stack.real_rest_url}/jobs", timeout=5)
+                             .json().get("jobs", [])), 60)
+    stack.ensemble.stop()
+    for copy, data in copies:
+        shutil.rmtree(data, ignore_errors=True)
+        copy.rename(data)
+    stack.checker.data_lost()
+    stack.ensemble.start()
+    stack.ensemble.wait_serving()
+    what = f"{moved[0]} moved to attempt {moved[1] + 1} since" if moved else "nothing moved"
+    return f"restored ZooKeeper from an older copy of its data ({what})"
+
+
 def slow_rest(stack: ChaosStack, rng: random.Random) -> str:
     stack.rest_proxy.delay = SLOW_REST_DELAY
     time.sleep(rng.uniform(3.0, 10.0))
@@ -233,8 +355,13 @@ FAULTS: dict[str, Fault] = {
     "ZooKeeper restart": zookeeper_restart,
     "ZooKeeper server loss (1 of 3)": zookeeper_server_loss,
     "worker partitioned from ZooKeeper": worker_partition,
-    "JobManager SIGKILL + restart": jobmanager_restart,
+    "JobManager SIGKILL + restart (Flink forgets every attempt)": jobmanager_restart,
     "slow Flink REST": slow_rest,
+    "newest checkpoint broken": broken_newest_checkpoint,
+    "last attempt's checkpoint directory deleted": checkpoint_dir_deleted,
+    "ZooKeeper data wiped (all servers)": zookeeper_wiped,
+    "ZooKeeper data wiped (one server)": zookeeper_server_wiped,
+    "ZooKeeper restored from an older copy": zookeeper_rolled_back,
 }
 
 

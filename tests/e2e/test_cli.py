@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 CONTRACT = {"name", "desiredState", "override", "phase", "flinkJobId", "attempt", "worker",
             "since", "restarts", "restartsLastHour", "lastCheckpoint", "generation",
             "observedGeneration", "reason", "labels", "cluster", "source", "commit",
-            "removedAt", "configError"}
+            "removedAt", "configError", "checkpointsDurable", "rejectedRestores"}
 
 
 def run(control: ControlPlane, *args: str) -> Result:
@@ -52,6 +52,7 @@ def test_status_json_contract_filters_and_read_commands(
     assert row["worker"] == "worker-a" and row["desiredState"] == "running"
     assert row["generation"] == row["observedGeneration"] == 1
     assert set(row["lastCheckpoint"]) == {"path", "id", "timestamp", "kind"}
+    assert row["checkpointsDurable"] is True and row["rejectedRestores"] == []
 
     only = json.loads(run(control, "status", "-o", "json", "--phase", "running",
                           "--cluster", "default").output)
@@ -116,6 +117,15 @@ def test_operations_change_what_flink_runs(control: ControlPlane, store: Store) 
     assert any(m.startswith("restart requested by ") for m in trail)
     assert any(m.startswith("suspended by ") and m.endswith(": maintenance") for m in trail)
     assert any(m.startswith("resumed by ") for m in trail)
+
+    # restart --from PATH: the next attempt restores exactly that point, however old
+    assert run(control, "restart", "cli-ops", "--from", taken).exit_code == 0
+    fourth = flink_job_id("cli-ops", 4)
+    restored = wait_until(lambda: (control.cluster.checkpoints(fourth).get("latest") or {})
+                          .get("restored"), 60, "attempt 4's restored savepoint")
+    assert restored["external_path"].rstrip("/") == taken.rstrip("/")
+    missing = run(control, "restart", "cli-ops", "--from", taken.rstrip("/") + "-gone")
+    assert missing.exit_code == 2 and "does not exist" in missing.output, missing.output
 
 
 def test_suspend_and_from_empty_ask_first(control: ControlPlane) -> None:

@@ -1,18 +1,24 @@
-"""`flinksched dev up` (what `make demo` runs) brings the example job to RUNNING, a second
-`dev up` is harmless, and `dev down` leaves no process of the stack running."""
+"""`flinksched dev up` (what `make demo` runs) brings the example job to RUNNING without
+waiting on a job that waits for a person, runs whatever configs/ holds (ten jobs dropped in),
+a second `dev up` is harmless, `dev down` leaves no process of the stack running, and a port
+held by a stranger is refused."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from scheduler.devstack.services import free_port, group_alive
 from tests.stack import REPO, Cluster
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +45,25 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
         (config_dir / "stateful-counter.yaml").read_text()
         .replace("../build/flinksched-example.jar", cluster.example_jar.as_uri())
     )
+    example = (config_dir / "stateful-counter.yaml").read_text()
+    # A job that cannot start: `dev up` reports it with its whole reason, without waiting.
+    (config_dir / "bad-entry.yaml").write_text(
+        example.replace("name: stateful-counter", "name: bad-entry")
+        .replace("dev.flinksched.examples.StatefulCounter", "dev.flinksched.examples.NoSuchClass"))
     ports = ["--state-dir", str(tmp_path / "state"), "--config-dir", str(config_dir),
              "--zk-port", str(zk_port), "--rest-port", str(rest_port),
              "--rpc-port", str(free_port()), "--metrics-port", str(free_port()),
              "--workers", "1"]
     try:
+        began = time.monotonic()
         up = _flinksched("dev", "up", *ports)
         assert up.returncode == 0, up.stderr
+        assert time.monotonic() - began < 120, "no wait on a job that waits for a person"
         assert f"http://localhost:{rest_port}" in up.stdout
         assert "stateful-counter" in up.stdout and "Running" in up.stdout
+        lines = [line for line in up.stdout.splitlines() if line.startswith("bad-entry is ")]
+        assert len(lines) == 1 and "SubmitFailed" in lines[0], up.stdout
+        assert "dev.flinksched.examples.NoSuchClass" in lines[0], "the whole reason"
         pids = _recorded_pids(tmp_path / "state")
         assert set(pids) == {"zookeeper", "jobmanager", "taskmanager", "master", "worker-0"}
 
@@ -55,11 +71,43 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
         assert again.returncode == 0, again.stderr
         assert _recorded_pids(tmp_path / "state") == pids, "a second `dev up` started nothing"
 
-        status = _flinksched("--zk", f"127.0.0.1:{zk_port}", "status", "-o", "json")
-        assert [row["phase"] for row in json.loads(status.stdout)] == ["Running"]
+        # Ten more YAML files dropped into configs/ while the demo runs: all of them run.
+        for number in range(10):
+            (config_dir / f"more-{number}.yaml").write_text(
+                example.replace("name: stateful-counter", f"name: more-{number}")
+                .replace("parallelism: 2", "parallelism: 1"))
+        wanted = {"stateful-counter", *(f"more-{number}" for number in range(10))}
+        seen: dict[str, str] = {}
+
+        def all_running() -> bool:
+            status = _flinksched("--zk", f"127.0.0.1:{zk_port}", "status", "-o", "json")
+            seen.clear()
+            seen.update({row["name"]: row["phase"] for row in json.loads(status.stdout)})
+            return all(seen.get(name) == "Running" for name in wanted)
+
+        try:
+            wait_until(all_running, 180, "the example job and ten more RUNNING")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; phases: {seen}") from None
+        assert seen["bad-entry"] == "SubmitFailed"
     finally:
         down = _flinksched("dev", "down", *ports)
     assert down.returncode == 0, down.stderr
     for name, pid in pids.items():
         assert group_alive(pid) == [], f"{name} (process group {pid}) is still running"
     assert not list((tmp_path / "state" / "pids").glob("*.pid"))
+
+
+def test_dev_up_refuses_a_port_held_by_a_process_it_did_not_start(tmp_path: Path) -> None:
+    """A JobManager left on the REST port by someone else is never used nor started beside."""
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        up = _flinksched("dev", "up", "--state-dir", str(tmp_path / "state"),
+                         "--zk-port", str(free_port()), "--rest-port", str(port),
+                         "--rpc-port", str(free_port()), "--metrics-port", str(free_port()),
+                         timeout=60)
+    assert up.returncode == 2
+    assert f"port {port} (Flink REST) is held by pid {os.getpid()}" in up.stdout + up.stderr
+    assert not (tmp_path / "state" / "pids").exists(), "nothing was started"

@@ -1,0 +1,228 @@
+"""Faults in state, on the real stack: a job never stays down because something it read was
+wrong. A broken newest checkpoint, a cluster that keeps checkpoints only in memory, a
+ZooKeeper that lost or rolled back its data, SIGTERM with no ZooKeeper at all."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from common.jobids import flink_job_id
+from common.records import RUNNING, JobStatus
+from common.store import Store
+from scheduler.devstack import flinkhome
+from scheduler.devstack.services import Service, free_port, start, stop, wait_for
+from tests.stack import Cluster, ControlPlane
+from tests.waiting import holds_for, wait_until
+from tests.zkserver import ZooKeeperServer, store_on
+
+pytestmark = pytest.mark.e2e
+
+
+def running_attempt(store: Store, name: str, attempt: int) -> JobStatus | None:
+    status = store.status(name)[0]
+    return status if status.phase == RUNNING and status.attempt == attempt else None
+
+
+def completed_checkpoints(directory: Path) -> list[Path]:
+    """chk-N directories with their metadata, oldest first."""
+    found = [d for d in directory.glob("chk-*") if (d / "_metadata").is_file()]
+    return sorted(found, key=lambda d: int(d.name.split("-")[1]))
+
+
+def event_messages(store: Store, name: str) -> list[str]:
+    return [str(e["message"]) for e in store.events(name)]
+
+
+def test_broken_newest_checkpoint_restarts_from_the_one_before(
+    control: ControlPlane, store: Store, tmp_path: Path
+) -> None:
+    """Flink cannot read the newest checkpoint: that point is marked unusable and the next
+    attempt starts at once from the one before, outside the restart policy."""
+    name, marker = "broken-newest", tmp_path / "fail"
+    first = control.write_job(name, args=["--fail-marker", str(marker)])
+    control.start_master()
+    control.start_worker()
+    wait_until(lambda: running_attempt(store, name, 1), 90, "attempt 1 RUNNING")
+    checkpoints = control.cluster.state_dir / "checkpoints" / first
+    wait_until(lambda: len(completed_checkpoints(checkpoints)) >= 3, 60, "3 checkpoints")
+
+    # The failure happens while no worker watches, so the checkpoints can be broken first.
+    control.processes["worker-a"].kill()
+    control.processes["worker-a"].wait(10)
+    marker.touch()
+    wait_until(lambda: control.cluster.job_state(first) == "FAILED", 60, "attempt 1 FAILED")
+    *_, usable, newest = completed_checkpoints(checkpoints)
+    (newest / "_metadata").write_bytes(b"not a checkpoint")  # Flink: "Unexpected magic number"
+    control.start_worker("worker-b")
+
+    def later_attempt_running() -> JobStatus | None:
+        status = store.status(name)[0]
+        return status if status.phase == RUNNING and status.attempt > 1 else None
+
+    status = wait_until(later_attempt_running, 90, "a later attempt RUNNING")
+    restored = wait_until(
+        lambda: (control.cluster.checkpoints(status.flink_job_id).get("latest") or {})
+        .get("restored"), 30, "the new attempt's restored checkpoint")
+    assert restored["external_path"].rstrip("/").endswith(usable.name)
+    rejected = {r.path.rstrip("/").rsplit("/", 1)[-1]: r.reason for r in status.rejected_restores}
+    assert newest.name in rejected and "Flink could not restore" in rejected[newest.name]
+    assert len(status.restart_times) == 1, "the rejected restore did not count as a restart"
+    assert any("is unusable" in m and newest.name in m for m in event_messages(store, name))
+
+
+# -- a cluster in Flink's stock configuration: no checkpoint directory ----------------------
+@pytest.fixture(scope="module")
+def stock_cluster(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second session cluster with no execution.checkpointing.dir: Flink keeps checkpoints
+    in the JobManager's memory and reports no external path for them."""
+    state = tmp_path_factory.mktemp("stock")
+    home = flinkhome.flink_home()
+    ports = flinkhome.FlinkPorts(rest=free_port(), rpc=free_port())
+    conf = flinkhome.write_flink_conf(home, state / "conf", state, ports, durable=False)
+    env = {"FLINK_CONF_DIR": str(conf.parent), "FLINK_LOG_DIR": str(state / "logs")}
+    services = [Service(role, [str(home / "bin" / f"{role}.sh"), "start-foreground"], env, state)
+                for role in ("jobmanager", "taskmanager")]
+    url = f"http://localhost:{ports.rest}"
+
+    def taskmanagers() -> int:
+        try:
+            return int(httpx.get(f"{url}/overview", timeout=2).json()["taskmanagers"])
+        except (httpx.HTTPError, ValueError, KeyError):
+            return 0
+
+    try:
+        for service in services:
+            start(service)
+        assert wait_for(lambda: taskmanagers() > 0, 120, 0.25), "stock cluster did not start"
+        yield url
+    finally:
+        for service in reversed(services):
+            stop(service)
+
+
+def test_stock_cluster_without_checkpoint_dir_is_flagged_and_restarts_with_reason(
+    control: ControlPlane, store: Store, stock_cluster: str, tmp_path: Path
+) -> None:
+    name, marker = "stock-config", tmp_path / "fail"
+    (control.config_dir / "clusters.yaml").write_text(
+        "apiVersion: flinksched/v1\nkind: FlinkCluster\nmetadata: {name: default}\n"
+        f"spec: {{restUrl: '{stock_cluster}'}}\n")
+    first = control.write_job(name, args=["--fail-marker", str(marker)])
+    metrics_port = free_port()
+    control.start_master("master-a", "--metrics-port", str(metrics_port))
+    control.start_worker()
+    wait_until(lambda: running_attempt(store, name, 1), 90, "attempt 1 RUNNING")
+    def flagged() -> JobStatus | None:
+        status = store.status(name)[0]
+        return status if not status.checkpoints_durable else None
+
+    status = wait_until(flagged, 30, "checkpoints flagged as not durable")
+    assert status.last_checkpoint is None, "a placeholder is never recorded as a checkpoint"
+    wait_until(lambda: 'flinksched_job_checkpoints_durable{cluster="default",'
+               f'job_name="{name}"}} 0.0' in httpx.get(
+                   f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text,
+               30, "the leader's metric saying so")
+
+    marker.touch()
+    status = wait_until(lambda: running_attempt(store, name, 2), 60, "attempt 2 RUNNING")
+    assert status.restored_from == "", "never the placeholder"
+    assert any("from empty state (its checkpoints are kept only in the JobManager's memory"
+               in m for m in event_messages(store, name)), event_messages(store, name)
+    assert control.cluster.job_state(first) is None, "the session cluster was not used"
+
+
+# -- ZooKeeper that lost or rolled back its data ---------------------------------------------
+@pytest.fixture
+def own_zk(tmp_path: Path) -> Iterator[ZooKeeperServer]:
+    """A ZooKeeper of the test's own, whose data the test wipes or rolls back."""
+    server = ZooKeeperServer(tmp_path / "zk")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def own_store(own_zk: ZooKeeperServer, control: ControlPlane) -> Iterator[Store]:
+    with store_on(own_zk.hosts, control.root) as store:
+        yield store
+
+
+def start_plane(control: ControlPlane, zk: ZooKeeperServer, store: Store, name: str,
+                args: list[str] | None = None) -> str:
+    """A master and a worker on the test's own ZooKeeper; returns attempt 1's id, RUNNING."""
+    first = control.write_job(name, args=args)
+    control.start_master(zk=zk.hosts)
+    control.start_worker(zk=zk.hosts)
+    wait_until(lambda: running_attempt(store, name, 1), 90, "attempt 1 RUNNING")
+    return first
+
+
+def test_zookeeper_that_lost_its_data_gets_fresh_sessions_and_adopts_running_attempts(
+    control: ControlPlane, own_zk: ZooKeeperServer, own_store: Store
+) -> None:
+    name = "zk-wiped"
+    first = start_plane(control, own_zk, own_store, name)
+
+    wiped_at = own_zk.wipe()
+
+    # Master and workers notice on their own (session timeout 6 s) and start fresh sessions;
+    # the leader syncs the configs again, the worker owns the job again and adopts attempt 1.
+    wait_until(lambda: own_store.owner(name) and running_attempt(own_store, name, 1), 60,
+               "the job owned again with attempt 1 RUNNING")
+    took = time.monotonic() - wiped_at
+    assert took < control.session_timeout + 15, f"took {took:.1f}s"
+    assert control.cluster.submissions(name) == [first], "adopted: no restart, no duplicate"
+    assert any("adopted attempt 1" in m for m in event_messages(own_store, name))
+    for process in ("master-a", "worker-a"):
+        assert "starting a fresh session" in control.log(process), process
+
+
+def test_zookeeper_rolled_back_to_an_older_copy_adopts_the_newer_attempt(
+    control: ControlPlane, own_zk: ZooKeeperServer, own_store: Store, tmp_path: Path
+) -> None:
+    """The restored status says attempt 1; Flink runs attempt 2. Attempt 2 is adopted, and
+    attempt 1's record drives no restart (it failed long ago)."""
+    name, marker = "zk-rolled-back", tmp_path / "fail"
+    first = start_plane(control, own_zk, own_store, name, ["--fail-marker", str(marker)])
+    own_zk.stop()  # a backup taken now
+    backup = tmp_path / "zk-backup"
+    shutil.copytree(own_zk.data, backup)
+    own_zk.start()
+    marker.touch()
+    second = flink_job_id(name, 2)
+    wait_until(lambda: running_attempt(own_store, name, 2), 90, "attempt 2 RUNNING")
+
+    own_zk.restore(backup)
+    wait_until(lambda: own_store.owner(name) and running_attempt(own_store, name, 2), 60,
+               "attempt 2 adopted")
+    holds_for(lambda: control.cluster.running_ids(name) == [second], 3, "attempt 2 alone")
+    assert control.cluster.submissions(name) == [first, second], "no attempt 3"
+
+
+def test_sigterm_ends_master_and_worker_within_10s_without_zookeeper(
+    control: ControlPlane, own_zk: ZooKeeperServer, own_store: Store
+) -> None:
+    name = "no-zk-sigterm"
+    first = start_plane(control, own_zk, own_store, name)
+    own_zk.stop(signal.SIGKILL)
+    wait_until(lambda: "ZooKeeper connection SUSPENDED" in control.log("worker-a"), 20,
+               "the worker to notice")
+    began = time.monotonic()
+    for process in ("master-a", "worker-a"):
+        control.signal(process, signal.SIGTERM)
+    for process in ("master-a", "worker-a"):
+        try:
+            control.processes[process].wait(max(0.1, began + 10 - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{process} still running 10 s after SIGTERM")
+    assert control.cluster.job_state(first) == "RUNNING", "the Flink job keeps running"
