@@ -31,7 +31,7 @@ test: $(BIN)/flinksched
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 chaos: $(BIN)/flinksched  # the long chaos run; prints the table, writes build/chaos-report.md
-	FLINKSCHED_CHAOS_FAULTS=$${FLINKSCHED_CHAOS_FAULTS:-120} $(BIN)/python -m pytest -m chaos \
+	FLINKSCHED_CHAOS_FAULTS=$${FLINKSCHED_CHAOS_FAULTS:-130} $(BIN)/python -m pytest -m chaos \
 	  -p no:cacheprovider -s --timeout 0 tests/chaos
 
 bench: $(BIN)/flinksched  # every benchmark: bench/results/<date>.json and .md, bench/README.md

@@ -176,7 +176,8 @@ class ControlPlane:
                   config: dict[str, str] | None = None,
                   entry_class: str = "dev.flinksched.examples.StatefulCounter",
                   state: str = "running", parallelism: int = 1, config_dir: Path | None = None,
-                  upgrade_mode: str = "savepoint", **spec: Any) -> str:
+                  upgrade_mode: str = "savepoint", job: dict[str, Any] | None = None,
+                  **spec: Any) -> str:
         """A FlinkJob YAML file on the session cluster; returns the first attempt's job id.
         Files are replaced atomically, as git-sync and editors that rename do."""
         directory = config_dir or self.config_dir
@@ -192,7 +193,7 @@ class ControlPlane:
                          "entryClass": entry_class,
                          "args": ["--rate", "20", *(args or [])],
                          "parallelism": parallelism, "state": state,
-                         "upgradeMode": upgrade_mode},
+                         "upgradeMode": upgrade_mode, **(job or {})},
                  "flinkConfiguration": {"execution.checkpointing.interval": "1s",
                                         "restart-strategy.type": "none", **(config or {})},
                  **spec,

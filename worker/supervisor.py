@@ -402,14 +402,19 @@ class JobSupervisor(Upgrades):
         if failure is FailureClass.RESTORE_UNREADABLE:
             return self._reject_restore(record, client, status, cause)
         if failure is FailureClass.RESTORE_INCOMPATIBLE:
-            reason = f"cannot restore {status.restored_from}: {cause}; {INCOMPATIBLE_HINT}"
-            if status.phase != RESTORE_INCOMPATIBLE:
-                self._event(f"attempt {status.attempt} cannot use its restored state; held: "
-                            f"{cause}")
-            held = status.with_changes(phase=RESTORE_INCOMPATIBLE, reason=reason[:1500],
-                                       last_failure=cause, submit_pending=False)
-            return self._observe(held, f"held: restored state does not fit: {cause[:200]}")
+            return self._hold_incompatible(status, cause)
         return self._restart(record, client, status, f"FAILED: {cause}")
+
+    def _hold_incompatible(self, status: JobStatus, cause: str, **changes: Any) -> str:
+        """The restored state does not fit the program: the same restore fails the same way,
+        so the job is held, with Flink's message and what resolves it, until an operator or
+        a new generation moves it on."""
+        reason = f"cannot restore {status.restored_from}: {cause}; {INCOMPATIBLE_HINT}"
+        if status.phase != RESTORE_INCOMPATIBLE:
+            self._event(f"attempt {status.attempt} cannot use its restored state; held: {cause}")
+        held = status.with_changes(phase=RESTORE_INCOMPATIBLE, reason=reason[:1500],
+                                   last_failure=cause, submit_pending=False, **changes)
+        return self._observe(held, f"held: restored state does not fit: {cause[:200]}")
 
     def _reject_restore(self, record: JobRecord, client: FlinkClient, status: JobStatus,
                         cause: str) -> str:
@@ -486,13 +491,8 @@ class JobSupervisor(Upgrades):
                                 ever_ran=True) is FailureClass.RESTORE_INCOMPATIBLE:
                 # Flink's own restarts would try the same state again and again.
                 client.cancel(job_id)
-                self._event(f"attempt {status.attempt} cannot use its restored state; "
-                            f"cancelled and held: {cause}")
-                reason = f"cannot restore {status.restored_from}: {cause}; {INCOMPATIBLE_HINT}"
-                held = status.with_changes(phase=RESTORE_INCOMPATIBLE, reason=reason[:1500],
-                                           last_failure=cause, stopping="restored state "
-                                           "does not fit the program", **changes)
-                return self._observe(held, f"held: restored state does not fit: {cause[:200]}")
+                return self._hold_incompatible(
+                    status, cause, stopping="restored state does not fit the program", **changes)
         if state != "RUNNING":
             phase = RESTARTING if state in ("RESTARTING", "FAILING") else status.phase
             reason = f"Flink is {state} attempt {status.attempt}" if phase == RESTARTING else (
@@ -731,6 +731,8 @@ class JobSupervisor(Upgrades):
             failure = classify_failure(reason, restore_path, ever_ran=False)
             if failure is FailureClass.RESTORE_UNREADABLE:
                 return self._reject_restore(record, client, status, reason)
+            if failure is FailureClass.RESTORE_INCOMPATIBLE:
+                return self._hold_incompatible(status, reason)
             self._event(f"submission of attempt {status.attempt} rejected: {reason}")
             failed = status.with_changes(phase=SUBMIT_FAILED, reason=reason, last_failure=reason,
                                          submit_pending=False)

@@ -366,9 +366,10 @@ FAULTS: dict[str, Fault] = {
 
 
 def schedule(count: int, rng: random.Random) -> list[str]:
-    """`count` faults in random order, every kind at least once when count allows."""
+    """`count` faults in random order, the kinds as evenly as count allows (130 faults: ten
+    of each of the thirteen kinds)."""
     kinds = list(FAULTS)
-    chosen = kinds[:count] + [rng.choice(kinds) for _ in range(count - len(kinds))]
+    chosen = kinds * (count // len(kinds)) + rng.sample(kinds, count % len(kinds))
     rng.shuffle(chosen)
     return chosen
 

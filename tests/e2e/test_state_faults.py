@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from common.jobids import flink_job_id
-from common.records import RUNNING, JobStatus
+from common.records import RESTORE_INCOMPATIBLE, RUNNING, JobStatus
 from common.store import Store
 from scheduler.devstack import flinkhome
 from scheduler.devstack.services import Service, free_port, start, stop, wait_for
@@ -29,6 +29,11 @@ pytestmark = pytest.mark.e2e
 def running_attempt(store: Store, name: str, attempt: int) -> JobStatus | None:
     status = store.status(name)[0]
     return status if status.phase == RUNNING and status.attempt == attempt else None
+
+
+def running_after(store: Store, name: str, attempt: int) -> JobStatus | None:
+    status = store.status(name)[0]
+    return status if status.phase == RUNNING and status.attempt > attempt else None
 
 
 def completed_checkpoints(directory: Path) -> list[Path]:
@@ -63,11 +68,7 @@ def test_broken_newest_checkpoint_restarts_from_the_one_before(
     (newest / "_metadata").write_bytes(b"not a checkpoint")  # Flink: "Unexpected magic number"
     control.start_worker("worker-b")
 
-    def later_attempt_running() -> JobStatus | None:
-        status = store.status(name)[0]
-        return status if status.phase == RUNNING and status.attempt > 1 else None
-
-    status = wait_until(later_attempt_running, 90, "a later attempt RUNNING")
+    status = wait_until(lambda: running_after(store, name, 1), 90, "a later attempt RUNNING")
     restored = wait_until(
         lambda: (control.cluster.checkpoints(status.flink_job_id).get("latest") or {})
         .get("restored"), 30, "the new attempt's restored checkpoint")
@@ -76,6 +77,38 @@ def test_broken_newest_checkpoint_restarts_from_the_one_before(
     assert newest.name in rejected and "Flink could not restore" in rejected[newest.name]
     assert len(status.restart_times) == 1, "the rejected restore did not count as a restart"
     assert any("is unusable" in m and newest.name in m for m in event_messages(store, name))
+
+
+def test_state_that_does_not_fit_the_program_holds_the_job_without_retrying(
+    control: ControlPlane, store: Store
+) -> None:
+    """An upgrade renames the stateful operator: its savepoint cannot be mapped. The job is
+    held with Flink's message and the way out; allowNonRestoredState then starts it."""
+    name = "unmappable"
+    control.write_job(name, args=["--operator-uid", "counter-a"])
+    control.start_master()
+    control.start_worker()
+    wait_until(lambda: running_attempt(store, name, 1), 90, "attempt 1 RUNNING")
+    control.write_job(name, args=["--operator-uid", "counter-b"])  # a new generation
+
+    def held() -> JobStatus | None:
+        status = store.status(name)[0]
+        return status if status.phase == RESTORE_INCOMPATIBLE else None
+
+    status = wait_until(held, 90, "RestoreIncompatible")
+    assert "Cannot map checkpoint/savepoint state" in status.reason
+    assert "allowNonRestoredState: true" in status.reason and "--from PATH" in status.reason
+    submitted = control.cluster.submissions(name)
+    holds_for(lambda: held() and control.cluster.submissions(name) == submitted, 4,
+              "held, with no further submission")
+
+    control.write_job(name, args=["--operator-uid", "counter-b"],
+                      job={"allowNonRestoredState": True})
+    following = wait_until(lambda: running_after(store, name, status.attempt), 90,
+                           "running again")
+    restored = wait_until(lambda: (control.cluster.checkpoints(following.flink_job_id)
+                                   .get("latest") or {}).get("restored"), 30, "a restore")
+    assert restored["is_savepoint"], "from the upgrade's savepoint, its unmapped state dropped"
 
 
 # -- a cluster in Flink's stock configuration: no checkpoint directory ----------------------

@@ -20,7 +20,9 @@ import org.apache.flink.util.ParameterTool;
  * Flink state, and failures that can be injected from outside.
  *
  * <p>Arguments: --rate N (records per second), --keys K, --fail-marker PATH (fail once when the
- * file exists, deleting it), --fail-always-marker PATH (fail on every record while it exists).
+ * file exists, deleting it), --fail-always-marker PATH (fail on every record while it exists),
+ * --operator-uid UID (the counter's uid: another one is a program whose state cannot be mapped
+ * from an earlier checkpoint without allowNonRestoredState).
  */
 public class StatefulCounter {
 
@@ -40,7 +42,7 @@ public class StatefulCounter {
                 .keyBy(value -> value % keys)
                 .process(new CountPerKey(failMarker, failAlwaysMarker))
                 .name("count-per-key")
-                .uid("count-per-key")
+                .uid(params.get("operator-uid", "count-per-key"))
                 .sinkTo(new DiscardingSink<>())
                 .name("discard");
 
