@@ -54,11 +54,11 @@ def local_stack(flink: bool = True, keep: bool = False) -> Iterator[tuple[Cluste
 
 
 @contextmanager
-def zk_store(hosts: str, root: str) -> Iterator[Store]:
+def zk_store(hosts: str, root: str, start_timeout: float = 10.0) -> Iterator[Store]:
     """A started client on the bench's ZooKeeper, as a Store, stopped afterwards."""
     # Retrying forever: a loaded machine may miss a heartbeat, the benchmark must not die of it.
-    with store_on(hosts, root, connection_retry={"max_tries": -1, "delay": 0.2,
-                                                 "max_delay": 1}) as store:
+    with store_on(hosts, root, start_timeout, connection_retry={"max_tries": -1, "delay": 0.2,
+                                                                "max_delay": 1}) as store:
         yield store
 
 

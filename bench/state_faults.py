@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kazoo.handlers.threading import KazooTimeoutError
 
 from bench.stackutil import exit_on_sigterm, local_stack, write_results, zk_store
 from common.records import JobStatus
@@ -39,20 +40,25 @@ def _timestamp(cluster: Cluster, job_id: str, state: str, timeout: float = 120) 
 
 
 def _trigger_checkpoint(cluster: Cluster, job_id: str) -> str:
-    """A checkpoint taken now, through Flink's REST API; its path once completed."""
-    answer = httpx.post(f"{cluster.rest_url}/jobs/{job_id}/checkpoints", json={}, timeout=10)
-    trigger = answer.json()["request-id"]
+    """A checkpoint taken now, through Flink's REST API; its path once completed. A trigger
+    Flink declines (its tasks are still being deployed) is repeated."""
 
-    def done() -> str | None:
-        result = httpx.get(f"{cluster.rest_url}/jobs/{job_id}/checkpoints/{trigger}",
-                           timeout=10).json()
-        if (result.get("status") or {}).get("id") != "COMPLETED":
-            return None
-        checkpoint_id = (result.get("operation") or {}).get("checkpointId")
-        return str(checkpoint_id) if checkpoint_id is not None else "failed"
+    def taken() -> str | None:
+        answer = httpx.post(f"{cluster.rest_url}/jobs/{job_id}/checkpoints", json={},
+                            timeout=10)
+        trigger = answer.json()["request-id"]
 
-    checkpoint = wait_until(done, 60, f"checkpoint of {job_id}")
-    assert checkpoint != "failed", f"Flink could not checkpoint {job_id}"
+        def done() -> dict[str, Any] | None:
+            result = httpx.get(f"{cluster.rest_url}/jobs/{job_id}/checkpoints/{trigger}",
+                               timeout=10).json()
+            completed = (result.get("status") or {}).get("id") == "COMPLETED"
+            return dict(result.get("operation") or {"failed": True}) if completed else None
+
+        operation = wait_until(done, 60, f"checkpoint of {job_id}")
+        checkpoint = operation.get("checkpointId")
+        return None if checkpoint is None else str(checkpoint)
+
+    checkpoint = wait_until(taken, 60, f"a checkpoint Flink takes of {job_id}", interval=0.5)
     return str(cluster.state_dir / "checkpoints" / job_id / f"chk-{checkpoint}")
 
 
@@ -107,35 +113,39 @@ def measure_zookeeper_wiped(cluster: Cluster, control: ControlPlane, runs: int,
             control.write_job(name)
         control.start_master("wiped-master", zk=server.hosts)
         control.start_worker("wiped-worker", slots=jobs, zk=server.hosts)
-        with zk_store(server.hosts, control.root) as store:
-            def all_running(expected: dict[str, int]) -> bool:
-                try:
-                    for name in names:
-                        status = store.status(name)[0]
-                        if status.phase != "Running" or store.owner(name) is None:
-                            return False
-                        if expected and status.attempt != expected[name]:
-                            return False
-                except Exception:  # a wiped tree answers NoNode until the leader syncs
-                    return False
-                return True
+        def all_running(store: Store, expected: dict[str, int]) -> bool:
+            try:
+                for name in names:
+                    status = store.status(name)[0]
+                    if status.phase != "Running" or store.owner(name) is None:
+                        return False
+                    if expected and status.attempt != expected[name]:
+                        return False
+            except Exception:  # a wiped tree answers NoNode until the leader syncs
+                return False
+            return True
 
-            wait_until(lambda: all_running({}), 180, "every job RUNNING")
+        with zk_store(server.hosts, control.root) as store:
+            wait_until(lambda: all_running(store, {}), 180, "every job RUNNING")
             attempts = {name: store.status(name)[0].attempt for name in names}
-            for run in range(1, runs + 1):
-                before = {name: cluster.submissions(name) for name in names}
-                serving = server.wipe()
-                try:
-                    wait_until(lambda: all_running(attempts), 120, "every job owned and adopted")
+        for run in range(1, runs + 1):
+            before = {name: cluster.submissions(name) for name in names}
+            serving = server.wipe()
+            # A client of the benchmark's own that saw the old data would be refused as well:
+            # each wipe is watched through a new one.
+            try:
+                with zk_store(server.hosts, control.root, start_timeout=60) as store:
+                    wait_until(lambda: all_running(store, attempts), 120,
+                               "every job owned and adopted")
                     seconds.append(time.monotonic() - serving)
-                except AssertionError as exc:
-                    seconds.append(None)
-                    print(f"wipe {run}: did not finish: {exc}")
-                added = sum(len(cluster.submissions(n)) - len(before[n]) for n in names)
-                restarts += added
-                print(f"wipe {run}: every job owned and adopted "
-                      f"{seconds[-1] if seconds[-1] is None else round(seconds[-1], 2)}s "
-                      f"after ZooKeeper served again; {added} Flink submissions")
+            except (AssertionError, KazooTimeoutError) as exc:
+                seconds.append(None)
+                print(f"wipe {run}: did not finish: {exc!r}")
+            added = sum(len(cluster.submissions(n)) - len(before[n]) for n in names)
+            restarts += added
+            print(f"wipe {run}: every job owned and adopted "
+                  f"{seconds[-1] if seconds[-1] is None else round(seconds[-1], 2)}s "
+                  f"after ZooKeeper served again; {added} Flink submissions")
     finally:
         control.stop_all()
         for name in names:

@@ -56,10 +56,11 @@ class ZooKeeperServer:
 
 
 @contextmanager
-def store_on(hosts: str, root: str, **client_options: Any) -> Iterator[Store]:
+def store_on(hosts: str, root: str, start_timeout: float = 10.0,
+             **client_options: Any) -> Iterator[Store]:
     """A started client of the caller's own, as a Store under `root`, stopped afterwards."""
     client = KazooClient(hosts=hosts, **client_options)
-    client.start(timeout=10)
+    client.start(timeout=start_timeout)
     try:
         yield Store(client, root)
     finally:
