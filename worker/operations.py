@@ -151,9 +151,10 @@ class OperatorActions:
             # The operator's word overrides an earlier rejection of the same point.
             status = status.with_changes(rejected_restores=tuple(
                 r for r in status.rejected_restores if location(r.path) != location(from_path)))
-            choice = RestoreChoice.of(Checkpoint(path=from_path, id=checkpoint_number(from_path),
-                                                 timestamp=int(time.time() * 1000),
-                                                 kind="savepoint"))
+            number = checkpoint_number(from_path)
+            choice = RestoreChoice.of(Checkpoint(
+                path=from_path, id=number, timestamp=int(time.time() * 1000),
+                kind="checkpoint" if number else "savepoint"))
         elif from_empty:
             choice = RestoreChoice.of(None)
         else:

@@ -185,10 +185,12 @@ class Worker:
                                    supervisor.name, exc)
         self.supervisors.clear()
         self.scheduler.shutdown(wait=False)
-        if self.store.zk.connected:
+        handed_back = self.store.zk.connected
+        if handed_back:
             try:
                 self.store.unregister_worker(self.id)
             except (StoreError, KazooException) as exc:
                 logger.warning("worker %s: not unregistered: %r", self.id, exc)
         self.clients.close()
-        logger.info("worker %s stopped; its jobs were handed back", self.id)
+        logger.info("worker %s stopped; %s", self.id, "its jobs were handed back" if handed_back
+                    else "its jobs move once its ZooKeeper session expires")
