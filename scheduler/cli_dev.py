@@ -127,18 +127,18 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
     settings = ZkSettings(hosts=stack.config.zk_hosts)
     store = connect(settings)
     try:
+        rows = status_rows(store)
         if wait:
             with console.status("waiting for the configured jobs to reach RUNNING"):
                 deadline = time.monotonic() + timeout
-                while True:
-                    rows = status_rows(store)
-                    if rows and all(_settled(stack, row) for row in rows):
-                        break
+                # The rows shown are the ones judged: a job retried with backoff alternates
+                # between SubmitFailed and Submitting, and the table shows what settled it.
+                while not (rows and all(_settled(stack, row) for row in rows)):
                     if time.monotonic() > deadline:
                         console.print("[yellow]not every job is RUNNING yet; see below[/]")
                         break
                     time.sleep(0.5)  # polling the user's view, not synchronizing a test
-        rows = status_rows(store)
+                    rows = status_rows(store)
     finally:
         close(store)
     out = Console(width=None if sys.stdout.isatty() else 200)
