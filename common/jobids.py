@@ -13,6 +13,11 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 NAME_PREFIX_LENGTH = 16  # hex digits of a job id that come from the job's name
 
 
+def is_job_id(text: str) -> bool:
+    """32 lower-case hex digits: a Flink job id (and the name of its checkpoint directory)."""
+    return bool(_JOB_ID.match(text))
+
+
 def name_prefix(name: str) -> str:
     """The upper half of every Flink job id of this job."""
     return hashlib.sha256(name.encode("utf-8")).hexdigest()[:NAME_PREFIX_LENGTH]

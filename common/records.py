@@ -152,7 +152,8 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class RejectedRestore:
-    """A restore point Flink could not read, or that failed the check before use."""
+    """A restore point Flink could not read (or, in a NoRestorePoint reason, one that failed
+    the check before use)."""
 
     path: str
     reason: str

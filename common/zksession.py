@@ -25,8 +25,8 @@ CHECK_INTERVAL = 0.5
 
 
 def serving(host: str, port: int, timeout: float = 1.0) -> bool:
-    """The server answers `srvr` with its mode (it serves clients), or, where four-letter
-    words are turned off, at least accepts a connection."""
+    """The server answers `srvr` with its mode (it serves clients), or, where `srvr` is not
+    among its allowed four-letter words, with that refusal (it runs and answers)."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(b"srvr")
@@ -59,7 +59,6 @@ class SessionKeeper:
         self.servers = host_ports(hosts)
         self.patience = patience
         self.on_fresh = on_fresh
-        self.fresh_sessions = 0
         self._fresh_pending = False  # a fresh session was asked for: run on_fresh once it is up
         self._refused_since: float | None = None  # a server serves, this client is not connected
         self._stop = threading.Event()
@@ -84,7 +83,6 @@ class SessionKeeper:
             self._refused_since = None
             if self._fresh_pending and self.client.connected:
                 self._fresh_pending = False
-                self.fresh_sessions += 1
                 logger.info("ZooKeeper: fresh session 0x%x", self.client.client_id[0])
                 if self.on_fresh is not None:
                     self.on_fresh()

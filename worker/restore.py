@@ -13,16 +13,14 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from common.errors import FlinkUnreachable
 from common.flink import FlinkClient
 from common.jobids import flink_job_id, name_prefix
 from common.records import Checkpoint, JobRecord, JobStatus
 from worker.clients import FlinkClients
-from worker.restorecheck import RestoreChoice, choose, is_placeholder
+from worker.restorecheck import RestoreChoice, choose, is_placeholder, local_path
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +89,10 @@ def retained_on_disk(directory: str, job_id_prefix: str) -> list[Checkpoint]:
     A checkpoint is complete once its `_metadata` file exists; Flink writes that file last.
     Remote filesystems (s3://, hdfs://) are not listed here; the other sources cover them.
     """
-    parsed = urlparse(directory)
-    if parsed.scheme not in ("", "file"):
+    root = local_path(directory)
+    if root is None:
         logger.debug("not scanning %s: only local checkpoint directories are listed", directory)
         return []
-    root = Path(parsed.path)
     found = []
     try:
         job_dirs = [d for d in root.iterdir() if d.name.startswith(job_id_prefix) and d.is_dir()]
@@ -138,9 +135,9 @@ def restore_fallbacks(restored_from: str, initial_savepoint: str | None) -> list
     found = []
     for path, kind in ((restored_from, "checkpoint"), (initial_savepoint, "savepoint")):
         if path:
-            match = _CHK_DIR.match(path.rstrip("/").rsplit("/", 1)[-1])
-            found.append(Checkpoint(path=path, id=int(match.group(1)) if match else 0,
-                                    timestamp=0, kind=kind if match is None else "checkpoint"))
+            number = checkpoint_number(path)
+            found.append(Checkpoint(path=path, id=number, timestamp=0,
+                                    kind="checkpoint" if number else kind))
     return found
 
 

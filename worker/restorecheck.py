@@ -11,19 +11,17 @@ its root cause: unreadable (try the next-newest point at once) or incompatible w
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from common.jobids import is_job_id
 from common.records import Checkpoint, RejectedRestore
 
 METADATA = "_metadata"
-JOB_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 # What Flink reports as external_path for a checkpoint kept only in the JobManager's memory.
 PLACEHOLDER_PREFIX = "<"
-REMOTE_SCHEMES_UNCHECKED = "the metadata of remote storage is checked by Flink when it restores"
 
 # Root causes that mean "the restore point could not be read", whatever the program.
 UNREADABLE_MARKERS = (
@@ -99,7 +97,7 @@ def storage_visible(local: Path) -> bool:
     A worker that does not mount Flink's volume cannot judge its checkpoints, and must not
     reject them all for it."""
     point = local.parent if local.name == METADATA else local
-    checkpoint = JOB_ID.match(point.parent.name) and point.name.startswith("chk-")
+    checkpoint = is_job_id(point.parent.name) and point.name.startswith("chk-")
     root = point.parent.parent if checkpoint else point.parent
     try:
         return root.is_dir()
@@ -119,7 +117,7 @@ def rejection(path: str) -> str | None:
         return f"{path} is not a URI or an absolute path"
     local = local_path(path)
     if local is None:
-        return None  # s3://, hdfs://, gs://: REMOTE_SCHEMES_UNCHECKED
+        return None  # s3://, hdfs://, gs://: Flink reads the metadata when it restores
     if not storage_visible(local):
         return None  # a volume only Flink mounts: Flink checks it when it restores
     try:

@@ -85,7 +85,6 @@ RETENTION_KEY = "execution.checkpointing.externalized-checkpoint-retention"
 # Flink serves exception history from a cache (web.refresh-interval); it can lag the failure.
 ROOT_CAUSE_PENDING = "root exception not reported by Flink yet"
 LISTED_PHASES = (SUBMITTING, RUNNING, RESTARTING)  # whose attempt the shared listing watches
-CAUSE_WAIT = 10.0  # how long a failed restore's root cause is waited for before it counts
 HELD_RECHECK = 10.0  # a job with no usable restore point looks for one again this often
 NON_DURABLE = ("its checkpoints are kept only in the JobManager's memory (the cluster has no "
                "execution.checkpointing.dir) and it has no usable savepoint")
@@ -157,7 +156,6 @@ class JobSupervisor(Upgrades):
         self._unsettled = float("-inf")  # the last time Flink showed the attempt restarting
         self._quiet = False  # the listing watches the attempt and wakes this supervisor
         self._submitted = float("-inf")  # monotonic time of this supervisor's last submission
-        self._cause_wait: tuple[str, float] | None = None  # job id, when its failure was seen
         self._created = float("-inf")  # ... when that submission created the attempt
         self._stop = threading.Event()
         self.watched = WatchedJob(store, name, self._wake.set)
@@ -388,24 +386,16 @@ class JobSupervisor(Upgrades):
         """The attempt FAILED: a restore point Flink could not read is passed over for the
         next-newest at once; state that does not fit the program holds the job; anything
         else is a failure of the job, restarted by the policy."""
-        cause = client.root_exception(job_id)
-        ever_ran = status.phase != SUBMITTING
-        if not cause and status.restored_from and not ever_ran:
-            # Flink serves exceptions from a cache: a restore's failure is waited for, briefly,
-            # so that it is not taken for the job's own (and the same point tried again).
-            if self._cause_wait is None or self._cause_wait[0] != job_id:
-                self._cause_wait = (job_id, time.monotonic())
-            if time.monotonic() - self._cause_wait[1] < CAUSE_WAIT:
-                return f"attempt {status.attempt} failed before running; waiting for its cause"
-        cause = cause or ROOT_CAUSE_PENDING
-        failure = classify_failure(cause, status.restored_from, ever_ran=ever_ran)
+        cause = client.root_exception(job_id) or ROOT_CAUSE_PENDING
+        failure = classify_failure(cause, status.restored_from,
+                                   ever_ran=status.phase != SUBMITTING)
         if failure is FailureClass.RESTORE_UNREADABLE:
             return self._reject_restore(record, client, status, cause)
         if failure is FailureClass.RESTORE_INCOMPATIBLE:
             return self._hold_incompatible(status, cause)
         return self._restart(record, client, status, f"FAILED: {cause}")
 
-    def _hold_incompatible(self, status: JobStatus, cause: str, **changes: Any) -> str:
+    def _hold_incompatible(self, status: JobStatus, cause: str) -> str:
         """The restored state does not fit the program: the same restore fails the same way,
         so the job is held, with Flink's message and what resolves it, until an operator or
         a new generation moves it on."""
@@ -413,7 +403,7 @@ class JobSupervisor(Upgrades):
         if status.phase != RESTORE_INCOMPATIBLE:
             self._event(f"attempt {status.attempt} cannot use its restored state; held: {cause}")
         held = status.with_changes(phase=RESTORE_INCOMPATIBLE, reason=reason[:1500],
-                                   last_failure=cause, submit_pending=False, **changes)
+                                   last_failure=cause, submit_pending=False)
         return self._observe(held, f"held: restored state does not fit: {cause[:200]}")
 
     def _reject_restore(self, record: JobRecord, client: FlinkClient, status: JobStatus,
@@ -441,8 +431,6 @@ class JobSupervisor(Upgrades):
                 return self._start(record, client, status, choice,
                                    f"restore point {choice.point.path} became usable",
                                    kind="lost")
-            status = status.with_rejected(*choice.rejected)
-            self._observe(status, "")
         return f"held in {status.phase}: {status.reason[:200]}"
 
     def _adopt_newer(self, record: JobRecord, client: FlinkClient,
@@ -484,15 +472,6 @@ class JobSupervisor(Upgrades):
             looping = status.with_changes(phase=CRASH_LOOP, reason=crash, stopping=crash,
                                           last_failure=crash, **changes)
             return self._observe(looping, f"crash loop: {crash}")
-        if state in ("RESTARTING", "FAILING") and status.restored_from and self._due_now(
-                "restore-fit", RESTART_COUNT_INTERVAL):
-            cause = client.root_exception(job_id)
-            if classify_failure(cause, status.restored_from,
-                                ever_ran=True) is FailureClass.RESTORE_INCOMPATIBLE:
-                # Flink's own restarts would try the same state again and again.
-                client.cancel(job_id)
-                return self._hold_incompatible(
-                    status, cause, stopping="restored state does not fit the program", **changes)
         if state != "RUNNING":
             phase = RESTARTING if state in ("RESTARTING", "FAILING") else status.phase
             reason = f"Flink is {state} attempt {status.attempt}" if phase == RESTARTING else (
@@ -637,18 +616,19 @@ class JobSupervisor(Upgrades):
         cluster lost the attempt: a restart that does not count), "rejected" (the last restore
         point was unusable: does not count either), "requested" (an operator's restart),
         "resume" or "upgrade" (a new generation: the restart policy's budget starts afresh).
-        Candidates the choice passed over are remembered; with candidates but none usable the
-        job stops in NoRestorePoint instead of losing its state silently.
+        Candidates the check passed over are events (they are checked afresh each time: a file
+        that comes back is usable again; only Flink's rejections are remembered); with
+        candidates but none usable the job stops in NoRestorePoint instead of losing its state
+        silently.
         """
         if not self.guard.can_act():
             return "paused: ZooKeeper connection is not healthy"
         now = time.time()
-        if choice.rejected:
-            status = status.with_rejected(*choice.rejected)
-            for rejected in choice.rejected:
-                self._event(f"restore point {rejected.path} passed over: {rejected.reason}")
+        for rejected in choice.rejected:
+            self._event(f"restore point {rejected.path} passed over: {rejected.reason}")
         if choice.exhausted and status.checkpoints_durable:
-            reason = no_restore_point_reason(self.name, status.rejected_restores)
+            reason = no_restore_point_reason(self.name,
+                                             (*status.rejected_restores, *choice.rejected))
             if status.phase != NO_RESTORE_POINT:
                 self._event(f"not restarted: {reason}")
             stopped = status.with_changes(phase=NO_RESTORE_POINT, reason=reason,

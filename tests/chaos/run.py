@@ -195,12 +195,20 @@ def zookeeper_restart(stack: ChaosStack, rng: random.Random) -> str:
     return "restarted all three ZooKeeper servers"
 
 
-def zookeeper_server_loss(stack: ChaosStack, rng: random.Random) -> str:
+def _member_down(stack: ChaosStack, rng: random.Random,
+                 while_down: Callable[[int], None]) -> int:
+    """SIGKILL one server of the ensemble, do `while_down` to it, start it again."""
     member = rng.randrange(len(stack.ensemble.ports))
     stack.ensemble.kill(member)
-    time.sleep(rng.uniform(2.0, 8.0))  # the fault's duration
+    while_down(member)
     stack.ensemble.start(member)
     stack.ensemble.wait_serving()
+    return member
+
+
+def zookeeper_server_loss(stack: ChaosStack, rng: random.Random) -> str:
+    # The fault's duration:
+    member = _member_down(stack, rng, lambda _: time.sleep(rng.uniform(2.0, 8.0)))
     return f"lost ZooKeeper server {member + 1}"
 
 
@@ -303,11 +311,8 @@ def zookeeper_wiped(stack: ChaosStack, rng: random.Random) -> str:
 
 
 def zookeeper_server_wiped(stack: ChaosStack, rng: random.Random) -> str:
-    member = rng.randrange(len(stack.ensemble.ports))
-    stack.ensemble.kill(member)
-    shutil.rmtree(_ensemble_data(stack)[member], ignore_errors=True)
-    stack.ensemble.start(member)
-    stack.ensemble.wait_serving()
+    member = _member_down(stack, rng, lambda member: shutil.rmtree(
+        _ensemble_data(stack)[member], ignore_errors=True))
     return f"wiped the data of ZooKeeper server {member + 1}"
 
 

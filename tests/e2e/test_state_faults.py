@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from common.jobids import flink_job_id
-from common.records import RESTORE_INCOMPATIBLE, RUNNING, JobStatus
+from common.records import NO_RESTORE_POINT, RESTORE_INCOMPATIBLE, RUNNING, JobStatus
 from common.store import Store
 from scheduler.devstack import flinkhome
 from scheduler.devstack.services import Service, free_port, start, stop, wait_for
@@ -77,6 +77,46 @@ def test_broken_newest_checkpoint_restarts_from_the_one_before(
     assert newest.name in rejected and "Flink could not restore" in rejected[newest.name]
     assert len(status.restart_times) == 1, "the rejected restore did not count as a restart"
     assert any("is unusable" in m and newest.name in m for m in event_messages(store, name))
+
+
+def test_no_usable_restore_point_holds_the_job_until_one_is_back(
+    control: ControlPlane, store: Store, tmp_path: Path
+) -> None:
+    """Every checkpoint the job ever had is gone: never empty state silently. The job holds
+    in NoRestorePoint, naming what it rejected and the commands that resolve it, submits
+    nothing, and starts by itself from the newest checkpoint once that is back."""
+    name, marker = "no-restore-point", tmp_path / "fail"
+    first = control.write_job(name, args=["--fail-marker", str(marker)])
+    control.start_master()
+    control.start_worker()
+    wait_until(lambda: running_attempt(store, name, 1), 90, "attempt 1 RUNNING")
+    checkpoints = control.cluster.state_dir / "checkpoints" / first
+    wait_until(lambda: len(completed_checkpoints(checkpoints)) >= 2, 60, "2 checkpoints")
+    control.processes["worker-a"].kill()
+    control.processes["worker-a"].wait(10)
+    marker.touch()
+    wait_until(lambda: control.cluster.job_state(first) == "FAILED", 60, "attempt 1 FAILED")
+    newest = completed_checkpoints(checkpoints)[-1]
+    away = tmp_path / "moved-away"
+    shutil.move(checkpoints, away)
+    control.start_worker("worker-b")
+
+    def held() -> JobStatus | None:
+        status = store.status(name)[0]
+        return status if status.phase == NO_RESTORE_POINT else None
+
+    status = wait_until(held, 60, "NoRestorePoint")
+    assert first in status.reason and "does not exist" in status.reason, status.reason
+    assert f"flinksched restart {name} --from PATH" in status.reason
+    assert f"flinksched restart {name} --from-empty" in status.reason
+    holds_for(lambda: held() and control.cluster.submissions(name) == [first], 4,
+              "held, with nothing submitted")
+
+    shutil.move(away, checkpoints)
+    status = wait_until(lambda: running_after(store, name, 1), 60, "running again")
+    restored = wait_until(lambda: (control.cluster.checkpoints(status.flink_job_id)
+                                   .get("latest") or {}).get("restored"), 30, "a restore")
+    assert restored["external_path"].rstrip("/").rsplit("/", 1)[-1] == newest.name
 
 
 def test_state_that_does_not_fit_the_program_holds_the_job_without_retrying(
