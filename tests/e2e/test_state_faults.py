@@ -42,6 +42,25 @@ def completed_checkpoints(directory: Path) -> list[Path]:
     return sorted(found, key=lambda d: int(d.name.split("-")[1]))
 
 
+def fail_unwatched(control: ControlPlane, store: Store, name: str, marker: Path,
+                   checkpoints: int) -> Path:
+    """Attempt 1 runs until it has `checkpoints` checkpoints, then fails while no worker
+    watches (its worker is SIGKILLed first), so a test can change its state before a worker
+    acts on the failure. Returns attempt 1's checkpoint directory."""
+    first = control.write_job(name, args=["--fail-marker", str(marker)])
+    control.start_master()
+    control.start_worker()
+    wait_until(lambda: running_attempt(store, name, 1), 90, "attempt 1 RUNNING")
+    directory = control.cluster.state_dir / "checkpoints" / first
+    wait_until(lambda: len(completed_checkpoints(directory)) >= checkpoints, 60,
+               f"{checkpoints} checkpoints")
+    control.processes["worker-a"].kill()
+    control.processes["worker-a"].wait(10)
+    marker.touch()
+    wait_until(lambda: control.cluster.job_state(first) == "FAILED", 60, "attempt 1 FAILED")
+    return directory
+
+
 def event_messages(store: Store, name: str) -> list[str]:
     return [str(e["message"]) for e in store.events(name)]
 
@@ -51,19 +70,8 @@ def test_broken_newest_checkpoint_restarts_from_the_one_before(
 ) -> None:
     """Flink cannot read the newest checkpoint: that point is marked unusable and the next
     attempt starts at once from the one before, outside the restart policy."""
-    name, marker = "broken-newest", tmp_path / "fail"
-    first = control.write_job(name, args=["--fail-marker", str(marker)])
-    control.start_master()
-    control.start_worker()
-    wait_until(lambda: running_attempt(store, name, 1), 90, "attempt 1 RUNNING")
-    checkpoints = control.cluster.state_dir / "checkpoints" / first
-    wait_until(lambda: len(completed_checkpoints(checkpoints)) >= 3, 60, "3 checkpoints")
-
-    # The failure happens while no worker watches, so the checkpoints can be broken first.
-    control.processes["worker-a"].kill()
-    control.processes["worker-a"].wait(10)
-    marker.touch()
-    wait_until(lambda: control.cluster.job_state(first) == "FAILED", 60, "attempt 1 FAILED")
+    name = "broken-newest"
+    checkpoints = fail_unwatched(control, store, name, tmp_path / "fail", checkpoints=3)
     *_, usable, newest = completed_checkpoints(checkpoints)
     (newest / "_metadata").write_bytes(b"not a checkpoint")  # Flink: "Unexpected magic number"
     control.start_worker("worker-b")
@@ -85,17 +93,9 @@ def test_no_usable_restore_point_holds_the_job_until_one_is_back(
     """Every checkpoint the job ever had is gone: never empty state silently. The job holds
     in NoRestorePoint, naming what it rejected and the commands that resolve it, submits
     nothing, and starts by itself from the newest checkpoint once that is back."""
-    name, marker = "no-restore-point", tmp_path / "fail"
-    first = control.write_job(name, args=["--fail-marker", str(marker)])
-    control.start_master()
-    control.start_worker()
-    wait_until(lambda: running_attempt(store, name, 1), 90, "attempt 1 RUNNING")
-    checkpoints = control.cluster.state_dir / "checkpoints" / first
-    wait_until(lambda: len(completed_checkpoints(checkpoints)) >= 2, 60, "2 checkpoints")
-    control.processes["worker-a"].kill()
-    control.processes["worker-a"].wait(10)
-    marker.touch()
-    wait_until(lambda: control.cluster.job_state(first) == "FAILED", 60, "attempt 1 FAILED")
+    name = "no-restore-point"
+    checkpoints = fail_unwatched(control, store, name, tmp_path / "fail", checkpoints=2)
+    first = checkpoints.name
     newest = completed_checkpoints(checkpoints)[-1]
     away = tmp_path / "moved-away"
     shutil.move(checkpoints, away)
