@@ -14,8 +14,9 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from common.store import Store
+from common.zksession import serving
 from scheduler.devstack import zookeeper
-from scheduler.devstack.services import Service, free_port, port_open, start, stop, wait_for
+from scheduler.devstack.services import Service, free_port, start, stop, wait_for
 
 
 class ZooKeeperServer:
@@ -33,8 +34,11 @@ class ZooKeeperServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Start, and wait until the server serves: an open port alone is not enough (a
+        connect to a port nobody listens on yet can even reach itself on loopback)."""
         start(self.service)
-        assert wait_for(lambda: port_open(self.port), 60), "ZooKeeper did not open its port"
+        assert wait_for(lambda: serving("127.0.0.1", self.port), 60, interval=0.2), (
+            f"ZooKeeper did not serve on port {self.port}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         stop(self.service, sig=sig)
