@@ -28,7 +28,8 @@ from common.jobids import flink_job_id, name_prefix
 from common.store import Store
 from tests.stack import Cluster, ControlPlane
 from tests.waiting import wait_until
-from worker.restore import newest, retained_on_disk
+from worker.restore import retained_on_disk
+from worker.restorecheck import newest
 
 
 def _timestamp(cluster: Cluster, job_id: str, state: str) -> float:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from common.records import Checkpoint, JobRecord, JobStatus
+from common.records import Checkpoint, JobRecord, JobStatus, Phase
 from common.store import Store
 from scheduler.devstack.services import free_port, port_open, wait_for
 from scheduler.devstack.stack import DevStack, StackConfig
@@ -74,7 +74,7 @@ def populate_jobs(store: Store, jobs: int) -> None:
     store.put_jobs([(JobRecord(name, SPEC, CLUSTER, 1, "h", "bench"), True, "") for name in names],
                    fence)
     now = time.time()
-    status = JobStatus(phase="Running", flink_job_id="0" * 32, attempt=1, observed_generation=1,
+    status = JobStatus(phase=Phase.RUNNING, flink_job_id="0" * 32, attempt=1, observed_generation=1,
                        since=now, last_checkpoint=Checkpoint("file:///c/chk-1", 1,
                                                              int(now * 1000)))
     data = json.dumps(status.to_json()).encode()

@@ -22,11 +22,11 @@ from common.errors import (
     JobAlreadySubmitted,
 )
 from common.flinkaccess import ClusterAccess
+from common.jobstate import TERMINAL_STATES as TERMINAL_STATES
 from common.metrics import FLINK_REST_ERRORS, FLINK_REST_SECONDS
 
 logger = logging.getLogger(__name__)
 
-TERMINAL_STATES = frozenset({"FAILED", "CANCELED", "FINISHED"})
 # Connections one client keeps to a cluster. A worker's supervisors share the client, so a
 # worker with a hundred jobs opens at most this many, not one per job in a burst.
 MAX_CONNECTIONS = 16

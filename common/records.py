@@ -8,41 +8,50 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from common.errors import StoreError
+from common.spec import FlinkJobSpec
 
-# Phases a job's status can be in; the CLI colours and the metrics enumerate these.
-PENDING = "Pending"
-SUBMITTING = "Submitting"
-RUNNING = "Running"
-RESTARTING = "Restarting"
-RECOVERING = "Recovering"
-CLUSTER_UNREACHABLE = "ClusterUnreachable"
-SUBMIT_FAILED = "SubmitFailed"
-CRASH_LOOP = "CrashLoopBackOff"
-FINISHED = "Finished"
-SUSPENDED = "Suspended"
-REMOVED = "Removed"  # its config is gone: stopped with a savepoint, metadata deleted after grace
-# Held until an operator or a new generation resolves it; never retried as it stands:
-NO_RESTORE_POINT = "NoRestorePoint"  # every restore point was rejected; empty state is not silent
-RESTORE_INCOMPATIBLE = "RestoreIncompatible"  # Flink cannot map the restored state to the program
+
+class Phase(StrEnum):
+    """Phases a job's status can be in; the CLI colours and the metrics enumerate these. A
+    StrEnum: the value is what ZooKeeper and the CLI's JSON carry."""
+
+    PENDING = "Pending"
+    SUBMITTING = "Submitting"
+    RUNNING = "Running"
+    RESTARTING = "Restarting"
+    RECOVERING = "Recovering"
+    CLUSTER_UNREACHABLE = "ClusterUnreachable"
+    SUBMIT_FAILED = "SubmitFailed"
+    CRASH_LOOP = "CrashLoopBackOff"
+    FINISHED = "Finished"
+    SUSPENDED = "Suspended"
+    # Its config is gone: stopped with a savepoint, metadata deleted after grace.
+    REMOVED = "Removed"
+    # Held until an operator or a new generation resolves it; never retried as it stands:
+    NO_RESTORE_POINT = "NoRestorePoint"  # every restore point was rejected; no silent empty state
+    RESTORE_INCOMPATIBLE = "RestoreIncompatible"  # Flink cannot map the state to the program
+
+
+PENDING = Phase.PENDING
+SUBMITTING = Phase.SUBMITTING
+RUNNING = Phase.RUNNING
+RESTARTING = Phase.RESTARTING
+RECOVERING = Phase.RECOVERING
+CLUSTER_UNREACHABLE = Phase.CLUSTER_UNREACHABLE
+SUBMIT_FAILED = Phase.SUBMIT_FAILED
+CRASH_LOOP = Phase.CRASH_LOOP
+FINISHED = Phase.FINISHED
+SUSPENDED = Phase.SUSPENDED
+REMOVED = Phase.REMOVED
+NO_RESTORE_POINT = Phase.NO_RESTORE_POINT
+RESTORE_INCOMPATIBLE = Phase.RESTORE_INCOMPATIBLE
 HELD_PHASES = (NO_RESTORE_POINT, RESTORE_INCOMPATIBLE)
-PHASES = (
-    PENDING,
-    SUBMITTING,
-    RUNNING,
-    RESTARTING,
-    RECOVERING,
-    CLUSTER_UNREACHABLE,
-    SUBMIT_FAILED,
-    CRASH_LOOP,
-    FINISHED,
-    SUSPENDED,
-    REMOVED,
-    NO_RESTORE_POINT,
-    RESTORE_INCOMPATIBLE,
-)
+PHASES = tuple(Phase)
 MAX_REJECTED = 20  # rejected restore points a status remembers, newest last
 
 
@@ -80,6 +89,15 @@ class JobRecord:
     def removed(self) -> bool:
         return self.removed_at > 0
 
+    @cached_property
+    def model(self) -> FlinkJobSpec:
+        """The spec as the loader validated it, every default in place: what the worker and
+        the master read. A record whose spec no longer validates is unreadable."""
+        try:
+            return FlinkJobSpec.model_validate(self.spec)
+        except ValueError as exc:
+            raise StoreError(f"job {self.name}: unreadable spec ({exc})") from exc
+
     @property
     def rest_url(self) -> str:
         return str(self.cluster["spec"]["restUrl"])
@@ -96,6 +114,10 @@ class JobRecord:
             "commit": self.commit,
             "removedAt": self.removed_at,
         }
+
+    @classmethod
+    def from_json_bytes(cls, name: str, data: bytes) -> JobRecord:
+        return cls.from_json(name, decode(data, f"job {name}"))
 
     @classmethod
     def from_json(cls, name: str, value: dict[str, Any]) -> JobRecord:
@@ -172,7 +194,7 @@ class RejectedRestore:
 class JobStatus:
     """Observed state of one job, written only by its owning worker."""
 
-    phase: str = PENDING
+    phase: Phase = Phase.PENDING
     flink_job_id: str = ""
     attempt: int = 0
     observed_generation: int = 0
@@ -234,7 +256,7 @@ class JobStatus:
     def from_json(cls, value: dict[str, Any]) -> JobStatus:
         try:
             return cls(
-                phase=str(value.get("phase", PENDING)),
+                phase=Phase(value.get("phase", PENDING)),
                 flink_job_id=str(value.get("flinkJobId", "")),
                 attempt=int(value.get("attempt", 0)),
                 observed_generation=int(value.get("observedGeneration", 0)),

@@ -24,6 +24,7 @@ from common.durations import parse_duration
 from common.schedules import schedule_trigger
 
 API_VERSION = "flinksched/v1"
+CHECKPOINT_INTERVAL_KEY = "execution.checkpointing.interval"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -123,6 +124,15 @@ class FlinkJobSpec(_Strict):
     savepoints: Savepoints = Field(default_factory=Savepoints)
     pollInterval: Duration = 1.0
     alerts: Alerts = Field(default_factory=Alerts)
+
+    @property
+    def checkpoint_interval(self) -> float | None:
+        """Seconds between the job's checkpoints, when its configuration sets them."""
+        configured = self.flinkConfiguration.get(CHECKPOINT_INTERVAL_KEY)
+        try:
+            return parse_duration(configured) if configured is not None else None
+        except ValueError:
+            return None
 
 
 class FlinkJob(_Strict):

@@ -1,4 +1,4 @@
-"""The ZooKeeper store: the one module that knows the znode layout.
+"""The ZooKeeper store: the only code that knows the znode layout (with its two base modules).
 
 Layout under the root (default `/flinksched`):
     leader/m-<seq>                 ephemeral sequential, one per master; the lowest leads
@@ -15,166 +15,36 @@ Layout under the root (default `/flinksched`):
     allow-removal                  one-shot operator consent to a removal the guard withheld
     assignments/<worker-id>/<name> assignment; its czxid is the epoch (written by the leader)
 
-Every write that needs an entitlement (leadership, ownership) is a transaction that also
-checks the entitling node, so a process that lost its session cannot write.
+The store's code is split by responsibility: `common.zknodes` (paths, session, fenced
+transactions, watches), `common.membership` (election, workers, assignments, config sync) and
+this module (jobs: records, status, ownership, events, commands, overrides). Every write that
+needs an entitlement (leadership, ownership) is a transaction that also checks the entitling
+node, so a process that lost its session cannot write.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import (
-    BadVersionError,
-    NodeExistsError,
-    NoNodeError,
-    NotEmptyError,
-    RolledBackError,
-)
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from common.errors import ConflictError, FencedError, StoreError
-from common.records import (
-    Event,
-    Fence,
-    JobRecord,
-    JobStatus,
-    WorkerInfo,
-    decode,
-    encode,
-)
+from common.errors import ConflictError, StoreError
+from common.jobstore import UNKNOWN, JobWatcher, Unknown
+from common.membership import Membership
+from common.records import Event, Fence, JobRecord, JobStatus, decode, encode
+from common.zknodes import Op
+from common.zkwatch import Failed
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MAX_EVENTS = 100
-LEADER_PREFIX = "m-"
-TRANSACTION_OPS = 200  # ops per multi-op transaction, well inside jute.maxbuffer
-Op = tuple[str, str, bytes | None]  # ("create" | "set" | "delete", path, data)
 
 
-class Store:
-    def __init__(self, client: KazooClient, root: str = "/flinksched") -> None:
-        self.zk = client
-        self.root = root.rstrip("/") or "/flinksched"
-
-    # -- paths ---------------------------------------------------------------------------
-    def _path(self, *parts: str) -> str:
-        return "/".join((self.root, *parts))
-
-    def job_path(self, name: str) -> str:
-        return self._path("jobs", name)
-
-    def status_path(self, name: str) -> str:
-        return self._path("jobs", name, "status")
-
-    def job_of_status_path(self, path: str) -> str | None:
-        """The job a status path belongs to (None for any other path)."""
-        prefix = self._path("jobs") + "/"
-        if not (path.startswith(prefix) and path.endswith("/status")):
-            return None
-        return path[len(prefix):-len("/status")] or None
-
-    def ensure_layout(self) -> None:
-        for part in ("leader", "workers", "jobs", "assignments", "overrides"):
-            self.zk.ensure_path(self._path(part))
-
-    @property
-    def session_id(self) -> int:
-        client_id = self.zk.client_id
-        return int(client_id[0]) if client_id else -1
-
-    # -- leadership ----------------------------------------------------------------------
-    def join_election(self, master_id: str) -> Fence:
-        """A new contender node for this session; leadership is held while it is the lowest."""
-        path = self.zk.create(
-            self._path("leader", LEADER_PREFIX),
-            master_id.encode("utf-8"),
-            ephemeral=True,
-            sequence=True,
-            makepath=True,
-        )
-        return Fence(path=path, version=0, session_id=self.session_id, holder=master_id)
-
-    def contenders(self) -> list[tuple[str, str]]:
-        """(node name, master id) in election order; the first one leads."""
-        try:
-            children = self.zk.get_children(self._path("leader"))
-        except NoNodeError:
-            return []
-        contenders = []
-        for child in sorted(c for c in children if c.startswith(LEADER_PREFIX)):
-            try:
-                data, _ = self.zk.get(self._path("leader", child))
-            except NoNodeError:
-                continue
-            contenders.append((child, data.decode("utf-8", "replace")))
-        return contenders
-
-    def leader_id(self) -> str | None:
-        contenders = self.contenders()
-        return contenders[0][1] if contenders else None
-
-    def fence_holds(self, fence: Fence) -> bool:
-        """True while the fence node exists, in this very session."""
-        if self.session_id != fence.session_id:
-            return False
-        stat = self.zk.exists(fence.path)
-        return bool(stat and stat.ephemeralOwner == fence.session_id)
-
-    def leads(self, fence: Fence) -> bool:
-        """True when the fence node is the lowest contender (the caller checks it still holds)."""
-        try:
-            children = self.zk.get_children(self._path("leader"))
-        except NoNodeError:
-            return False
-        lowest = min((c for c in children if c.startswith(LEADER_PREFIX)), default=None)
-        return lowest is not None and fence.path.endswith("/" + lowest)
-
-    # -- fenced writes -------------------------------------------------------------------
-    def _commit(self, fence: Fence, build: Callable[[Any], None]) -> None:
-        """Run the ops `build` adds in one transaction that also checks the fence node."""
-        if self.session_id != fence.session_id:
-            raise FencedError(f"{fence.path}: the session that held it is gone")
-        transaction = self.zk.transaction()
-        transaction.check(fence.path, fence.version)
-        build(transaction)
-        self._check_results(fence, transaction.commit())
-
-    def _commit_ops(self, fence: Fence, ops: list[Op]) -> None:
-        """Many ops in fenced transactions of bounded size, sent pipelined (one round trip).
-
-        ZooKeeper applies one session's requests in order, so a later chunk may rely on an
-        earlier one; when a chunk fails, the chunks before it stay applied.
-        """
-        if self.session_id != fence.session_id:
-            raise FencedError(f"{fence.path}: the session that held it is gone")
-        pending = []
-        for start in range(0, len(ops), TRANSACTION_OPS):
-            transaction = self.zk.transaction()
-            transaction.check(fence.path, fence.version)
-            for op, path, data in ops[start:start + TRANSACTION_OPS]:
-                if op == "create":
-                    transaction.create(path, data or b"")
-                elif op == "set":
-                    transaction.set_data(path, data or b"")
-                else:
-                    transaction.delete(path)
-            pending.append(transaction.commit_async())
-        for result in pending:
-            self._check_results(fence, result.get())
-
-    def _check_results(self, fence: Fence, results: list[Any]) -> None:
-        failures = [r for r in results if isinstance(r, Exception)]
-        if not failures:
-            return
-        first = results[0]
-        if isinstance(first, Exception) and not isinstance(first, RolledBackError):
-            raise FencedError(f"{fence.path}: no longer held ({type(first).__name__})")
-        real = [f for f in failures if not isinstance(f, RolledBackError)]
-        raise ConflictError(f"transaction failed: {', '.join(type(f).__name__ for f in real)}")
-
+class Store(Membership):
     # -- jobs: desired state (leader) -----------------------------------------------------
     def job_names(self) -> list[str]:
         try:
@@ -188,20 +58,6 @@ class Store:
         except NoNodeError:
             return None
         return JobRecord.from_json(name, decode(data, f"job {name}"))
-
-    def _get_many(self, paths: list[str],
-                  watch: Callable[[Any], None] | None = None) -> list[bytes | None]:
-        """Node data for many paths in one pipelined round (None where a node is missing),
-        leaving `watch` on each node that exists."""
-        pending = [self.zk.get_async(path, watch=watch) for path in paths]
-        found: list[bytes | None] = []
-        for result in pending:
-            try:
-                data, _ = result.get()
-                found.append(data)
-            except NoNodeError:
-                found.append(None)
-        return found
 
     def jobs(self) -> dict[str, JobRecord]:
         names = self.job_names()
@@ -217,11 +73,19 @@ class Store:
         return records
 
     def statuses(self, names: list[str],
-                 watch: Callable[[Any], None] | None = None) -> dict[str, JobStatus]:
+                 changed: Callable[[str], None] | None = None) -> dict[str, JobStatus]:
         """Status of many jobs in one pipelined round; unreadable ones are logged and skipped.
-        `watch` is called once when a read status changes or is deleted."""
+        `changed(name)` is called once when a status read here changes or is deleted (in the
+        store's thread: it must not block); reading it again watches it again."""
         found = {}
         paths = [self.status_path(name) for name in names]
+        watch = None
+        if changed is not None:
+            def watch(event: Any) -> None:
+                name = self._job_of_status_path(event.path or "")
+                if name is not None:
+                    changed(name)
+
         for name, data in zip(names, self._get_many(paths, watch), strict=True):
             if data is None:
                 continue
@@ -267,59 +131,10 @@ class Store:
         ops.append(("delete", path, None))
         for worker_id, names in self.assignments().items():
             if name in names:
-                ops.append(("delete", f"{self.assignments_path(worker_id)}/{name}", None))
+                ops.append(("delete", f"{self._assignments_path(worker_id)}/{name}", None))
         if self.zk.exists(self._path("overrides", name)):
             ops.append(("delete", self._path("overrides", name), None))
         self._commit_ops(fence, ops)
-
-    def _children(self, path: str) -> list[str]:
-        try:
-            return sorted(self.zk.get_children(path))
-        except NoNodeError:
-            return []
-
-    def config_state(self) -> dict[str, Any]:
-        """What the leader's last sync found: errors, commit, blocked removals."""
-        try:
-            data, _ = self.zk.get(self._path("config"))
-        except NoNodeError:
-            return {}
-        try:
-            return decode(data, "config state")
-        except StoreError as exc:
-            logger.warning("ignoring config state: %s", exc)
-            return {}
-
-    def allow_removal(self, by: str) -> None:
-        """An operator's consent to the next sync's removals, past the removal guard."""
-        path = self._path("allow-removal")
-        payload = encode({"by": by, "at": time.time()})
-        try:
-            self.zk.create(path, payload)
-        except NodeExistsError:
-            self.zk.set(path, payload)
-
-    def removal_allowed(self) -> dict[str, Any] | None:
-        try:
-            data, _ = self.zk.get(self._path("allow-removal"))
-        except NoNodeError:
-            return None
-        return decode(data, "allow-removal")
-
-    def consume_removal_allowance(self, fence: Fence) -> None:
-        path = self._path("allow-removal")
-        try:
-            self._commit(fence, lambda t: t.delete(path))
-        except ConflictError:
-            pass
-
-    def put_config_state(self, value: dict[str, Any], fence: Fence) -> None:
-        path = self._path("config")
-        data = encode(value)
-        if self.zk.exists(path) is None:
-            self._commit(fence, lambda t: t.create(path, data))
-        else:
-            self._commit(fence, lambda t: t.set_data(path, data))
 
     # -- jobs: status (owning worker) ----------------------------------------------------
     def status(self, name: str) -> tuple[JobStatus, int]:
@@ -457,12 +272,6 @@ class Store:
             return False
         return True
 
-    def worker_ids(self) -> set[str]:
-        try:
-            return set(self.zk.get_children(self._path("workers")))
-        except NoNodeError:
-            return set()
-
     # -- one-shot commands (CLI writes, owning worker executes and deletes) ---------------
     def add_command(self, name: str, command: str, by: str, **fields: Any) -> str:
         payload = encode({"command": command, "by": by, "at": time.time(), **fields})
@@ -498,95 +307,42 @@ class Store:
         except NoNodeError:
             pass
 
-    # -- workers -------------------------------------------------------------------------
-    def register_worker(self, info: WorkerInfo) -> None:
-        path = self._path("workers", info.id)
+    # -- watches of one job (its supervisor) ----------------------------------------------
+    def watch_job(self, name: str, watcher: JobWatcher) -> None:
+        """Tell `watcher` about every change of the job's record, override and commands until
+        it is closed."""
+
+        def active() -> bool:
+            return not watcher.closed
+
+        def record(data: bytes | Failed | None) -> None:
+            watcher.record_changed(self._decoded(
+                data, JobRecord.from_json_bytes, name, UNKNOWN, "read again by its next cycle"))
+
+        def override(data: bytes | Failed | None) -> None:
+            watcher.override_changed(self._decoded(
+                data, lambda n, raw: decode(raw, f"override of job {n}"), name, None,
+                "ignored until it changes"))
+
+        def commands(children: list[str] | Failed) -> None:
+            # Unknown (the read failed) counts as waiting: the cycle looks for itself.
+            watcher.commands_changed(isinstance(children, Failed) or bool(children))
+
+        self.watches.data(self.job_path(name), record, active)
+        self.watches.data(self.override_path(name), override, active)
+        self.watches.children(self.job_path(name) + "/commands", commands, active)
+
+    @staticmethod
+    def _decoded(data: bytes | Failed | None, parse: Callable[[str, bytes], T], name: str,
+                 unreadable: Unknown | None, then: str) -> T | Unknown | None:
+        """A watched node's value: UNKNOWN when it could not be read, `unreadable` when what
+        was read is junk (logged, saying what happens `then`)."""
+        if isinstance(data, Failed):
+            return UNKNOWN
+        if data is None:
+            return None
         try:
-            self.zk.create(path, encode(info.to_json()), ephemeral=True, makepath=True)
-        except NodeExistsError:
-            _, stat = self.zk.get(path)
-            if stat.ephemeralOwner != self.session_id:
-                raise StoreError(f"worker id {info.id} is already registered") from None
-
-    def unregister_worker(self, worker_id: str) -> None:
-        try:
-            self.zk.delete(self._path("workers", worker_id))
-        except NoNodeError:
-            pass
-
-    def workers(self) -> dict[str, WorkerInfo]:
-        try:
-            children = sorted(self.zk.get_children(self._path("workers")))
-        except NoNodeError:
-            return {}
-        workers = {}
-        paths = [self._path("workers", worker_id) for worker_id in children]
-        for worker_id, data in zip(children, self._get_many(paths), strict=True):
-            if data is None:
-                continue
-            try:
-                workers[worker_id] = WorkerInfo.from_json(worker_id, decode(data, worker_id))
-            except (StoreError, TypeError, ValueError) as exc:
-                logger.warning("skipping worker %s: %s", worker_id, exc)
-        return workers
-
-    # -- assignments (leader writes, workers read) ---------------------------------------
-    def assignments_path(self, worker_id: str) -> str:
-        return self._path("assignments", worker_id)
-
-    def assigned_names(self, worker_id: str) -> set[str]:
-        try:
-            return set(self.zk.get_children(self.assignments_path(worker_id)))
-        except NoNodeError:
-            return set()
-
-    def assignment_epochs(self, worker_id: str, names: Iterable[str]) -> dict[str, int]:
-        """Each assignment's epoch (its node's czxid, a global and rising zxid), in one
-        pipelined round; an assignment gone meanwhile is left out."""
-        base = self.assignments_path(worker_id)
-        pending = [(name, self.zk.exists_async(f"{base}/{name}")) for name in names]
-        epochs = {}
-        for name, result in pending:
-            stat = result.get()
-            if stat is not None:
-                epochs[name] = int(stat.czxid)
-        return epochs
-
-    def assignments(self) -> dict[str, set[str]]:
-        """Job names assigned to each worker id (one pipelined round)."""
-        try:
-            worker_ids = self.zk.get_children(self._path("assignments"))
-        except NoNodeError:
-            return {}
-        pending = [self.zk.get_children_async(self.assignments_path(w)) for w in worker_ids]
-        found: dict[str, set[str]] = {}
-        for worker_id, result in zip(worker_ids, pending, strict=True):
-            try:
-                found[worker_id] = set(result.get())
-            except NoNodeError:
-                continue
-        return found
-
-    def apply_assignments(
-        self,
-        assign: list[tuple[str, str]],
-        unassign: list[tuple[str, str]],
-        fence: Fence,
-    ) -> None:
-        """Create and delete assignment nodes in fenced transactions of bounded size."""
-        payload = encode({"assignedAt": time.time(), "by": fence.holder})
-        targets = sorted({w for w, _ in assign})
-        exists = [self.zk.exists_async(self.assignments_path(w)) for w in targets]
-        ops: list[Op] = [  # a missing worker directory is created fenced, too
-            ("create", self.assignments_path(w), b"")
-            for w, found in zip(targets, exists, strict=True) if found.get() is None
-        ]
-        ops += [("delete", f"{self.assignments_path(w)}/{n}", None) for w, n in unassign]
-        ops += [("create", f"{self.assignments_path(w)}/{n}", payload) for w, n in assign]
-        self._commit_ops(fence, ops)
-
-    def drop_worker_dir(self, worker_id: str, fence: Fence) -> None:
-        try:
-            self._commit(fence, lambda t: t.delete(self.assignments_path(worker_id)))
-        except (ConflictError, NotEmptyError):
-            pass
+            return parse(name, data)
+        except StoreError as exc:
+            logger.warning("job %s: %s; %s", name, exc, then)
+            return unreadable

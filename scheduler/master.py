@@ -15,7 +15,6 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from kazoo.exceptions import KazooException
-from kazoo.recipe.watchers import ChildrenWatch
 
 from common import metrics
 from common.configdir import ConfigLoader
@@ -108,10 +107,7 @@ class Master:
             self._scheduler.add_job(self._pull, "interval", seconds=self.git_interval, id="git",
                                     max_instances=1, coalesce=True, next_run_time=now)
         self._scheduler.start()
-        ChildrenWatch(self.store.zk, f"{self.store.root}/leader", self._wake_all,
-                      allow_session_lost=True)
-        ChildrenWatch(self.store.zk, f"{self.store.root}/workers", self._wake_all,
-                      allow_session_lost=True)
+        self.store.watch_members(lambda: self.wake("assign", "pool"))
 
     def stop(self) -> None:
         self._scheduler.shutdown(wait=True)
@@ -125,9 +121,6 @@ class Master:
                 self._scheduler.modify_job(job, next_run_time=datetime.now().astimezone())
             except Exception:  # not started yet, or already shut down
                 logger.debug("could not wake %s", job, exc_info=True)
-
-    def _wake_all(self, children: list[str]) -> None:
-        self.wake("assign", "pool")
 
     def liveness(self) -> tuple[bool, str]:
         """/healthz: the periodic jobs run (a hung ZooKeeper call or a dead scheduler fails)."""

@@ -11,9 +11,6 @@ missed); a lost session loses them, so the copy is dropped and read again in ful
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-from kazoo.protocol.states import KazooState, WatchedEvent
 
 from common.records import JobStatus
 from common.store import Store
@@ -31,7 +28,7 @@ class StatusCache:
     def statuses(self, names: list[str]) -> dict[str, JobStatus]:
         """The status of each job in `names` that has one."""
         if not self._listening:
-            self.store.zk.add_listener(self._connection)
+            self.store.on_session_lost(self.clear)  # the session's watches are gone with it
             self._listening = True
         with self._lock:
             wanted = set(names)
@@ -40,7 +37,7 @@ class StatusCache:
             stale = sorted(n for n in wanted if n not in self._known or n in self._changed)
             self._changed.difference_update(stale)
         try:
-            read = self.store.statuses(stale, watch=self._watch) if stale else {}
+            read = self.store.statuses(stale, changed=self._changed_status) if stale else {}
         except Exception:
             with self._lock:  # not read: read again next pass
                 self._changed.update(stale)
@@ -59,12 +56,6 @@ class StatusCache:
             self._known.clear()
             self._changed.clear()
 
-    def _watch(self, event: WatchedEvent) -> None:
-        name = self.store.job_of_status_path(event.path or "")
-        if name is not None:
-            with self._lock:
-                self._changed.add(name)
-
-    def _connection(self, state: Any) -> None:
-        if state == KazooState.LOST:  # the session's watches are gone with it
-            self.clear()
+    def _changed_status(self, name: str) -> None:
+        with self._lock:
+            self._changed.add(name)

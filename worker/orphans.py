@@ -1,5 +1,5 @@
 """Attempts of a flinksched job in Flink's listing: orphans (running, not the current attempt)
-and attempts newer than ZooKeeper knows (adopted after a lost or rolled-back status).
+and attempts alive that ZooKeeper does not know (adopted after a lost or rolled-back status).
 
 Matched on job ids, never on names: a program's env.execute("name") overrides the name.
 """
@@ -25,14 +25,15 @@ def orphan_ids(attempts: Mapping[str, str], name: str, current_attempt: int) -> 
     return sorted(found)
 
 
-def newer_live_attempt(attempts: Mapping[str, str], name: str,
-                       current_attempt: int) -> tuple[int, str] | None:
-    """The newest attempt Flink runs that is newer than the status's: ZooKeeper lost or rolled
-    back the status, and this attempt is adopted, not restarted (DESIGN rule 7)."""
+def live_attempt(attempts: Mapping[str, str], name: str,
+                 current_attempt: int) -> tuple[int, str] | None:
+    """The newest attempt Flink runs other than the status's: the status lost track of it
+    (ZooKeeper lost or rolled back its data), and it is adopted, not restarted beside
+    (DESIGN rules 3 and 7), whether it is newer or older than the status says."""
     found = []
     for job_id, state in attempts.items():
         attempt = attempt_of(name, job_id)
-        if attempt is not None and attempt > current_attempt and state not in TERMINAL_STATES:
+        if attempt is not None and attempt != current_attempt and state not in TERMINAL_STATES:
             found.append((attempt, job_id.lower()))
     return max(found, default=None)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 MIN_BACKOFF_STEP = 1.0
 
@@ -13,13 +12,11 @@ def recent_restarts(times: Iterable[float], now: float, window: float) -> tuple[
     return tuple(t for t in times if now - t < window)
 
 
-def backoff_delay(recent: int, backoff: Mapping[str, Any]) -> float:
+def backoff_delay(recent: int, initial: float, ceiling: float) -> float:
     """Seconds to wait after the last restart when `recent` restarts happened in the window.
 
     The first restart is immediate (or waits `initial`); each later one doubles, up to `max`.
     """
-    initial = float(backoff.get("initial", 0.0))
-    ceiling = float(backoff.get("max", 300.0))
     if recent == 0:
         return min(initial, ceiling)
     step = max(initial, MIN_BACKOFF_STEP)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from kazoo.exceptions import KazooException
-from kazoo.recipe.watchers import ChildrenWatch
 
 from common import metrics
 from common.errors import ConflictError, StoreError
@@ -28,6 +27,7 @@ from worker.clients import FlinkClients
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache
 from worker.supervisor import JobSupervisor
+from worker.target import SessionTargets
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class Worker:
         self.jars = JarCache(download_dir or Path.home() / ".cache" / "flinksched" / "jars",
                              allowed_jars)
         self.clients = FlinkClients()
+        self.targets = SessionTargets(self.clients, self.jars)
         self.supervisors: dict[str, JobSupervisor] = {}
         # Dropped on a lapsed session and told to stop, but still finishing a call: each keeps
         # its slot until its thread ends, so repeated lapses cannot pile up threads.
@@ -98,8 +99,7 @@ class Worker:
             before_shutdown: Callable[[], None] | None = None) -> None:
         self.scheduler.start()
         self._register()
-        ChildrenWatch(self.store.zk, self.store.assignments_path(self.id), self._on_assignments,
-                      allow_session_lost=True)
+        self.store.watch_assignments(self.id, self._wake.set)
         logger.info("worker %s ready with %d slot(s)", self.id, self.slots)
         while not stop.is_set():
             self.last_loop = time.monotonic()
@@ -114,11 +114,8 @@ class Worker:
             before_shutdown()
         self.shutdown()
 
-    def _on_assignments(self, children: list[str]) -> None:
-        self._wake.set()
-
     def _register(self) -> None:
-        self.store.zk.ensure_path(self.store.assignments_path(self.id))
+        self.store.ensure_worker_dir(self.id)
         self.store.register_worker(self.info())
         self._session = self.store.session_id
 
@@ -156,8 +153,8 @@ class Worker:
             if isinstance(claimed, StoreError):
                 logger.warning("worker %s: cannot take job %s: %s", self.id, name, claimed)
                 continue
-            supervisor = JobSupervisor(self.store, name, claimed, self.guard, self.jars,
-                                       self.clients, self.scheduler)
+            supervisor = JobSupervisor(self.store, name, claimed, self.guard, self.targets,
+                                       self.scheduler)
             self.supervisors[name] = supervisor
             supervisor.start()
             logger.info("worker %s: owns job %s (epoch %d)", self.id, name, claimed.epoch)

@@ -10,28 +10,19 @@ checkpoint without its metadata is passed over for the next-newest.
 from __future__ import annotations
 
 import logging
-import re
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from common.errors import FlinkUnreachable
-from common.flink import FlinkClient
 from common.jobids import flink_job_id, name_prefix
 from common.records import Checkpoint, JobRecord, JobStatus
-from worker.clients import FlinkClients
-from worker.restorecheck import RestoreChoice, choose, is_placeholder, local_path
+from worker.observation import Need, RestoreCandidates
+from worker.restorecheck import CHK_DIR, checkpoint_number, is_placeholder, local_path, rejection
+from worker.target import DeploymentTarget
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
-_CHK_DIR = re.compile(r"^chk-(\d+)$")
-
-
-def newest(candidates: Iterable[Checkpoint | None]) -> Checkpoint | None:
-    """The candidate that completed last; a higher id breaks a tie."""
-    found = [c for c in candidates if c is not None and c.path]
-    return max(found, key=lambda c: (c.timestamp, c.id), default=None)
 
 
 def from_flink_stats(stats: Mapping[str, Any] | None) -> list[Checkpoint]:
@@ -104,7 +95,7 @@ def retained_on_disk(directory: str, job_id_prefix: str) -> list[Checkpoint]:
         except OSError:
             continue
         for chk_dir in chk_dirs:
-            match = _CHK_DIR.match(chk_dir.name)
+            match = CHK_DIR.match(chk_dir.name)
             metadata = chk_dir / "_metadata"
             if not match:
                 continue
@@ -118,12 +109,6 @@ def retained_on_disk(directory: str, job_id_prefix: str) -> list[Checkpoint]:
                 )
             )
     return found
-
-
-def checkpoint_number(path: str) -> int:
-    """N of a `.../chk-N` path; 0 for a savepoint or anything else."""
-    match = _CHK_DIR.match(path.rstrip("/").rsplit("/", 1)[-1])
-    return int(match.group(1)) if match else 0
 
 
 def restore_fallbacks(restored_from: str, initial_savepoint: str | None) -> list[Checkpoint]:
@@ -141,39 +126,39 @@ def restore_fallbacks(restored_from: str, initial_savepoint: str | None) -> list
     return found
 
 
-class RestorePoints:
-    """Gathers every source's candidates for one job and picks the newest usable (rules 5, 7)."""
+def gather(need: Need, record: JobRecord, status: JobStatus,
+           target: DeploymentTarget) -> RestoreCandidates:
+    """Every candidate of the sources `need` asks for, each checked before use (rule 7).
 
-    def __init__(self, name: str, clients: FlinkClients) -> None:
-        self.name = name
-        self.clients = clients
-
-    def after(self, record: JobRecord, client: FlinkClient, status: JobStatus) -> RestoreChoice:
-        """Where the attempt after `status.attempt` starts from."""
-        candidates: list[Checkpoint | None] = [status.last_checkpoint, *status.savepoints]
-        candidates.extend(restore_fallbacks(status.restored_from,
-                                            record.spec["job"].get("initialSavepointPath")))
-        try:
-            stats = client.checkpoints(flink_job_id(self.name, status.attempt))
-            candidates.extend(from_flink_stats(stats))
-        except FlinkUnreachable:
-            pass
-        candidates.extend(self.retained(record, client))
-        return choose(candidates, status.rejected_paths, time.time())
-
-    def first(self, record: JobRecord, client: FlinkClient, status: JobStatus) -> RestoreChoice:
-        """Where the very first attempt starts: the spec's initial savepoint, else whatever
-        state an earlier life of this job name left on disk, else nothing."""
-        initial = record.spec["job"].get("initialSavepointPath")
+    FIRST: the spec's initial savepoint, else whatever state an earlier life of this job name
+    left on disk. AFTER: the status's checkpoint and savepoints, the last attempt's restore
+    point and the initial savepoint as fallbacks, Flink's statistics of the last attempt, and
+    the retained checkpoints on disk. NONE: nothing (the point is known already)."""
+    candidates: list[Checkpoint] = []
+    initial = record.model.job.initialSavepointPath
+    if need is Need.FIRST:
         if initial:
-            point = Checkpoint(path=str(initial), id=0, timestamp=0, kind="savepoint")
-            return choose([point], status.rejected_paths, time.time())
-        return choose(self.retained(record, client), status.rejected_paths, time.time())
+            candidates.append(Checkpoint(path=initial, id=0, timestamp=0, kind="savepoint"))
+        else:
+            candidates.extend(retained(record, target))
+    elif need is Need.AFTER:
+        candidates.extend(c for c in (status.last_checkpoint, *status.savepoints) if c)
+        candidates.extend(restore_fallbacks(status.restored_from, initial))
+        if status.attempt:
+            try:
+                candidates.extend(from_flink_stats(
+                    target.checkpoints(flink_job_id(record.name, status.attempt))))
+            except FlinkUnreachable:
+                pass
+        candidates.extend(retained(record, target))
+    problems = {c.path: p for c in candidates if (p := rejection(c.path)) is not None}
+    return RestoreCandidates(need, tuple(candidates), problems)
 
-    def retained(self, record: JobRecord, client: FlinkClient) -> list[Checkpoint]:
-        try:
-            cluster_config = self.clients.cluster_config(client)
-        except FlinkUnreachable:
-            cluster_config = {}
-        directory = checkpoint_dir(record.spec.get("flinkConfiguration", {}), cluster_config)
-        return retained_on_disk(directory, name_prefix(self.name)) if directory else []
+
+def retained(record: JobRecord, target: DeploymentTarget) -> list[Checkpoint]:
+    try:
+        cluster_config = target.config()
+    except FlinkUnreachable:
+        cluster_config = {}
+    directory = checkpoint_dir(record.model.flinkConfiguration, cluster_config)
+    return retained_on_disk(directory, name_prefix(record.name)) if directory else []

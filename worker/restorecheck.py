@@ -11,6 +11,7 @@ its root cause: unreadable (try the next-newest point at once) or incompatible w
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from common.jobids import is_job_id
 from common.records import Checkpoint, RejectedRestore
 
 METADATA = "_metadata"
+CHK_DIR = re.compile(r"^chk-(\d+)$")
 # What Flink reports as external_path for a checkpoint kept only in the JobManager's memory.
 PLACEHOLDER_PREFIX = "<"
 
@@ -129,6 +131,18 @@ def rejection(path: str) -> str | None:
     except OSError as exc:
         return f"{path} cannot be read: {exc.strerror or exc}"
     return f"{path} does not exist"
+
+
+def newest(candidates: Iterable[Checkpoint | None]) -> Checkpoint | None:
+    """The candidate that completed last; a higher id breaks a tie."""
+    found = [c for c in candidates if c is not None and c.path]
+    return max(found, key=lambda c: (c.timestamp, c.id), default=None)
+
+
+def checkpoint_number(path: str) -> int:
+    """N of a `.../chk-N` path; 0 for a savepoint or anything else."""
+    match = CHK_DIR.match(path.rstrip("/").rsplit("/", 1)[-1])
+    return int(match.group(1)) if match else 0
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from apscheduler.schedulers.base import BaseScheduler
 
 from common.errors import FlinkError
-from common.flink import FlinkClient
 from common.records import Checkpoint, JobStatus
 from common.schedules import schedule_trigger
+from worker.decide import NOT_RUNNING_YET
+
+
+class SavepointTarget(Protocol):
+    """What taking and disposing of savepoints needs of a deployment target."""
+
+    def trigger_savepoint(self, job_id: str) -> str: ...
+    def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]: ...
+    def dispose_savepoint(self, path: str) -> str: ...
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +40,6 @@ class Pending:
     requested: float = field(default_factory=time.monotonic)  # first asked for
 
 
-# Flink refuses a savepoint while the attempt's tasks are still being deployed; that passes.
-NOT_RUNNING_YET = ("Not all required tasks are currently running",
-                   "is not being executed at the moment")
 RETRY_WINDOW = 60.0  # how long such a savepoint is asked for again
 
 
@@ -79,7 +85,7 @@ class SavepointKeeper:
                 self._requested_at = time.monotonic() if since is None else since
         self.wake()
 
-    def step(self, client: FlinkClient, status: JobStatus, job_id: str, retain: int) -> Outcome:
+    def step(self, client: SavepointTarget, status: JobStatus, job_id: str, retain: int) -> Outcome:
         """Advance: collect a pending savepoint, or trigger a requested one."""
         if self.pending is not None:
             return self._collect(client, status, retain)
@@ -96,7 +102,7 @@ class SavepointKeeper:
         self.pending = Pending(trigger_id, job_id, reason, requested=requested)
         return Outcome()
 
-    def _collect(self, client: FlinkClient, status: JobStatus, retain: int) -> Outcome:
+    def _collect(self, client: SavepointTarget, status: JobStatus, retain: int) -> Outcome:
         assert self.pending is not None
         pending = self.pending
         try:
@@ -124,7 +130,7 @@ class SavepointKeeper:
             events.append(self._dispose(client, oldest))
         return Outcome(status=status.with_changes(savepoints=tuple(kept)), events=events)
 
-    def _dispose(self, client: FlinkClient, savepoint: Checkpoint) -> str:
+    def _dispose(self, client: SavepointTarget, savepoint: Checkpoint) -> str:
         try:
             client.dispose_savepoint(savepoint.path)
         except FlinkError as exc:

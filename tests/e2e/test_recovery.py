@@ -20,9 +20,11 @@ from tests.stack import ControlPlane
 from tests.tcpproxy import TcpProxy
 from tests.waiting import holds_for, wait_until
 from worker.clients import FlinkClients
+from worker.decisions import Decision, Resubmit
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache
-from worker.supervisor import JobSupervisor, run_request
+from worker.supervisor import JobSupervisor
+from worker.target import SessionTargets, run_request
 
 pytestmark = pytest.mark.e2e
 
@@ -74,8 +76,9 @@ def test_racing_submissions_of_one_attempt_make_one_flink_job(
 
     clients = FlinkClients()
     jars = JarCache(control.workdir / "jars")
-    supervisor = JobSupervisor(store, name, owner, ConnectionGuard(store.zk, 3.0), jars, clients)
-    supervisor.current, supervisor.version = store.status(name)
+    supervisor = JobSupervisor(store, name, owner, ConnectionGuard(store.zk, 3.0),
+                               SessionTargets(clients, jars))
+    supervisor.actor.status()
     other = FlinkClient(control.cluster.rest_url)
     body = run_request(record, claimed.flink_job_id, "")
     jar_id = jars.jar_id(other, record.spec["job"]["jarURI"])
@@ -91,7 +94,8 @@ def test_racing_submissions_of_one_attempt_make_one_flink_job(
     racer = threading.Thread(target=other_worker)
     racer.start()
     try:
-        message = supervisor._submit(record, clients.get(record.rest_url), claimed, "")
+        message = supervisor.actor.carry_out(
+            Decision(claimed, Resubmit(), "submitting"), record, supervisor.target(record)).message
     finally:
         racer.join(30)
         clients.close()

@@ -17,7 +17,7 @@ from kazoo.client import KazooClient
 from bench.stackutil import flink_simulator
 from common.flink import FlinkClient
 from common.jobids import flink_job_id
-from common.records import JobStatus, encode
+from common.records import JobStatus, Phase, encode
 from common.store import Store
 from scheduler.devstack.services import free_port
 from scheduler.statuscache import StatusCache
@@ -100,7 +100,7 @@ def test_the_leaders_status_copy_reads_only_what_changed(control: ControlPlane) 
         store = Store(zk, control.root)
         names = [f"cached-{n}" for n in range(3)]
         for name in names:
-            zk.create(store.status_path(name), encode(JobStatus(phase="Running").to_json()),
+            zk.create(store.status_path(name), encode(JobStatus(phase=Phase.RUNNING).to_json()),
                       makepath=True)
         cache = StatusCache(store)
         assert {n: s.phase for n, s in cache.statuses(names).items()} == dict.fromkeys(
@@ -108,7 +108,7 @@ def test_the_leaders_status_copy_reads_only_what_changed(control: ControlPlane) 
         assert cache.reads == 3
         assert len(cache.statuses(names)) == 3 and cache.reads == 3, "read again unchanged"
 
-        zk.set(store.status_path(names[1]), encode(JobStatus(phase="Restarting").to_json()))
+        zk.set(store.status_path(names[1]), encode(JobStatus(phase=Phase.RESTARTING).to_json()))
         wait_until(lambda: cache.statuses(names)[names[1]].phase == "Restarting", 10,
                    "the changed status read again")
         assert cache.reads == 4, "only the changed status was read again"

@@ -4,13 +4,11 @@ from worker.policy import backoff_delay, recent_restarts
 
 
 def test_first_restart_is_immediate_then_doubles_up_to_max() -> None:
-    backoff = {"initial": 0.0, "max": 5.0}
-    assert [backoff_delay(n, backoff) for n in range(6)] == [0.0, 1.0, 2.0, 4.0, 5.0, 5.0]
+    assert [backoff_delay(n, 0.0, 5.0) for n in range(6)] == [0.0, 1.0, 2.0, 4.0, 5.0, 5.0]
 
 
 def test_initial_backoff_is_honoured() -> None:
-    backoff = {"initial": 3.0, "max": 60.0}
-    assert [backoff_delay(n, backoff) for n in range(3)] == [3.0, 3.0, 6.0]
+    assert [backoff_delay(n, 3.0, 60.0) for n in range(3)] == [3.0, 3.0, 6.0]
 
 
 def test_only_restarts_inside_the_window_count() -> None:

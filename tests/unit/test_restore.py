@@ -5,7 +5,8 @@ from pathlib import Path
 
 from common.jobids import flink_job_id, name_prefix
 from common.records import Checkpoint
-from worker.restore import checkpoint_dir, from_flink_stats, newest, retained_on_disk
+from worker.restore import checkpoint_dir, from_flink_stats, retained_on_disk
+from worker.restorecheck import newest
 
 
 def test_newest_is_the_last_completed_whatever_its_source() -> None:

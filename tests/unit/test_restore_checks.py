@@ -7,7 +7,7 @@ from pathlib import Path
 
 from common.jobids import flink_job_id
 from common.records import Checkpoint, JobStatus, RejectedRestore
-from worker.orphans import highest_attempt, newer_live_attempt
+from worker.orphans import highest_attempt, live_attempt
 from worker.restore import from_flink_stats, reports_placeholder
 from worker.restorecheck import (
     FailureClass,
@@ -146,13 +146,14 @@ def test_no_restore_point_names_what_was_rejected_and_what_resolves_it() -> None
     assert "flinksched restart orders --from-empty" in reason
 
 
-def test_attempts_newer_than_the_status_are_adopted_not_restarted() -> None:
+def test_attempts_alive_beside_the_status_are_adopted_not_restarted() -> None:
     name = "orders"
     listed = {flink_job_id(name, 3): "CANCELED", flink_job_id(name, 5): "RUNNING",
               flink_job_id(name, 4): "FAILED", flink_job_id("other", 9): "RUNNING"}
-    assert newer_live_attempt(listed, name, 3) == (5, flink_job_id(name, 5))
-    assert newer_live_attempt(listed, name, 0) == (5, flink_job_id(name, 5))
-    assert newer_live_attempt(listed, name, 5) is None
+    assert live_attempt(listed, name, 3) == (5, flink_job_id(name, 5))
+    assert live_attempt(listed, name, 0) == (5, flink_job_id(name, 5))
+    assert live_attempt(listed, name, 5) is None
+    assert live_attempt(listed, name, 7) == (5, flink_job_id(name, 5))  # a rolled-forward status
     assert highest_attempt(listed, name) == 5
     assert highest_attempt({}, name) == 0
 

@@ -1,0 +1,181 @@
+"""A Flink session cluster in-process, as far as one job's supervisor can tell: a deployment
+target for the model-based test. It keeps every submission so that the test can check the
+correctness rules against what Flink was actually asked to do.
+
+It behaves as Flink 2.x does where that matters: a run request whose restore point cannot be
+read is refused synchronously and the attempt is also left FAILED; a cluster without a
+checkpoint directory reports `<checkpoint-not-externally-addressable>` for its checkpoints; a
+JobManager without HA forgets its attempts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.errors import FlinkRequestFailed, FlinkUnreachable, JobAlreadySubmitted
+from common.jobids import name_prefix
+from common.records import JobRecord
+
+PLACEHOLDER = "<checkpoint-not-externally-addressable>"
+UNREADABLE = ("java.io.FileNotFoundException: Cannot find meta data file '_metadata' in "
+              "directory '{path}'")
+
+
+@dataclass
+class Attempt:
+    state: str
+    restored_from: str
+    checkpoints: list[str] = field(default_factory=list)  # paths, oldest first
+    cause: str = ""
+
+
+class FlinkStandIn:
+    def __init__(self, name: str, now: Callable[[], float]) -> None:
+        self.prefix = name_prefix(name)
+        self.now = now  # seconds since the epoch, the model's clock
+        self.attempts_by_id: dict[str, Attempt] = {}
+        self.submissions: list[tuple[str, str]] = []  # (job id, restore path) accepted or not
+        self.unreadable: set[str] = set()  # restore points whose metadata is gone
+        self.durable = True  # False: the cluster has no checkpoint directory
+        self.reachable = True
+        self.cancels = 0  # cancel and stop requests
+        self.refused: set[str] = set()  # restore points Flink refused to read
+        self.violations: list[str] = []  # correctness rules broken by a request
+        self._triggers: dict[str, tuple[str, str]] = {}  # trigger -> (job id, savepoint)
+        self._sequence = itertools.count(1)
+        self._completed: dict[str, int] = {}  # checkpoint path -> completion time (ms)
+
+    # -- what the model does to Flink --------------------------------------------------------
+    def live(self) -> list[str]:
+        return [j for j, a in self.attempts_by_id.items()
+                if a.state not in ("FAILED", "CANCELED", "FINISHED")]
+
+    def checkpoint(self) -> str | None:
+        """The running attempt completes a checkpoint; its path, or None if nothing runs."""
+        for job_id in self.live():
+            attempt = self.attempts_by_id[job_id]
+            if attempt.state == "RUNNING":
+                path = f"s3://ckpt/{job_id}/chk-{next(self._sequence)}"
+                attempt.checkpoints.append(path)
+                self._completed[path] = int(self.now() * 1000)
+                return path
+        return None
+
+    def fail(self, cause: str = "java.lang.RuntimeException: boom") -> None:
+        for job_id in self.live():
+            self.attempts_by_id[job_id].state = "FAILED"
+            self.attempts_by_id[job_id].cause = cause
+
+    def forget(self) -> None:
+        """The JobManager restarted without HA: it knows none of its attempts."""
+        self.attempts_by_id.clear()
+
+    def forget_finished(self) -> None:
+        """Flink's memory of ended attempts expired (jobstore.expiration-time)."""
+        for job_id in [j for j in self.attempts_by_id if j not in self.live()]:
+            del self.attempts_by_id[job_id]
+
+    # -- the deployment target ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        yield
+
+    def _reach(self) -> None:
+        if not self.reachable:
+            raise FlinkUnreachable("stand-in: connection refused")
+
+    def state(self, job_id: str, *, listable: bool, since: float) -> tuple[str | None, bool]:
+        self._reach()
+        attempt = self.attempts_by_id.get(job_id)
+        return (attempt.state if attempt else None), False
+
+    def watch(self, job_id: str, wake: Callable[[], None]) -> None:
+        pass
+
+    def unwatch(self) -> None:
+        pass
+
+    def attempts(self) -> dict[str, str]:
+        self._reach()
+        return {j: a.state for j, a in self.attempts_by_id.items() if j.startswith(self.prefix)}
+
+    def submit(self, record: JobRecord, job_id: str, restore_path: str) -> None:
+        self._reach()
+        self.submissions.append((job_id, restore_path))
+        known = self.attempts_by_id.get(job_id)
+        if known is not None and known.state in ("FAILED", "CANCELED", "FINISHED"):
+            self.violations.append(f"attempt id {job_id} reused: Flink knows it {known.state}")
+        if restore_path == PLACEHOLDER or restore_path.startswith("<"):
+            self.violations.append(f"{job_id} submitted from the placeholder {restore_path}")
+        if restore_path in self.refused:
+            self.violations.append(f"{job_id} submitted from {restore_path}, which Flink "
+                                   "refused to read before")
+        if job_id in self.attempts_by_id:
+            raise JobAlreadySubmitted(f"job {job_id} has already been submitted")
+        if restore_path in self.unreadable:
+            self.refused.add(restore_path)
+            cause = UNREADABLE.format(path=restore_path)
+            self.attempts_by_id[job_id] = Attempt("FAILED", restore_path, cause=cause)
+            raise FlinkRequestFailed(400, cause, "/jars/x/run")
+        self.attempts_by_id[job_id] = Attempt("RUNNING", restore_path)
+
+    def cancel(self, job_id: str) -> None:
+        self._reach()
+        self.cancels += 1
+        if job_id in self.live():
+            self.attempts_by_id[job_id].state = "CANCELED"
+
+    def stop_with_savepoint(self, job_id: str) -> str:
+        self._reach()
+        self.cancels += 1
+        trigger = f"t{next(self._sequence)}"
+        savepoint = f"s3://sp/savepoint-{trigger}"
+        self._triggers[trigger] = (job_id, savepoint)
+        if job_id in self.live():
+            self.attempts_by_id[job_id].state = "FINISHED"
+        return trigger
+
+    def trigger_savepoint(self, job_id: str) -> str:
+        self._reach()
+        trigger = f"t{next(self._sequence)}"
+        self._triggers[trigger] = (job_id, f"s3://sp/savepoint-{trigger}")
+        return trigger
+
+    def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]:
+        self._reach()
+        if trigger_id not in self._triggers:
+            raise FlinkRequestFailed(404, "unknown trigger", "/savepoints")
+        return "COMPLETED", self._triggers[trigger_id][1]
+
+    def dispose_savepoint(self, path: str) -> str:
+        return "disposed"
+
+    def checkpoints(self, job_id: str) -> dict[str, Any] | None:
+        self._reach()
+        attempt = self.attempts_by_id.get(job_id)
+        if attempt is None:
+            return None
+        latest: dict[str, Any] = {"completed": None, "savepoint": None, "restored": None}
+        if attempt.checkpoints:
+            path = attempt.checkpoints[-1]
+            number = int(path.rsplit("-", 1)[-1])
+            latest["completed"] = {"id": number, "latest_ack_timestamp": self._completed[path],
+                                   "external_path": path if self.durable else PLACEHOLDER}
+        return {"latest": latest}
+
+    def root_exception(self, job_id: str) -> str:
+        self._reach()
+        attempt = self.attempts_by_id.get(job_id)
+        return attempt.cause if attempt else ""
+
+    def restart_count(self, job_id: str) -> int | None:
+        self._reach()
+        return 0 if job_id in self.attempts_by_id else None
+
+    def config(self) -> dict[str, str]:
+        self._reach()
+        return {"execution.checkpointing.dir": "s3://ckpt"} if self.durable else {}

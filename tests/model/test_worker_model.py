@@ -1,0 +1,263 @@
+"""The worker's core against random histories: failures, lost attempts, broken and placeholder
+restore points, a Flink that forgets ended attempts, ZooKeeper session loss with a takeover
+(the old worker still running), a rolled-back status, suspends and operator restarts.
+
+Real observer, decision function and actor; the store in memory and Flink in-process. After
+every step the correctness rules of DESIGN.md hold: never two attempts alive, no attempt id
+reused while Flink knows it, no placeholder or refused restore point submitted, a worker that
+lost its ownership changes nothing, and once faults stop the job runs again unless no usable
+restore point is left (and then it says so in NoRestorePoint).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import Phase as Phase_
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from common.errors import FencedError
+from common.memstore import MemoryStore
+from common.records import JobRecord, JobStatus, Phase
+from tests.model.flinkstandin import PLACEHOLDER, FlinkStandIn
+from tests.unit.decisions_util import NAME, record
+from worker.observation import Clock
+from worker.restorecheck import FailureClass
+from worker.supervisor import JobSupervisor
+from worker.target import DeploymentTarget
+
+SETTLE_CYCLES = 40  # each operator restart queued takes two cycles
+HELD = (Phase.SUSPENDED, Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE)
+MODEL_SETTINGS = settings(max_examples=60, stateful_step_count=30, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+
+
+class AlwaysConnected:
+    def can_act(self) -> bool:
+        return True
+
+
+@dataclass
+class StandInTargets:
+    flink: FlinkStandIn
+
+    def for_job(self, name: str, record: JobRecord,
+                poll_interval: Callable[[], float]) -> DeploymentTarget:
+        return self.flink
+
+
+class WorkerModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.wall, self.mono = 1_800_000_000.0, 1_000.0
+        self.store = MemoryStore()
+        self.flink = FlinkStandIn(NAME, lambda: self.wall)
+        self.store.put_job(record(restartPolicy={"maxRestarts": 1000,
+                                                 "backoff": {"max": "0s"}}))
+        self.workers = (f"worker-{n}" for n in itertools.count(1))
+        self.supervisor = self._take_over()
+        self.stale: JobSupervisor | None = None  # lost its session, still running
+        self.history: list[JobStatus] = []
+
+    def _clock(self) -> Clock:
+        return Clock(self.wall, self.mono)
+
+    def _take_over(self) -> JobSupervisor:
+        worker = next(self.workers)
+        fence = self.store.claim_ownership(NAME, worker, 1)
+        supervisor = JobSupervisor(self.store, NAME, fence, AlwaysConnected(),
+                                   StandInTargets(self.flink), clock=self._clock)
+        supervisor.watched.start()
+        return supervisor
+
+    def _cycle(self, supervisor: JobSupervisor) -> None:
+        self.wall += 1.0
+        self.mono += 1.0
+        try:
+            supervisor.cycle()
+        except FencedError:
+            supervisor.fenced = True
+        status, _ = self.store.status(NAME)
+        if not self.history or self.history[-1] != status:
+            self.history.append(status)
+
+    # -- the worker --------------------------------------------------------------------------
+    @rule()
+    def cycle(self) -> None:
+        self._cycle(self.supervisor)
+
+    @rule()
+    def settle(self) -> None:
+        """Faults stop: the job runs again, unless no usable restore point is left."""
+        for _ in range(SETTLE_CYCLES):
+            self._cycle(self.supervisor)
+            if self._settled():
+                break
+        status, _ = self.store.status(NAME)
+        if self.store.override(NAME):
+            assert status.phase == Phase.SUSPENDED and not self.flink.live(), status
+            return
+        if status.phase == Phase.RESTORE_INCOMPATIBLE:
+            return
+        if status.phase == Phase.NO_RESTORE_POINT:
+            known = [c.path for c in (status.last_checkpoint, *status.savepoints) if c]
+            usable = [p for p in known if p not in self.flink.unreadable and
+                      p not in self.flink.refused and not p.startswith("<")]
+            assert not usable, f"held in NoRestorePoint although {usable} can be restored"
+            return
+        assert status.phase == Phase.RUNNING, f"not running after the faults: {status}"
+        assert self.flink.live() == [status.flink_job_id], (self.flink.live(), status)
+
+    def _settled(self) -> bool:
+        status, _ = self.store.status(NAME)
+        if self.store.override(NAME) or status.phase in HELD:
+            return status.phase in HELD and not self.flink.live()
+        return (status.phase == Phase.RUNNING and not status.stopping
+                and self.flink.live() == [status.flink_job_id] and not self.store.commands(NAME))
+
+    # -- Flink -------------------------------------------------------------------------------
+    @rule()
+    def checkpoint(self) -> None:
+        self.wall += 1.0
+        self.flink.checkpoint()
+
+    @rule(cause=st.sampled_from(["java.lang.RuntimeException: boom",
+                                 "java.lang.OutOfMemoryError: Java heap space"]))
+    def attempt_fails(self, cause: str) -> None:
+        self.flink.fail(cause)
+
+    @rule()
+    def newest_checkpoint_breaks(self) -> None:
+        """The newest checkpoint's _metadata is gone: Flink cannot restore from it."""
+        every = [p for a in self.flink.attempts_by_id.values() for p in a.checkpoints]
+        if every:
+            self.flink.unreadable.add(every[-1])
+
+    @rule()
+    def fails_with_its_newest_checkpoint_broken(self) -> None:
+        """The state-faults reproduction: the attempt checkpoints, that checkpoint's _metadata
+        goes missing, and the attempt fails."""
+        path = self.flink.checkpoint()
+        if path is not None:
+            self.flink.unreadable.add(path)
+        self.flink.fail()
+
+    @rule()
+    def checkpoints_become_placeholders(self) -> None:
+        """The cluster is reconfigured without a checkpoint directory."""
+        self.flink.durable = False
+
+    @rule()
+    def jobmanager_forgets_everything(self) -> None:
+        self.flink.forget()
+
+    @rule()
+    def flink_forgets_ended_attempts(self) -> None:
+        self.flink.forget_finished()
+
+    # -- ZooKeeper and other workers ---------------------------------------------------------
+    @rule()
+    def session_lost_and_job_taken_over(self) -> None:
+        """The owner's session expires while it keeps running; another worker takes the job."""
+        old = self.supervisor
+        self.store.expire_session(old.owner.holder)
+        self.stale = old
+        self.supervisor = self._take_over()
+
+    @precondition(lambda self: self.stale is not None)
+    @rule()
+    def stale_worker_cycles(self) -> None:
+        assert self.stale is not None
+        submissions, cancels = len(self.flink.submissions), self.flink.cancels
+        before = self.store.status(NAME)
+        self._cycle(self.stale)
+        assert (len(self.flink.submissions), self.flink.cancels) == (submissions, cancels), (
+            "a worker that lost its ownership acted on Flink")
+        assert self.store.status(NAME)[1] == before[1], "a fenced worker wrote the status"
+
+    @precondition(lambda self: len(self.history) > 2)
+    @rule(data=st.data())
+    def status_rolled_back(self, data: st.DataObject) -> None:
+        """ZooKeeper came back from an older snapshot: the status is an older one, and every
+        session (so every supervisor) starts afresh."""
+        older = data.draw(st.sampled_from(self.history[:-1]))
+        self.store.expire_session(self.supervisor.owner.holder)
+        self.store.restore_status(NAME, older)
+        # The rolled-back status forgot which points Flink refused: one more try of each is
+        # the price (Flink refuses it again, and it is remembered again); never a loop.
+        self.flink.refused.clear()
+        self.stale = None
+        self.supervisor = self._take_over()
+
+    # -- operators ---------------------------------------------------------------------------
+    @rule()
+    def suspend(self) -> None:
+        self.store.set_override(NAME, {"state": "suspended", "by": "model", "reason": "test"})
+
+    @rule()
+    def resume(self) -> None:
+        self.store.clear_override(NAME)
+
+    @rule()
+    def operator_restarts(self) -> None:
+        self.store.add_command(NAME, "restart", "model")
+
+    # -- the rules that hold after every step ------------------------------------------------
+    @invariant()
+    def never_two_attempts_alive(self) -> None:
+        assert len(self.flink.live()) <= 1, f"attempts alive at once: {self.flink.live()}"
+
+    @invariant()
+    def flink_was_asked_nothing_wrong(self) -> None:
+        assert not self.flink.violations, self.flink.violations[0]
+
+    @invariant()
+    def no_placeholder_is_recorded_as_a_restore_point(self) -> None:
+        status, _ = self.store.status(NAME)
+        assert not (status.last_checkpoint and status.last_checkpoint.path == PLACEHOLDER)
+
+
+TestWorkerModel = WorkerModel.TestCase
+TestWorkerModel.settings = MODEL_SETTINGS
+
+
+# -- the model finds the defects the state-faults work fixed, when they are put back ----------
+def _finds_a_violation(monkeypatch: pytest.MonkeyPatch, *patches: tuple[str, object]) -> str:
+    for target, value in patches:
+        monkeypatch.setattr(target, value)
+    try:
+        run_state_machine_as_test(WorkerModel, settings=settings(
+            MODEL_SETTINGS, max_examples=1000, phases=[Phase_.generate, Phase_.shrink]))
+    except (AssertionError, ExceptionGroup) as exc:
+        return "\n".join(str(e) for e in getattr(exc, "exceptions", [exc]))
+    raise AssertionError("the model found nothing wrong with the defect put back")
+
+
+def test_it_finds_resubmission_from_the_same_broken_checkpoint(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a restore Flink could not read was an ordinary failure, retried from the same
+    newest checkpoint forever."""
+    found = _finds_a_violation(
+        monkeypatch, ("worker.decide.classify_failure",
+                      lambda cause, restored_from, *, ever_ran: FailureClass.ORDINARY))
+    assert "which Flink refused to read before" in found
+
+
+def test_it_finds_the_placeholder_recorded_as_a_restore_point(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: Flink's <checkpoint-not-externally-addressable> was taken for a checkpoint."""
+    found = _finds_a_violation(
+        monkeypatch, ("worker.restore.is_placeholder", lambda path: False),
+        ("worker.restore.rejection", lambda path: None))
+    assert PLACEHOLDER in found or "placeholder" in found

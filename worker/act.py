@@ -1,0 +1,179 @@
+"""Carrying a decision out against the job's deployment target and the store.
+
+The actor is the job status's only writer (every write a compare-and-set fenced by ownership)
+and keeps what the supervisor must remember between cycles: a stop-with-savepoint in flight,
+when a failed one is retried, and when the current outage was first seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from common.errors import (
+    FlinkRequestFailed,
+    FlinkschedError,
+    FlinkUnreachable,
+    JobAlreadySubmitted,
+)
+from common.jobstore import JobStore
+from common.metrics import RECOVERY_SECONDS
+from common.records import Fence, JobRecord, JobStatus, Phase
+from worker.decisions import (
+    Adopt,
+    Cancel,
+    Decision,
+    Gather,
+    Outcome,
+    Resubmit,
+    StopWithSavepoint,
+    Submit,
+    Watch,
+)
+from worker.jars import JarError
+from worker.observation import Memory
+from worker.observe import Observer
+from worker.savepoints import SavepointKeeper
+from worker.target import DeploymentTarget
+
+logger = logging.getLogger(__name__)
+
+
+
+class ActGuard(Protocol):
+    def can_act(self) -> bool:
+        """False while the store's connection cannot be trusted: no Flink action then."""
+        ...
+
+
+PAUSED = "paused: ZooKeeper connection is not healthy"
+
+
+class Actor:
+    def __init__(self, store: JobStore, name: str, owner: Fence, guard: ActGuard,
+                 observer: Observer, savepoints: SavepointKeeper) -> None:
+        self.store = store
+        self.name = name
+        self.owner = owner
+        self.guard = guard
+        self.observer = observer
+        self.savepoints = savepoints
+        self.source = f"worker {owner.holder}"
+        self.current = JobStatus()
+        self.version = -1
+        self.stale = True  # read the status again before the next decision
+        self.stop_trigger = ""  # trigger id of a stop-with-savepoint in flight
+        self.stop_failure = ""  # a stop-with-savepoint that could not be triggered
+        self.upgrade_retry_at = 0.0
+        self.cancel_sent = ("", 0.0)  # the last cancel this worker sent: job id, monotonic
+        self.failure_seen: float | None = None  # monotonic time the current outage was noticed
+
+    def status(self) -> JobStatus:
+        if self.stale:
+            # The actor is the status's only writer, so what it wrote last is current until a
+            # write fails.
+            self.current, self.version = self.store.status(self.name)
+            self.stale = False
+        return self.current
+
+    def memory(self) -> Memory:
+        return Memory(self.stop_trigger, self.upgrade_retry_at, cancel_sent=self.cancel_sent)
+
+    def take_stop_failure(self) -> str:
+        failure, self.stop_failure = self.stop_failure, ""
+        return failure
+
+    # -- carrying a decision out -------------------------------------------------------------
+    def carry_out(self, decision: Decision, record: JobRecord,
+                  target: DeploymentTarget) -> Outcome:
+        action = decision.action
+        assert not isinstance(action, Gather), "gathering is the observer's"
+        acts = isinstance(action, Submit | Resubmit | Cancel | StopWithSavepoint)
+        if acts and not self.guard.can_act():
+            return Outcome(PAUSED)
+        if decision.failure_seen and self.failure_seen is None:
+            self.failure_seen = self.observer.clock().mono
+        if decision.upgrade_retry_at is not None:
+            self.upgrade_retry_at = decision.upgrade_retry_at
+        if decision.stop_cleared:
+            self.stop_trigger = ""
+        if decision.held_rechecked:
+            self.observer.rechecked_held()
+        before = self.current
+        self.record(decision.status)  # first: a worker that lost the job must not act on it
+        if isinstance(action, StopWithSavepoint):
+            try:
+                self.stop_trigger = target.stop_with_savepoint(action.job_id)
+            except FlinkschedError as exc:  # the next cycle clears `stopping` and says why
+                self.stop_failure = f"stop with savepoint failed: {exc}"
+                return Outcome(self.stop_failure)
+        for orphan in decision.orphans:
+            target.cancel(orphan)
+        outcome = Outcome(decision.message, backoff=decision.backoff)
+        if isinstance(action, Submit | Resubmit):
+            outcome = self._submit(record, target, decision.message if isinstance(
+                action, Submit) else "")
+        elif isinstance(action, Cancel):
+            target.cancel(action.job_id)
+            self.cancel_sent = (action.job_id, self.observer.clock().mono)
+        elif isinstance(action, Adopt):
+            self.observer.adopted()
+        elif isinstance(action, Watch):
+            self._watch(record, target, before, action.job_id)
+        # Recorded after the action, to keep them off a restart's path.
+        for event in decision.events:
+            self.event(event.message, **dict(event.extra))
+        if decision.done_command:
+            self.store.delete_command(self.name, decision.done_command)
+        return outcome
+
+    def _submit(self, record: JobRecord, target: DeploymentTarget, decided: str) -> Outcome:
+        """Submit the claimed attempt with its deterministic job id; safe to repeat."""
+        status = self.current
+        job_id = status.flink_job_id
+        self.observer.submitting(target, job_id)
+        prefix = f"{decided}; " if decided else ""
+        try:
+            target.submit(record, job_id, status.restored_from)
+            outcome = Outcome(f"{prefix}submitted attempt {status.attempt} as {job_id}",
+                              quiet=True)
+        except JobAlreadySubmitted:
+            self.observer.adopted()
+            outcome = Outcome(f"{prefix}attempt {status.attempt} was already submitted; "
+                              "adopting it")
+        except FlinkUnreachable as exc:
+            self.record(status.with_changes(phase=Phase.CLUSTER_UNREACHABLE,
+                                            reason=str(exc)[:300]))
+            return Outcome(f"{prefix}cluster unreachable: {exc}", backoff=True)
+        except (FlinkRequestFailed, JarError) as exc:
+            reason = exc.message if isinstance(exc, FlinkRequestFailed) else str(exc)
+            return Outcome(f"{prefix}submission refused", rejected=reason.strip()[:1000])
+        self.record(self.current.with_changes(submit_pending=False))
+        return outcome
+
+    def _watch(self, record: JobRecord, target: DeploymentTarget, before: JobStatus,
+               job_id: str) -> None:
+        """The attempt runs: note how long the outage lasted, and take savepoints."""
+        status = self.current
+        if before.phase != Phase.RUNNING and self.failure_seen is not None:
+            took = self.observer.clock().mono - self.failure_seen
+            RECOVERY_SECONDS.observe(took)
+            self.failure_seen = None
+            restored = status.restored_from or "empty state"
+            self.event(f"attempt {status.attempt} RUNNING {took:.1f}s after the failure was "
+                       f"seen (restored from {restored})")
+        step = self.savepoints.step(target, status, job_id, record.model.savepoints.retain)
+        for event in step.events:
+            self.event(event)
+        if step.status is not None:
+            self.record(step.status)
+
+    # -- writes ------------------------------------------------------------------------------
+    def record(self, new: JobStatus) -> None:
+        """Write the status when it changed; an unchanged status costs no ZooKeeper write."""
+        if new != self.current:
+            self.version = self.store.write_status(self.name, new, self.version, self.owner)
+            self.current = new
+
+    def event(self, message: str, **extra: Any) -> None:
+        self.store.append_event(self.name, self.source, message, **extra)

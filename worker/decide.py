@@ -1,0 +1,569 @@
+"""When a job (re)starts, and from which restore point: one pure function of what a cycle saw.
+
+`decide(observation) -> Decision`. No I/O, no clock, no randomness: the same observation always
+gives the same decision, so every case is a unit test. The restore point itself is chosen by
+`worker.restorecheck.choose` among the candidates the observation carries; these two modules
+are the whole answer to "when does a job restart, and from which checkpoint".
+
+In order, a cycle's decision is:
+ 1. A submission Flink just refused: a restore point it cannot read is rejected and the next
+    newest tried at once; state that does not fit the program holds the job; anything else is
+    SubmitFailed (the restart policy takes it from there).
+ 2. Never started: adopt a newer attempt Flink runs (ZooKeeper lost its data), hold, or start
+    from the initial savepoint or state an earlier life left on disk.
+ 3. Cluster unreachable: say so and back off; nothing else can be known.
+ 4. The attempt is gone or ended and Flink runs another one: adopt it.
+ 5. Removed or suspended: stop with a savepoint, then hold. Held and now wanted: resume.
+ 6. A new generation that changes what the attempt was submitted with: upgrade by its
+    upgradeMode; one that does not is recorded as applied.
+ 7. An operator's restart: cancel the attempt, then start from the path, empty state, or the
+    newest restore point.
+ 8. The attempt is gone: resubmit a claim Flink may not have seen, or start again from the
+    newest restore point without counting it (the cluster lost it, the job did not fail).
+ 9. FAILED: classify Flink's root cause (restorecheck.classify_failure); CANCELED outside
+    flinksched: a failure too. A failure goes through the restart policy: crash loop past
+    maxRestarts in the window, back off while the backoff lasts, else restart from the newest
+    restore point (restorecheck.choose over every source's candidates).
+10. Alive: cancel orphans, count Flink's own restarts against the policy, and record RUNNING
+    with its newest checkpoint.
+A start with no usable candidate left (but candidates there were) holds the job in
+NoRestorePoint instead of starting from empty state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from common.jobids import attempt_of, flink_job_id
+from common.jobstate import JobState
+from common.records import (
+    HELD_PHASES,
+    Checkpoint,
+    JobRecord,
+    JobStatus,
+    Phase,
+    RejectedRestore,
+)
+from worker.decisions import (
+    Adopt,
+    Cancel,
+    Decision,
+    Event,
+    Gather,
+    Nothing,
+    Resubmit,
+    StartKind,
+    StopPurpose,
+    StopWithSavepoint,
+    Submit,
+    Watch,
+    events,
+)
+from worker.observation import Hold, Need, Observation, SavepointState
+from worker.orphans import highest_attempt, live_attempt, orphan_ids
+from worker.policy import backoff_delay, recent_restarts
+from worker.restorecheck import (
+    INCOMPATIBLE_HINT,
+    FailureClass,
+    RestoreChoice,
+    checkpoint_number,
+    choose,
+    classify_failure,
+    location,
+    newest,
+    no_restore_point_reason,
+)
+
+ROOT_CAUSE_PENDING = "root exception not reported by Flink yet"
+CANCEL_RESEND = 5.0  # a cancelled attempt still alive this long after is cancelled again
+UPGRADE_RETRY = 60.0  # after a failed stop-with-savepoint, the old attempt keeps running
+# Flink refuses a savepoint while the attempt's tasks are still being deployed; that passes.
+NOT_RUNNING_YET = ("Not all required tasks are currently running",
+                   "is not being executed at the moment")
+NON_DURABLE = ("its checkpoints are kept only in the JobManager's memory (the cluster has no "
+               "execution.checkpointing.dir) and it has no usable savepoint")
+
+
+def decide(obs: Observation) -> Decision:
+    status = obs.status
+    if status.worker != obs.owner:  # taken over: the status says who owns it now
+        status = status.with_changes(worker=obs.owner)
+    if obs.submit_rejection:
+        return _submission_refused(obs, status, obs.submit_rejection)
+    if status.attempt == 0:
+        return _not_started(obs, status)
+    if obs.flink.unreachable:
+        down = status.with_changes(phase=Phase.CLUSTER_UNREACHABLE,
+                                   reason=obs.flink.unreachable[:300])
+        return Decision(down, Nothing(), f"cluster unreachable: {obs.flink.unreachable}",
+                        backoff=True)
+    state = obs.flink.state
+    ended = state is None or state.terminal
+    if ended:
+        adopted = _adopt_live(obs, status)
+        if adopted is not None:
+            return adopted
+    if obs.hold is not None:
+        return _hold(obs, status, state)
+    if status.phase in (Phase.SUSPENDED, Phase.REMOVED) and ended:
+        # (An attempt still alive is watched as it is: rule 3, never two alive.)
+        return _start(obs, status, StartKind.RESUME, "resume", Need.AFTER)
+    if upgrade_due(obs.record, status):
+        upgrading = _upgrade(obs, status, state)
+        if upgrading is not None:
+            return upgrading
+    if obs.stop is not None or obs.memory.stop_trigger:
+        return _stop_through(obs, status)
+    applied: tuple[Event, ...] = ()
+    if obs.record.generation != status.observed_generation:
+        status = status.with_changes(observed_generation=obs.record.generation)
+        applied = events(f"generation {obs.record.generation} applied without a restart")
+    decision = _attempt(obs, status, state)
+    return replace(decision, events=(*applied, *decision.events)) if applied else decision
+
+
+def desired_hold(record: JobRecord, override: Mapping[str, Any] | None) -> Hold | None:
+    """The phase to hold the job in and why, or None when it should run. A job whose config is
+    gone is removed; an operator's override wins over the spec until lifted."""
+    if record.removed:
+        return Hold(Phase.REMOVED, "removed from the config")
+    if override and override.get("state") == "suspended":
+        return Hold(Phase.SUSPENDED, f"suspended by {override.get('by', 'someone')}: "
+                                     f"{override.get('reason', 'no reason given')}")
+    if record.model.job.state == "suspended":
+        return Hold(Phase.SUSPENDED, "suspended in the job spec")
+    return None
+
+
+def upgrade_due(record: JobRecord, status: JobStatus) -> bool:
+    """The current attempt was submitted with another spec than the record's. An attempt that
+    recorded no hash (started by an older flinksched) is upgraded on any new generation: a
+    needless restart is better than a change silently not applied."""
+    if not status.submit_hash:
+        return record.generation > status.observed_generation
+    return status.submit_hash != record.submit_hash
+
+
+def _attempt(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:
+    """Steps 7 to 10: the attempt as Flink shows it."""
+    if obs.command is not None:
+        return _requested_restart(obs, status, state)
+    if status.phase in HELD_PHASES and (state is None or state.terminal):
+        return _held(obs, status)
+    waiting = status.phase in (Phase.SUBMIT_FAILED, Phase.CRASH_LOOP, Phase.RECOVERING) and (
+        bool(status.last_failure))
+    if state is None:
+        if status.submit_pending and status.phase in (Phase.SUBMITTING,
+                                                      Phase.CLUSTER_UNREACHABLE):
+            return Decision(status, Resubmit(), "submitting the claimed attempt again")
+        if waiting:
+            return _restart(obs, status, status.last_failure)
+        cause = (f"attempt {status.attempt} is missing from the cluster "
+                 "(not counted against the restart policy)")
+        return _start(obs, status, StartKind.LOST, cause, Need.AFTER)
+    if state is JobState.FAILED:
+        if waiting:
+            return _restart(obs, status, status.last_failure)
+        return _failed(obs, status)
+    if state is JobState.CANCELED:
+        return _restart(obs, status, status.stopping or "CANCELED outside flinksched")
+    if state is JobState.FINISHED and status.stopping:
+        # flinksched stopped it (with a savepoint) and the job is wanted running again.
+        return _start(obs, status, StartKind.RESUME,
+                      f"attempt {status.attempt} was stopped ({status.stopping})", Need.AFTER)
+    if state is JobState.FINISHED:
+        done = status.with_changes(phase=Phase.FINISHED, submit_pending=False,
+                                   reason="job finished")
+        return Decision(done, Nothing(), f"attempt {status.attempt} finished")
+    return _alive(obs, status, state)
+
+
+# -- starting an attempt ------------------------------------------------------------------------
+def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
+           need: Need | None = None, *, choice: RestoreChoice | None = None,
+           recent: tuple[float, ...] = ()) -> Decision:
+    """Claim the next attempt and submit it from the chosen restore point. Without a usable
+    point among existing candidates the job is held in NoRestorePoint instead."""
+    listed = obs.flink.listed
+    if choice is None:
+        assert need is not None
+        if obs.restore is None or obs.restore.need is not need or listed is None:
+            return Decision(status, Gather(need), f"gathering restore points ({need.value})")
+        problems = obs.restore.problems
+        choice = choose(obs.restore.points, status.rejected_paths, obs.clock.wall,
+                        check=problems.get)
+    elif listed is None:
+        return Decision(status, Gather(Need.NONE), "reading the attempts Flink lists")
+    passed = events(*(f"restore point {r.path} passed over: {r.reason}" for r in choice.rejected))
+    if choice.exhausted and status.checkpoints_durable:
+        reason = no_restore_point_reason(obs.record.name,
+                                         (*status.rejected_restores, *choice.rejected))
+        if status.phase != Phase.NO_RESTORE_POINT:
+            passed = (*passed, Event(f"not restarted: {reason}"))
+        stopped = status.with_changes(phase=Phase.NO_RESTORE_POINT, reason=reason,
+                                      submit_pending=False, last_failure=cause)
+        return Decision(stopped, Nothing(), f"no usable restore point after {cause}", passed,
+                        held_rechecked=True)
+    restore, now = choice.point, obs.clock.wall
+    # A new attempt never reuses an id Flink still knows (a rolled-back status).
+    attempt = max(status.attempt, highest_attempt(listed, obs.record.name)) + 1
+    claimed = status.with_changes(
+        phase=Phase.SUBMITTING,
+        attempt=attempt,
+        flink_job_id=flink_job_id(obs.record.name, attempt),
+        observed_generation=obs.record.generation,
+        submit_hash=obs.record.submit_hash,
+        restored_from=restore.path if restore else "",
+        submit_pending=True,
+        stopping="",
+        flink_restarts=0,
+        since=now,
+        reason=cause,
+        worker=obs.owner,
+        last_failure=cause if kind.after_failure else status.last_failure,
+        restarts=status.restarts + (1 if kind.is_restart else 0),
+        restart_times=(*recent, now) if kind is StartKind.FAILURE else (
+            () if kind is StartKind.UPGRADE else status.restart_times),
+        last_checkpoint=newest([status.last_checkpoint, restore]),
+    )
+    origin = restore.label if restore else "empty state"
+    if restore is None and not status.checkpoints_durable:
+        origin += f" ({NON_DURABLE})"
+    elif restore is None and kind in (StartKind.FIRST, StartKind.FAILURE, StartKind.LOST):
+        origin += " (no checkpoint or savepoint of this job exists yet)"
+    sentence = f"{kind.verb} attempt {attempt} from {origin} after {cause}"
+    started = Event(sentence, (("restoredFrom", restore.path if restore else ""),
+                               ("claimedAt", now)))
+    return Decision(claimed, Submit(kind, restore), sentence, (*passed, started),
+                    failure_seen=kind.after_failure)
+
+
+def _not_started(obs: Observation, status: JobStatus) -> Decision:
+    if obs.flink.listed is None:
+        return Decision(status, Gather(Need.NONE), "reading the attempts Flink lists")
+    adopted = _adopt_live(obs, status)
+    if adopted is not None:
+        return adopted
+    if obs.hold is not None:
+        held = status.with_changes(phase=obs.hold.phase, reason=obs.hold.reason,
+                                   observed_generation=obs.record.generation)
+        return Decision(held, Nothing(), f"not started: {obs.hold.reason}")
+    return _start(obs, status, StartKind.FIRST, "first start", Need.FIRST)
+
+
+def _adopt_live(obs: Observation, status: JobStatus) -> Decision | None:
+    """Flink runs an attempt the status does not know (ZooKeeper lost or rolled back its data):
+    adopt it, found by the job-id prefix; never restart it or start another beside it."""
+    live = live_attempt(obs.flink.listed or {}, obs.record.name, status.attempt)
+    if live is None:
+        return None
+    attempt, job_id = live
+    known = f"attempt {status.attempt}" if status.attempt else "no attempt"
+    why = (f"adopted attempt {attempt} ({job_id}), running in Flink; ZooKeeper's status "
+           f"knew {known} (its data was lost or rolled back)")
+    adopted = status.with_changes(
+        phase=Phase.SUBMITTING, attempt=attempt, flink_job_id=job_id, submit_pending=False,
+        stopping="", observed_generation=obs.record.generation,
+        submit_hash=obs.record.submit_hash, since=obs.clock.wall, reason=why, worker=obs.owner)
+    return Decision(adopted, Adopt(job_id), why, events(why))
+
+
+# -- failures ----------------------------------------------------------------------------------
+def _submission_refused(obs: Observation, status: JobStatus, reason: str) -> Decision:
+    failure = classify_failure(reason, status.restored_from, ever_ran=False)
+    if failure is FailureClass.RESTORE_UNREADABLE:
+        return _reject_restore(obs, status, reason)
+    if failure is FailureClass.RESTORE_INCOMPATIBLE:
+        return _hold_incompatible(status, reason)
+    failed = status.with_changes(phase=Phase.SUBMIT_FAILED, reason=reason, last_failure=reason,
+                                 submit_pending=False)
+    return Decision(failed, Nothing(), f"submission rejected: {reason[:200]}",
+                    events(f"submission of attempt {status.attempt} rejected: {reason}"))
+
+
+def _failed(obs: Observation, status: JobStatus) -> Decision:
+    """A restore point Flink could not read is passed over for the next-newest at once; state
+    that does not fit the program holds the job; anything else is the job failing."""
+    cause = obs.flink.root_cause or ROOT_CAUSE_PENDING
+    failure = classify_failure(cause, status.restored_from,
+                               ever_ran=status.phase != Phase.SUBMITTING)
+    if failure is FailureClass.RESTORE_UNREADABLE:
+        return _reject_restore(obs, status, cause)
+    if failure is FailureClass.RESTORE_INCOMPATIBLE:
+        return _hold_incompatible(status, cause)
+    return _restart(obs, status, f"FAILED: {cause}")
+
+
+def _reject_restore(obs: Observation, status: JobStatus, cause: str) -> Decision:
+    """Remember the point as unusable; start from the next-newest, outside the policy's budget."""
+    path = status.restored_from
+    rejected = status.with_rejected(
+        RejectedRestore(path, f"Flink could not restore from it: {cause[:300]}", obs.clock.wall))
+    why = f"restore point {path} was unusable (not counted against the restart policy)"
+    decision = _start(obs, rejected, StartKind.REJECTED, why, Need.AFTER)
+    noted = Event(f"restore point {path} of attempt {status.attempt} is unusable: {cause}; "
+                  "trying the next-newest")
+    return replace(decision, events=(noted, *decision.events), failure_seen=True)
+
+
+def _hold_incompatible(status: JobStatus, cause: str) -> Decision:
+    """The same restore fails the same way: hold with Flink's message and what resolves it."""
+    reason = f"cannot restore {status.restored_from}: {cause}; {INCOMPATIBLE_HINT}"
+    noted = () if status.phase == Phase.RESTORE_INCOMPATIBLE else events(
+        f"attempt {status.attempt} cannot use its restored state; held: {cause}")
+    held = status.with_changes(phase=Phase.RESTORE_INCOMPATIBLE, reason=reason[:1500],
+                               last_failure=cause, submit_pending=False)
+    return Decision(held, Nothing(), f"held: restored state does not fit: {cause[:200]}", noted)
+
+
+def _restart(obs: Observation, status: JobStatus, cause: str) -> Decision:
+    """The restart policy: crash loop past maxRestarts in the window, back off while the
+    backoff lasts, else restart from the newest usable restore point."""
+    policy, now = obs.record.model.restartPolicy, obs.clock.wall
+    recent = recent_restarts(status.restart_times, now, policy.window)
+    if len(recent) >= policy.maxRestarts:
+        reason = f"{len(recent)} restarts within {policy.window:g}s; last: {cause}"
+        crash = status.with_changes(phase=Phase.CRASH_LOOP, reason=reason, last_failure=cause,
+                                    restart_times=recent)
+        noted = () if status.phase == Phase.CRASH_LOOP else events(f"CrashLoopBackOff: {reason}")
+        return Decision(crash, Nothing(), f"crash loop: {reason}", noted, failure_seen=True)
+    delay = backoff_delay(len(recent), policy.backoff.initial, policy.backoff.max)
+    if recent and now - recent[-1] < delay:
+        waiting = status.with_changes(phase=Phase.RECOVERING, last_failure=cause,
+                                      reason=f"backing off {delay:g}s after: {cause}")
+        return Decision(waiting, Nothing(), f"backing off {delay:g}s before restarting",
+                        failure_seen=True)
+    return _start(obs, status, StartKind.FAILURE, cause, Need.AFTER, recent=recent)
+
+
+def _held(obs: Observation, status: JobStatus) -> Decision:
+    """Held for its state: only an operator, a new generation or (for a missing restore point)
+    a usable point appearing moves it on. Never the same retry again."""
+    message = f"held in {status.phase}: {status.reason[:200]}"
+    if status.phase != Phase.NO_RESTORE_POINT or not obs.memory.held_recheck_due:
+        return Decision(status, Nothing(), message)
+    if obs.restore is None or obs.restore.need is not Need.AFTER or obs.flink.listed is None:
+        return Decision(status, Gather(Need.AFTER), "looking for a usable restore point")
+    choice = choose(obs.restore.points, status.rejected_paths, obs.clock.wall,
+                    check=obs.restore.problems.get)
+    if choice.point is None:
+        return Decision(status, Nothing(), message, held_rechecked=True)
+    return _start(obs, status, StartKind.RECOVERED,
+                  f"restore point {choice.point.path} became usable", choice=choice)
+
+
+# -- operators and generations --------------------------------------------------------------
+def _hold(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:
+    """Removed or suspended: stop the attempt with a savepoint (kept for the resume), then hold."""
+    assert obs.hold is not None
+    phase, why = obs.hold.phase, obs.hold.reason
+    dropped: tuple[Event, ...] = ()
+    node = ""
+    if obs.command is not None:
+        node = obs.command.node
+        dropped = events(f"ignored a restart request: the job is {phase.lower()}")
+    stopping = bool(obs.memory.stop_trigger) or obs.stop is not None
+    if not stopping and (state is None or state.terminal):
+        held = status.with_changes(phase=phase, reason=why, stopping="", submit_pending=False,
+                                   observed_generation=obs.record.generation)
+        decision = Decision(held, Nothing(), f"{phase.lower()}: {why}")
+    else:
+        step = _stop_step(obs, status, why, StopPurpose.HOLD)
+        if isinstance(step, Decision):
+            decision = step
+        else:
+            taken, stopped, noted = step
+            held = stopped.with_changes(phase=phase, reason=why, submit_pending=False,
+                                        observed_generation=obs.record.generation)
+            decision = Decision(held, Nothing(), f"{phase.lower()} with savepoint {taken.path}",
+                                noted, stop_cleared=True)
+    return replace(decision, events=(*dropped, *decision.events), done_command=node)
+
+
+def _stop_step(obs: Observation, status: JobStatus, why: str, purpose: StopPurpose
+               ) -> Decision | tuple[Checkpoint, JobStatus, tuple[Event, ...]]:
+    """One step of stopping the attempt with a savepoint, across cycles: trigger, wait, then
+    the savepoint taken (with the status recording it) or a decision saying it failed."""
+    job_id = status.flink_job_id
+    if obs.stop is None and not obs.memory.stop_trigger:
+        return Decision(status.with_changes(stopping=why), StopWithSavepoint(job_id, purpose),
+                        f"stopping attempt {status.attempt} with a savepoint",
+                        events(f"stopping attempt {status.attempt} with a savepoint: {why}"))
+    if obs.stop is None or obs.stop.state is SavepointState.IN_PROGRESS:
+        return Decision(status, Nothing(),
+                        f"stopping attempt {status.attempt}: savepoint in progress")
+    if obs.stop.state is SavepointState.COMPLETED:
+        path = obs.stop.detail
+        taken = Checkpoint(path=path, id=len(status.savepoints) + 1,
+                           timestamp=int(obs.clock.wall * 1000), kind="savepoint")
+        stopped = status.with_changes(stopping="", last_checkpoint=taken,
+                                      savepoints=(*status.savepoints, taken))
+        return taken, stopped, events(
+            f"attempt {status.attempt} stopped with savepoint {path} ({why})")
+    if obs.stop.state is SavepointState.FAILED:
+        message = f"stop with savepoint failed: {obs.stop.detail}"
+        noted = events(f"stop with savepoint failed, attempt {status.attempt} keeps running: "
+                       f"{obs.stop.detail}")
+    else:
+        message, noted = obs.stop.detail, ()
+    failed = status.with_changes(stopping="", reason=message)
+    if purpose is StopPurpose.HOLD:
+        return Decision(failed, Nothing(), message, noted, stop_cleared=True)
+    # Tasks still deploying pass in a moment; any other failure is retried later.
+    wait = 1.0 if any(hint in message for hint in NOT_RUNNING_YET) else UPGRADE_RETRY
+    return Decision(failed, Nothing(),
+                    f"{message}; attempt {status.attempt} keeps running, retrying in {wait:g}s",
+                    noted, stop_cleared=True, upgrade_retry_at=obs.clock.mono + wait)
+
+
+def _stop_through(obs: Observation, status: JobStatus) -> Decision:
+    """A stop-with-savepoint is in flight that nothing asks for any more (the job was resumed
+    before its suspend completed): see it through, then run again from its savepoint."""
+    why = status.stopping or "a stop with a savepoint"
+    step = _stop_step(obs, status, why, StopPurpose.HOLD)
+    if isinstance(step, Decision):
+        return step
+    taken, stopped, noted = step
+    decision = _start(obs, stopped, StartKind.RESUME, f"resumed after {why}",
+                      choice=RestoreChoice.of(taken))
+    return replace(decision, events=(*noted, *decision.events), stop_cleared=True)
+
+
+def _upgrade(obs: Observation, status: JobStatus, state: JobState | None) -> Decision | None:
+    """One step of carrying the job to the record's generation by its upgradeMode; None when
+    the upgrade waits and the cycle goes on as usual.
+
+    savepoint: stop with a savepoint and start from it; an attempt that is not healthy (a
+    savepoint would fail or hang) is cancelled and restarted from its newest checkpoint, as
+    last-state is. stateless: cancel and start from empty state."""
+    mode = obs.record.model.job.upgradeMode
+    why = f"upgrade to generation {obs.record.generation} ({mode})"
+    healthy = state is JobState.RUNNING and status.phase == Phase.RUNNING
+    stopping = bool(obs.memory.stop_trigger) or obs.stop is not None
+    if mode == "savepoint" and (healthy or stopping):
+        if obs.clock.mono < obs.memory.upgrade_retry_at:
+            return None
+        step = _stop_step(obs, status, why, StopPurpose.UPGRADE)
+        if isinstance(step, Decision):
+            return step
+        taken, stopped, noted = step
+        decision = _start(obs, stopped, StartKind.UPGRADE, why, choice=RestoreChoice.of(taken))
+        return replace(decision, events=(*noted, *decision.events), stop_cleared=True)
+    if state is not None and not state.terminal:
+        detail = "" if mode != "savepoint" else (
+            f" from the newest checkpoint, the attempt being {state}")
+        return _cancel(obs, status, why, detail)
+    if mode == "stateless":
+        return _start(obs, status, StartKind.UPGRADE, why, choice=RestoreChoice.of(None))
+    return _start(obs, status, StartKind.UPGRADE, why, Need.AFTER)
+
+
+def _cancel(obs: Observation, status: JobStatus, why: str, detail: str = "") -> Decision:
+    """Cancel the attempt before the next starts. A cancel this worker sent a moment ago is
+    waited for; any other (the status says stopping, but this worker did not send it, or the
+    request failed) is sent again: the status's word is not proof that Flink was asked."""
+    message = f"cancelling attempt {status.attempt}: {why}"
+    job_id, sent = obs.memory.cancel_sent
+    if (status.stopping == why and job_id == status.flink_job_id
+            and obs.clock.mono - sent < CANCEL_RESEND):
+        return Decision(status, Nothing(), message)
+    noted = () if status.stopping == why else events(message + detail)
+    return Decision(status.with_changes(stopping=why), Cancel(status.flink_job_id), message,
+                    noted)
+
+
+def _requested_restart(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:
+    """An operator's restart: terminate attempt N first, then start N+1."""
+    command = obs.command
+    assert command is not None
+    path = command.from_path
+    reason = f"restart requested by {command.by}" + (
+        " from empty state" if command.from_empty else f" from {path}" if path else "")
+    if path and command.path_problem is not None:
+        return Decision(status, Nothing(), f"refused a restart from {path}: {command.path_problem}",
+                        events(f"refused a restart from {path} requested by {command.by}: "
+                               f"{command.path_problem}"), done_command=command.node)
+    if state is not None and not state.terminal:
+        return _cancel(obs, status, reason)
+    if path:
+        # The operator's word overrides an earlier rejection of the same point.
+        status = status.with_changes(rejected_restores=tuple(
+            r for r in status.rejected_restores if location(r.path) != location(path)))
+        number = checkpoint_number(path)
+        point = Checkpoint(path=path, id=number, timestamp=int(obs.clock.wall * 1000),
+                           kind="checkpoint" if number else "savepoint")
+        decision = _start(obs, status, StartKind.REQUESTED, reason, choice=RestoreChoice.of(point))
+    elif command.from_empty:
+        decision = _start(obs, status, StartKind.REQUESTED, reason, choice=RestoreChoice.of(None))
+    else:
+        decision = _start(obs, status, StartKind.REQUESTED, reason, Need.AFTER)
+    if isinstance(decision.action, Gather):
+        return decision
+    return replace(decision, done_command=command.node)
+
+
+# -- a live attempt ----------------------------------------------------------------------------
+def _alive(obs: Observation, status: JobStatus, state: JobState) -> Decision:
+    """The attempt exists and is not terminal: watch it."""
+    name, listed = obs.record.name, obs.flink.listed
+    orphans = tuple(orphan_ids(listed, name, status.attempt)) if listed is not None else ()
+    orphaned = events(*(f"cancelled orphan {o} (attempt {attempt_of(name, o)}): the current "
+                        f"attempt is {status.attempt}" for o in orphans))
+    changes, crash = _flink_restarts(obs, status)
+    if crash:
+        looping = status.with_changes(phase=Phase.CRASH_LOOP, reason=crash, stopping=crash,
+                                      last_failure=crash, **changes)
+        return Decision(looping, Cancel(status.flink_job_id), f"crash loop: {crash}",
+                        (*orphaned, Event(f"CrashLoopBackOff: {crash}; cancelled attempt "
+                                          f"{status.attempt}")), orphans=orphans)
+    if state is not JobState.RUNNING:
+        restarting = state in (JobState.RESTARTING, JobState.FAILING)
+        phase = Phase.RESTARTING if restarting else status.phase
+        reason = f"Flink is {state} attempt {status.attempt}" if restarting else status.reason
+        changed = status.with_changes(phase=phase, reason=reason, submit_pending=False,
+                                      **changes)
+        return Decision(changed, Nothing(), f"attempt {status.attempt} is {state}", orphaned,
+                        orphans=orphans)
+    decision = _running(obs, status.with_changes(**changes))
+    return replace(decision, events=(*orphaned, *decision.events), orphans=orphans)
+
+
+def _flink_restarts(obs: Observation, status: JobStatus) -> tuple[dict[str, Any], str]:
+    """Flink's own restarts count against the policy too; past it, a crash loop."""
+    count = obs.flink.restart_count
+    if count is None or count <= status.flink_restarts:
+        return {}, ""
+    policy, now = obs.record.model.restartPolicy, obs.clock.wall
+    limit = policy.maxRestarts
+    added = min(count - status.flink_restarts, max(limit, 1))
+    times = (*recent_restarts(status.restart_times, now, policy.window), *([now] * added))
+    changes: dict[str, Any] = {"flink_restarts": count, "restart_times": times}
+    if len(times) < limit or limit == 0:
+        return changes, ""
+    return changes, (f"Flink restarted attempt {status.attempt} {count} times; "
+                     f"{len(times)} restarts within {policy.window:g}s")
+
+
+def _running(obs: Observation, status: JobStatus) -> Decision:
+    changes: dict[str, Any] = {"phase": Phase.RUNNING, "submit_pending": False, "reason": ""}
+    noted: tuple[Event, ...] = ()
+    stats = obs.flink.checkpoints
+    if stats is not None:
+        completed = [c for c in stats.completed if c.timestamp > 0]
+        changes["last_checkpoint"] = newest([*completed, status.last_checkpoint])
+        durable = bool(completed) or not stats.placeholder
+        if not durable and status.checkpoints_durable:
+            noted = events(f"checkpoints of attempt {status.attempt} are not externally "
+                           "addressable: a restart can restore only from a savepoint "
+                           "(configure execution.checkpointing.dir)")
+        changes["checkpoints_durable"] = durable
+    if status.last_failure.endswith(ROOT_CAUSE_PENDING) and obs.flink.previous_cause:
+        changes["last_failure"] = status.last_failure.replace(ROOT_CAUSE_PENDING,
+                                                              obs.flink.previous_cause)
+    if status.phase != Phase.RUNNING:
+        changes["since"] = obs.clock.wall
+    job_id = status.flink_job_id or flink_job_id(obs.record.name, status.attempt)
+    return Decision(status.with_changes(**changes), Watch(job_id),
+                    f"attempt {status.attempt} ({job_id}) RUNNING", noted)
