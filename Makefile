@@ -28,6 +28,7 @@ status: $(BIN)/flinksched
 test: $(BIN)/flinksched
 	$(BIN)/ruff check common scheduler worker tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 chaos: $(BIN)/flinksched  # the long chaos run; prints the table, writes build/chaos-report.md
@@ -39,6 +40,7 @@ bench: $(BIN)/flinksched  # every benchmark: bench/results/<date>.json and .md, 
 
 lint: $(BIN)/flinksched
 	$(BIN)/ruff check common scheduler worker tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/flinksched
 	$(BIN)/mypy

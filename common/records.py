@@ -51,6 +51,20 @@ REMOVED = Phase.REMOVED
 NO_RESTORE_POINT = Phase.NO_RESTORE_POINT
 RESTORE_INCOMPATIBLE = Phase.RESTORE_INCOMPATIBLE
 HELD_PHASES = (NO_RESTORE_POINT, RESTORE_INCOMPATIBLE)
+
+
+class CommandKind(StrEnum):
+    """One-shot operator commands a job's owning worker carries out."""
+
+    RESTART = "restart"
+    SAVEPOINT = "savepoint"
+
+
+class SavepointResult(StrEnum):
+    """How a requested savepoint ended, as its event's `savepointResult` field says."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
 PHASES = tuple(Phase)
 MAX_REJECTED = 20  # rejected restore points a status remembers, newest last
 

@@ -6,6 +6,7 @@ not be reached or set up (one line on stderr, no traceback); 3 no such job.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -14,7 +15,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 from kazoo.exceptions import KazooException, NoAuthError
@@ -27,14 +28,32 @@ from common.store import Store
 from common.zkconnect import close, keep_session
 from scheduler.cli_config import allow_removal, plan, validate
 from scheduler.cli_context import EXIT_UNREACHABLE, Context
-from scheduler.cli_dev import dev
 from scheduler.cli_ops import completion, restart, resume, savepoint, suspend
 from scheduler.cli_status import describe, events, leader, status, workers
 
 logger = logging.getLogger(__name__)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The CLI's commands. `dev` (the local stack: apt-get, downloads, local processes) is
+    loaded by name only when it is asked for, so that `flinksched master` and `flinksched
+    worker` never import it."""
+
+    LOADED_ON_USE: ClassVar[dict[str, str]] = {"dev": "scheduler.cli_dev"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LOADED_ON_USE})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.LOADED_ON_USE.get(cmd_name)
+        if module is not None:
+            command = getattr(importlib.import_module(module), cmd_name)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--zk", envvar="FLINKSCHED_ZK", default="127.0.0.1:2181", show_default=True,
               help="ZooKeeper hosts (env FLINKSCHED_ZK).")
 @click.option("--root", envvar="FLINKSCHED_ROOT", default="/flinksched", show_default=True,
@@ -281,7 +300,7 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
     close(store)
 
 
-for command in (dev, validate, plan, allow_removal, status, describe, events, workers, leader,
+for command in (validate, plan, allow_removal, status, describe, events, workers, leader,
                 restart, savepoint, suspend, resume, completion):
     cli.add_command(command)
 

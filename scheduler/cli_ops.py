@@ -13,6 +13,7 @@ import click
 from click.shell_completion import get_completion_class
 from rich.console import Console
 
+from common.records import CommandKind, SavepointResult
 from scheduler.cli_context import EXIT_PROBLEMS, Context, actor, require_job
 
 
@@ -48,7 +49,8 @@ def restart(obj: Context, job: str, from_empty: bool, from_path: str | None, yes
     who = actor()
     with obj.store() as store:
         require_job(store, job)
-        store.add_command(job, "restart", by=who, fromEmpty=from_empty, fromPath=from_path or "")
+        store.add_command(job, CommandKind.RESTART, by=who, fromEmpty=from_empty,
+                          fromPath=from_path or "")
         what = ("restart from empty state" if from_empty else
                 f"restart from {from_path}" if from_path else "restart")
         store.append_event(job, f"cli {who}", f"{what} requested by {who}")
@@ -71,7 +73,7 @@ def savepoint(obj: Context, job: str, wait: bool, timeout: float) -> None:
     with obj.store() as store:
         require_job(store, job)
         before = len(store.events(job))
-        node = store.add_command(job, "savepoint", by=who)
+        node = store.add_command(job, CommandKind.SAVEPOINT, by=who)
         store.append_event(job, f"cli {who}", f"savepoint requested by {who}")
         click.echo(f"{job}: savepoint requested ({node})")
         if not wait:
@@ -80,10 +82,10 @@ def savepoint(obj: Context, job: str, wait: bool, timeout: float) -> None:
         with Console(stderr=True).status(f"waiting for the savepoint of {job}"):
             while time.monotonic() < deadline:
                 for event in store.events(job)[before:]:
-                    message = str(event["message"])
-                    if message.startswith(f"savepoint (requested by {who})"):
-                        click.echo(f"{job}: {message}")
-                        sys.exit(0 if " completed: " in message else EXIT_PROBLEMS)
+                    if event.get("command") == node and "savepointResult" in event:
+                        click.echo(f"{job}: {event['message']}")
+                        completed = event["savepointResult"] == SavepointResult.COMPLETED
+                        sys.exit(0 if completed else EXIT_PROBLEMS)
                 time.sleep(0.5)  # polling on behalf of a waiting operator
         click.echo(f"{job}: no savepoint result within {timeout:g}s", err=True)
         sys.exit(EXIT_PROBLEMS)

@@ -374,17 +374,21 @@ class Master:
             status = statuses.get(name, JobStatus())
             override = overrides.get(name) or {}
             checkpoint = status.last_checkpoint
+            try:
+                spec = record.model
+            except StoreError as exc:
+                logger.warning("job %s: per-job metrics left out: %s", name, exc)
+                continue
             samples.append(metrics.JobSample(
                 name=name,
                 cluster=str(record.cluster.get("metadata", {}).get("name", "")),
                 phase=status.phase,
                 desired_running=not record.removed and override.get("state") != "suspended"
-                and record.spec["job"].get("state", "running") == "running",
+                and spec.job.state == "running",
                 restarts=status.restarts,
                 flink_restarts=status.flink_restarts,
                 last_checkpoint=checkpoint.timestamp / 1000 if checkpoint else None,
-                stale_after=float(record.spec.get("alerts", {}).get("checkpointStaleAfter",
-                                                                    600.0)),
+                stale_after=spec.alerts.checkpointStaleAfter,
                 generation=record.generation,
                 observed_generation=status.observed_generation,
                 config_error=name in self._job_errors,

@@ -7,10 +7,11 @@ what a reviewer reads is what the master does. Pure functions: no ZooKeeper, no 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common.configdir import ConfigSet, Sourced
+from common.errors import StoreError
 from common.records import JobRecord
 from common.spec import FlinkCluster, FlinkJob, spec_hash
 
@@ -169,7 +170,7 @@ def build_plan(
             plan.changes.append(Change(record.name, KEPT, "not removed: "
                                        + plan.removal_blocked, record.source))
         else:
-            gone = JobRecord(**{**record.__dict__, "removed_at": now})
+            gone = replace(record, removed_at=now)
             plan.changes.append(Change(record.name, REMOVED, "stop with a savepoint (its path "
                                        "kept in the status), delete after the grace period",
                                        record.source, record=gone))
@@ -180,26 +181,26 @@ def build_plan(
 def _configured(wanted: JobRecord, existing: JobRecord | None) -> Change:
     name, source = wanted.name, wanted.source
     if existing is None:
-        suspended = wanted.spec["job"].get("state") == "suspended"
+        suspended = wanted.model.job.state == "suspended"
         action = "create suspended; nothing submitted" if suspended else "submit"
         return Change(name, ADDED, action, source, record=wanted)
     if existing.spec_hash == wanted.spec_hash:
         if existing.removed:
-            restored = JobRecord(**{**existing.__dict__, "removed_at": 0.0, "source": source})
+            restored = replace(existing, removed_at=0.0, source=source)
             return Change(name, RESTORED, "resume from the savepoint taken at removal", source,
                           record=restored)
         moved = existing.source != source
-        refreshed = JobRecord(**{**existing.__dict__, "source": source}) if moved else None
+        refreshed = replace(existing, source=source) if moved else None
         return Change(name, UNCHANGED, "none", source, record=refreshed)
-    record = JobRecord(**{**wanted.__dict__, "generation": existing.generation + 1})
+    record = replace(wanted, generation=existing.generation + 1)
     fields = tuple(field_changes(_comparable(existing), _comparable(record)))
     return Change(name, CHANGED, upgrade_action(existing, record), source, fields, record)
 
 
 def upgrade_action(old: JobRecord, new: JobRecord) -> str:
     """What the owning worker does when a job moves from `old` to `new`."""
-    was_suspended = old.spec["job"].get("state") == "suspended"
-    suspended = new.spec["job"].get("state") == "suspended"
+    was_suspended = _suspended(old)
+    suspended = new.model.job.state == "suspended"
     resubmit = old.submit_hash != new.submit_hash
     if suspended and not was_suspended:
         return "suspend: stop with a savepoint and keep its path"
@@ -208,9 +209,17 @@ def upgrade_action(old: JobRecord, new: JobRecord) -> str:
     if was_suspended:
         return "resume from the suspend savepoint" + (" with the new spec" if resubmit else "")
     if resubmit:
-        mode = str(new.spec["job"].get("upgradeMode", "savepoint"))
+        mode = new.model.job.upgradeMode
         return f"{mode}: {UPGRADE_ACTIONS[mode]}"
     return "applied in place, no restart"
+
+
+def _suspended(stored: JobRecord) -> bool:
+    """A stored record's spec asks for suspension; one no longer valid is not taken as such."""
+    try:
+        return stored.model.job.state == "suspended"
+    except StoreError:
+        return False
 
 
 def field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from common.durations import format_duration
+from common.errors import StoreError
 from common.records import (
     CRASH_LOOP,
     NO_RESTORE_POINT,
@@ -51,7 +52,11 @@ def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
         record = records[name]
         status = statuses.get(name)
         override = overrides.get(name)
-        desired = record.spec.get("job", {}).get("state", "running")
+        desired: str
+        try:
+            desired = record.model.job.state
+        except StoreError:
+            desired = "unreadable"
         if override and override.get("state"):
             desired = str(override["state"])
         checkpoint = status.last_checkpoint if status else None

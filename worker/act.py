@@ -163,8 +163,10 @@ class Actor:
             self.event(f"attempt {status.attempt} RUNNING {took:.1f}s after the failure was "
                        f"seen (restored from {restored})")
         step = self.savepoints.step(target, status, job_id, record.model.savepoints.retain)
-        for event in step.events:
-            self.event(event)
+        for number, event in enumerate(step.events):
+            said = {"command": step.command, "savepointResult": step.result} if (
+                number == 0 and step.result is not None and step.command) else {}
+            self.event(event, **said)
         if step.status is not None:
             self.record(step.status)
 

@@ -6,28 +6,29 @@ gives the same decision, so every case is a unit test. The restore point itself 
 are the whole answer to "when does a job restart, and from which checkpoint".
 
 In order, a cycle's decision is:
- 1. A submission Flink just refused: a restore point it cannot read is rejected and the next
-    newest tried at once; state that does not fit the program holds the job; anything else is
-    SubmitFailed (the restart policy takes it from there).
- 2. Never started: adopt a newer attempt Flink runs (ZooKeeper lost its data), hold, or start
-    from the initial savepoint or state an earlier life left on disk.
+ 1. A submission Flink just refused: a restore point it cannot read is rejected and the
+    next-newest tried at once; state that does not fit the program holds the job; anything
+    else is SubmitFailed (the restart policy takes it from there).
+ 2. Never started: adopt an attempt Flink runs (ZooKeeper lost its data), hold, or start from
+    the initial savepoint or state an earlier life left on disk.
  3. Cluster unreachable: say so and back off; nothing else can be known.
- 4. The attempt is gone or ended and Flink runs another one: adopt it.
- 5. Removed or suspended: stop with a savepoint, then hold. Held and now wanted: resume.
+ 4. The attempt is gone or ended and Flink runs another one: adopt it, never start beside it.
+ 5. Removed or suspended: stop with a savepoint, then hold (`operator_steps.hold`); wanted
+    again once the attempt ended: resume from the newest restore point.
  6. A new generation that changes what the attempt was submitted with: upgrade by its
-    upgradeMode; one that does not is recorded as applied.
- 7. An operator's restart: cancel the attempt, then start from the path, empty state, or the
-    newest restore point.
+    upgradeMode (`operator_steps.upgrade`); one that does not is recorded as applied. A stop
+    with a savepoint nothing asks for any more is seen through, and the job resumes from it.
+ 7. An operator's restart (`operator_steps.requested_restart`): cancel, then start from the
+    path, empty state, or the newest restore point.
  8. The attempt is gone: resubmit a claim Flink may not have seen, or start again from the
     newest restore point without counting it (the cluster lost it, the job did not fail).
  9. FAILED: classify Flink's root cause (restorecheck.classify_failure); CANCELED outside
-    flinksched: a failure too. A failure goes through the restart policy: crash loop past
+    flinksched is a failure too. A failure goes through the restart policy: crash loop past
     maxRestarts in the window, back off while the backoff lasts, else restart from the newest
-    restore point (restorecheck.choose over every source's candidates).
+    usable restore point (restorecheck.choose over every source's candidates).
 10. Alive: cancel orphans, count Flink's own restarts against the policy, and record RUNNING
     with its newest checkpoint.
-A start with no usable candidate left (but candidates there were) holds the job in
-NoRestorePoint instead of starting from empty state.
+A start with candidates but none usable holds the job in NoRestorePoint, never empty state.
 """
 
 from __future__ import annotations
@@ -38,14 +39,7 @@ from typing import Any
 
 from common.jobids import attempt_of, flink_job_id
 from common.jobstate import JobState
-from common.records import (
-    HELD_PHASES,
-    Checkpoint,
-    JobRecord,
-    JobStatus,
-    Phase,
-    RejectedRestore,
-)
+from common.records import HELD_PHASES, JobRecord, JobStatus, Phase, RejectedRestore
 from worker.decisions import (
     Adopt,
     Cancel,
@@ -55,33 +49,25 @@ from worker.decisions import (
     Nothing,
     Resubmit,
     StartKind,
-    StopPurpose,
-    StopWithSavepoint,
     Submit,
     Watch,
     events,
 )
-from worker.observation import Hold, Need, Observation, SavepointState
+from worker.observation import Hold, Need, Observation
+from worker.operator_steps import Start, hold, requested_restart, stop_through, upgrade
 from worker.orphans import highest_attempt, live_attempt, orphan_ids
 from worker.policy import backoff_delay, recent_restarts
 from worker.restorecheck import (
     INCOMPATIBLE_HINT,
     FailureClass,
     RestoreChoice,
-    checkpoint_number,
     choose,
     classify_failure,
-    location,
     newest,
     no_restore_point_reason,
 )
 
 ROOT_CAUSE_PENDING = "root exception not reported by Flink yet"
-CANCEL_RESEND = 5.0  # a cancelled attempt still alive this long after is cancelled again
-UPGRADE_RETRY = 60.0  # after a failed stop-with-savepoint, the old attempt keeps running
-# Flink refuses a savepoint while the attempt's tasks are still being deployed; that passes.
-NOT_RUNNING_YET = ("Not all required tasks are currently running",
-                   "is not being executed at the moment")
 NON_DURABLE = ("its checkpoints are kept only in the JobManager's memory (the cluster has no "
                "execution.checkpointing.dir) and it has no usable savepoint")
 
@@ -106,16 +92,16 @@ def decide(obs: Observation) -> Decision:
         if adopted is not None:
             return adopted
     if obs.hold is not None:
-        return _hold(obs, status, state)
+        return hold(obs, status, state)
     if status.phase in (Phase.SUSPENDED, Phase.REMOVED) and ended:
         # (An attempt still alive is watched as it is: rule 3, never two alive.)
         return _start(obs, status, StartKind.RESUME, "resume", Need.AFTER)
     if upgrade_due(obs.record, status):
-        upgrading = _upgrade(obs, status, state)
+        upgrading = upgrade(obs, status, state)
         if upgrading is not None:
-            return upgrading
+            return _started(obs, upgrading)
     if obs.stop is not None or obs.memory.stop_trigger:
-        return _stop_through(obs, status)
+        return _started(obs, stop_through(obs, status))
     applied: tuple[Event, ...] = ()
     if obs.record.generation != status.observed_generation:
         status = status.with_changes(observed_generation=obs.record.generation)
@@ -149,7 +135,7 @@ def upgrade_due(record: JobRecord, status: JobStatus) -> bool:
 def _attempt(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:
     """Steps 7 to 10: the attempt as Flink shows it."""
     if obs.command is not None:
-        return _requested_restart(obs, status, state)
+        return _started(obs, requested_restart(obs, status, state))
     if status.phase in HELD_PHASES and (state is None or state.terminal):
         return _held(obs, status)
     waiting = status.phase in (Phase.SUBMIT_FAILED, Phase.CRASH_LOOP, Phase.RECOVERING) and (
@@ -238,6 +224,17 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
                                ("claimedAt", now)))
     return Decision(claimed, Submit(kind, restore), sentence, (*passed, started),
                     failure_seen=kind.after_failure)
+
+
+def _started(obs: Observation, step: Decision | Start) -> Decision:
+    """A step's decision, or the attempt it wants started."""
+    if isinstance(step, Decision):
+        return step
+    decision = _start(obs, step.status, step.kind, step.cause, step.need, choice=step.choice)
+    if isinstance(decision.action, Gather):
+        return decision
+    return replace(decision, events=(*step.events, *decision.events), done_command=(
+        step.done_command), stop_cleared=step.stop_cleared or decision.stop_cleared)
 
 
 def _not_started(obs: Observation, status: JobStatus) -> Decision:
@@ -352,156 +349,6 @@ def _held(obs: Observation, status: JobStatus) -> Decision:
         return Decision(status, Nothing(), message, held_rechecked=True)
     return _start(obs, status, StartKind.RECOVERED,
                   f"restore point {choice.point.path} became usable", choice=choice)
-
-
-# -- operators and generations --------------------------------------------------------------
-def _hold(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:
-    """Removed or suspended: stop the attempt with a savepoint (kept for the resume), then hold."""
-    assert obs.hold is not None
-    phase, why = obs.hold.phase, obs.hold.reason
-    dropped: tuple[Event, ...] = ()
-    node = ""
-    if obs.command is not None:
-        node = obs.command.node
-        dropped = events(f"ignored a restart request: the job is {phase.lower()}")
-    stopping = bool(obs.memory.stop_trigger) or obs.stop is not None
-    if not stopping and (state is None or state.terminal):
-        held = status.with_changes(phase=phase, reason=why, stopping="", submit_pending=False,
-                                   observed_generation=obs.record.generation)
-        decision = Decision(held, Nothing(), f"{phase.lower()}: {why}")
-    else:
-        step = _stop_step(obs, status, why, StopPurpose.HOLD)
-        if isinstance(step, Decision):
-            decision = step
-        else:
-            taken, stopped, noted = step
-            held = stopped.with_changes(phase=phase, reason=why, submit_pending=False,
-                                        observed_generation=obs.record.generation)
-            decision = Decision(held, Nothing(), f"{phase.lower()} with savepoint {taken.path}",
-                                noted, stop_cleared=True)
-    return replace(decision, events=(*dropped, *decision.events), done_command=node)
-
-
-def _stop_step(obs: Observation, status: JobStatus, why: str, purpose: StopPurpose
-               ) -> Decision | tuple[Checkpoint, JobStatus, tuple[Event, ...]]:
-    """One step of stopping the attempt with a savepoint, across cycles: trigger, wait, then
-    the savepoint taken (with the status recording it) or a decision saying it failed."""
-    job_id = status.flink_job_id
-    if obs.stop is None and not obs.memory.stop_trigger:
-        return Decision(status.with_changes(stopping=why), StopWithSavepoint(job_id, purpose),
-                        f"stopping attempt {status.attempt} with a savepoint",
-                        events(f"stopping attempt {status.attempt} with a savepoint: {why}"))
-    if obs.stop is None or obs.stop.state is SavepointState.IN_PROGRESS:
-        return Decision(status, Nothing(),
-                        f"stopping attempt {status.attempt}: savepoint in progress")
-    if obs.stop.state is SavepointState.COMPLETED:
-        path = obs.stop.detail
-        taken = Checkpoint(path=path, id=len(status.savepoints) + 1,
-                           timestamp=int(obs.clock.wall * 1000), kind="savepoint")
-        stopped = status.with_changes(stopping="", last_checkpoint=taken,
-                                      savepoints=(*status.savepoints, taken))
-        return taken, stopped, events(
-            f"attempt {status.attempt} stopped with savepoint {path} ({why})")
-    if obs.stop.state is SavepointState.FAILED:
-        message = f"stop with savepoint failed: {obs.stop.detail}"
-        noted = events(f"stop with savepoint failed, attempt {status.attempt} keeps running: "
-                       f"{obs.stop.detail}")
-    else:
-        message, noted = obs.stop.detail, ()
-    failed = status.with_changes(stopping="", reason=message)
-    if purpose is StopPurpose.HOLD:
-        return Decision(failed, Nothing(), message, noted, stop_cleared=True)
-    # Tasks still deploying pass in a moment; any other failure is retried later.
-    wait = 1.0 if any(hint in message for hint in NOT_RUNNING_YET) else UPGRADE_RETRY
-    return Decision(failed, Nothing(),
-                    f"{message}; attempt {status.attempt} keeps running, retrying in {wait:g}s",
-                    noted, stop_cleared=True, upgrade_retry_at=obs.clock.mono + wait)
-
-
-def _stop_through(obs: Observation, status: JobStatus) -> Decision:
-    """A stop-with-savepoint is in flight that nothing asks for any more (the job was resumed
-    before its suspend completed): see it through, then run again from its savepoint."""
-    why = status.stopping or "a stop with a savepoint"
-    step = _stop_step(obs, status, why, StopPurpose.HOLD)
-    if isinstance(step, Decision):
-        return step
-    taken, stopped, noted = step
-    decision = _start(obs, stopped, StartKind.RESUME, f"resumed after {why}",
-                      choice=RestoreChoice.of(taken))
-    return replace(decision, events=(*noted, *decision.events), stop_cleared=True)
-
-
-def _upgrade(obs: Observation, status: JobStatus, state: JobState | None) -> Decision | None:
-    """One step of carrying the job to the record's generation by its upgradeMode; None when
-    the upgrade waits and the cycle goes on as usual.
-
-    savepoint: stop with a savepoint and start from it; an attempt that is not healthy (a
-    savepoint would fail or hang) is cancelled and restarted from its newest checkpoint, as
-    last-state is. stateless: cancel and start from empty state."""
-    mode = obs.record.model.job.upgradeMode
-    why = f"upgrade to generation {obs.record.generation} ({mode})"
-    healthy = state is JobState.RUNNING and status.phase == Phase.RUNNING
-    stopping = bool(obs.memory.stop_trigger) or obs.stop is not None
-    if mode == "savepoint" and (healthy or stopping):
-        if obs.clock.mono < obs.memory.upgrade_retry_at:
-            return None
-        step = _stop_step(obs, status, why, StopPurpose.UPGRADE)
-        if isinstance(step, Decision):
-            return step
-        taken, stopped, noted = step
-        decision = _start(obs, stopped, StartKind.UPGRADE, why, choice=RestoreChoice.of(taken))
-        return replace(decision, events=(*noted, *decision.events), stop_cleared=True)
-    if state is not None and not state.terminal:
-        detail = "" if mode != "savepoint" else (
-            f" from the newest checkpoint, the attempt being {state}")
-        return _cancel(obs, status, why, detail)
-    if mode == "stateless":
-        return _start(obs, status, StartKind.UPGRADE, why, choice=RestoreChoice.of(None))
-    return _start(obs, status, StartKind.UPGRADE, why, Need.AFTER)
-
-
-def _cancel(obs: Observation, status: JobStatus, why: str, detail: str = "") -> Decision:
-    """Cancel the attempt before the next starts. A cancel this worker sent a moment ago is
-    waited for; any other (the status says stopping, but this worker did not send it, or the
-    request failed) is sent again: the status's word is not proof that Flink was asked."""
-    message = f"cancelling attempt {status.attempt}: {why}"
-    job_id, sent = obs.memory.cancel_sent
-    if (status.stopping == why and job_id == status.flink_job_id
-            and obs.clock.mono - sent < CANCEL_RESEND):
-        return Decision(status, Nothing(), message)
-    noted = () if status.stopping == why else events(message + detail)
-    return Decision(status.with_changes(stopping=why), Cancel(status.flink_job_id), message,
-                    noted)
-
-
-def _requested_restart(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:
-    """An operator's restart: terminate attempt N first, then start N+1."""
-    command = obs.command
-    assert command is not None
-    path = command.from_path
-    reason = f"restart requested by {command.by}" + (
-        " from empty state" if command.from_empty else f" from {path}" if path else "")
-    if path and command.path_problem is not None:
-        return Decision(status, Nothing(), f"refused a restart from {path}: {command.path_problem}",
-                        events(f"refused a restart from {path} requested by {command.by}: "
-                               f"{command.path_problem}"), done_command=command.node)
-    if state is not None and not state.terminal:
-        return _cancel(obs, status, reason)
-    if path:
-        # The operator's word overrides an earlier rejection of the same point.
-        status = status.with_changes(rejected_restores=tuple(
-            r for r in status.rejected_restores if location(r.path) != location(path)))
-        number = checkpoint_number(path)
-        point = Checkpoint(path=path, id=number, timestamp=int(obs.clock.wall * 1000),
-                           kind="checkpoint" if number else "savepoint")
-        decision = _start(obs, status, StartKind.REQUESTED, reason, choice=RestoreChoice.of(point))
-    elif command.from_empty:
-        decision = _start(obs, status, StartKind.REQUESTED, reason, choice=RestoreChoice.of(None))
-    else:
-        decision = _start(obs, status, StartKind.REQUESTED, reason, Need.AFTER)
-    if isinstance(decision.action, Gather):
-        return decision
-    return replace(decision, done_command=command.node)
 
 
 # -- a live attempt ----------------------------------------------------------------------------

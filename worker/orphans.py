@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from common.flink import TERMINAL_STATES
 from common.jobids import attempt_of
+from common.jobstate import TERMINAL_STATES
 
 
 def orphan_ids(attempts: Mapping[str, str], name: str, current_attempt: int) -> list[str]:

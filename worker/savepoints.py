@@ -16,9 +16,11 @@ from typing import Protocol
 from apscheduler.schedulers.base import BaseScheduler
 
 from common.errors import FlinkError
-from common.records import Checkpoint, JobStatus
+from common.records import Checkpoint, JobStatus, SavepointResult
 from common.schedules import schedule_trigger
-from worker.decide import NOT_RUNNING_YET
+from worker.operator_steps import NOT_RUNNING_YET
+
+logger = logging.getLogger(__name__)
 
 
 class SavepointTarget(Protocol):
@@ -28,14 +30,13 @@ class SavepointTarget(Protocol):
     def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]: ...
     def dispose_savepoint(self, path: str) -> str: ...
 
-logger = logging.getLogger(__name__)
-
 
 @dataclass
 class Pending:
     trigger_id: str
     job_id: str
     reason: str
+    command: str = ""  # the operator's command node, when one asked for it
     started: float = field(default_factory=time.time)
     requested: float = field(default_factory=time.monotonic)  # first asked for
 
@@ -49,6 +50,9 @@ class Outcome:
 
     status: JobStatus | None = None
     events: list[str] = field(default_factory=list)
+    # The requested savepoint's end, for whoever waits on it: the first event says it.
+    result: SavepointResult | None = None
+    command: str = ""
 
 
 class SavepointKeeper:
@@ -59,7 +63,7 @@ class SavepointKeeper:
         self.wake = wake  # the supervisor acts on a request at once, not at its next poll
         self.schedule: str | None = None
         self.pending: Pending | None = None
-        self._requested: str | None = None
+        self._requested: tuple[str, str] | None = None  # reason, command node
         self._requested_at = 0.0
         self._lock = threading.Lock()
 
@@ -78,10 +82,10 @@ class SavepointKeeper:
     def close(self) -> None:
         self.configure(None)
 
-    def request(self, reason: str, since: float | None = None) -> None:
+    def request(self, reason: str, since: float | None = None, command: str = "") -> None:
         with self._lock:
             if self._requested is None:
-                self._requested = reason
+                self._requested = (reason, command)
                 self._requested_at = time.monotonic() if since is None else since
         self.wake()
 
@@ -90,16 +94,18 @@ class SavepointKeeper:
         if self.pending is not None:
             return self._collect(client, status, retain)
         with self._lock:
-            reason, self._requested = self._requested, None
+            asked, self._requested = self._requested, None
             requested = self._requested_at
-        if reason is None:
+        if asked is None:
             return Outcome()
+        reason, command = asked
         try:
             trigger_id = client.trigger_savepoint(job_id)
         except FlinkError as exc:
             return Outcome(events=[f"savepoint ({reason}) of attempt {status.attempt} "
-                                   f"could not be triggered: {exc}"])
-        self.pending = Pending(trigger_id, job_id, reason, requested=requested)
+                                   f"could not be triggered: {exc}"],
+                           result=SavepointResult.FAILED, command=command)
+        self.pending = Pending(trigger_id, job_id, reason, command, requested=requested)
         return Outcome()
 
     def _collect(self, client: SavepointTarget, status: JobStatus, retain: int) -> Outcome:
@@ -109,16 +115,18 @@ class SavepointKeeper:
             result, detail = client.savepoint_result(pending.job_id, pending.trigger_id)
         except FlinkError as exc:
             self.pending = None
-            return Outcome(events=[f"savepoint ({pending.reason}) lost track: {exc}"])
+            return Outcome(events=[f"savepoint ({pending.reason}) lost track: {exc}"],
+                           result=SavepointResult.FAILED, command=pending.command)
         if result == "IN_PROGRESS":
             return Outcome()
         self.pending = None
         if result == "FAILED":
             if any(hint in detail for hint in NOT_RUNNING_YET) and (
                     time.monotonic() - pending.requested < RETRY_WINDOW):
-                self.request(pending.reason, since=pending.requested)
+                self.request(pending.reason, since=pending.requested, command=pending.command)
                 return Outcome()  # asked again next cycle, once the tasks run
-            return Outcome(events=[f"savepoint ({pending.reason}) failed: {detail}"])
+            return Outcome(events=[f"savepoint ({pending.reason}) failed: {detail}"],
+                           result=SavepointResult.FAILED, command=pending.command)
         taken = Checkpoint.savepoint(detail, status)
         kept = [*status.savepoints, taken]
         events = [f"savepoint ({pending.reason}) completed: {detail}"]
@@ -128,7 +136,8 @@ class SavepointKeeper:
                 kept.insert(0, oldest)  # the running attempt may still read its files
                 break
             events.append(self._dispose(client, oldest))
-        return Outcome(status=status.with_changes(savepoints=tuple(kept)), events=events)
+        return Outcome(status=status.with_changes(savepoints=tuple(kept)), events=events,
+                       result=SavepointResult.COMPLETED, command=pending.command)
 
     def _dispose(self, client: SavepointTarget, savepoint: Checkpoint) -> str:
         try:

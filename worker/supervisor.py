@@ -18,7 +18,7 @@ from kazoo.exceptions import KazooException
 
 from common.errors import ConflictError, FencedError, FlinkschedError, StoreError
 from common.jobstore import JobStore
-from common.records import Fence, JobRecord
+from common.records import CommandKind, Fence, JobRecord
 from worker.act import ActGuard, Actor
 from worker.decide import decide
 from worker.decisions import Gather, Outcome
@@ -209,11 +209,11 @@ class JobSupervisor:
         restart = None
         for node, command in self.store.commands(self.name):
             kind, by = command.get("command"), command.get("by", "someone")
-            if kind == "restart":
+            if kind == CommandKind.RESTART:
                 restart = restart or restart_command(node, command)
                 continue
-            if kind == "savepoint":
-                self.savepoints.request(f"requested by {by}")
+            if kind == CommandKind.SAVEPOINT:
+                self.savepoints.request(f"requested by {by}", command=node)
                 self.actor.event(f"savepoint requested by {by}", command=node)
             else:
                 self.actor.event(f"ignored unknown command {kind!r} from {by}", command=node)

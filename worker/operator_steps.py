@@ -1,0 +1,193 @@
+"""The steps operators and new generations ask for: suspend or remove (stop with a savepoint,
+then hold), upgrade by upgradeMode, restart on request. Pure, like `worker.decide`, which
+calls these and claims the attempt a step wants started (`Start`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from common.jobstate import JobState
+from common.records import Checkpoint, JobStatus, Phase
+from worker.decisions import (
+    Cancel,
+    Decision,
+    Event,
+    Nothing,
+    StartKind,
+    StopPurpose,
+    StopWithSavepoint,
+    events,
+)
+from worker.observation import Need, Observation, SavepointState
+from worker.restorecheck import RestoreChoice, checkpoint_number, location
+
+CANCEL_RESEND = 5.0  # a cancelled attempt still alive this long after is cancelled again
+UPGRADE_RETRY = 60.0  # after a failed stop-with-savepoint, the old attempt keeps running
+# Flink refuses a savepoint while the attempt's tasks are still being deployed; that passes.
+NOT_RUNNING_YET = ("Not all required tasks are currently running",
+                   "is not being executed at the moment")
+
+
+@dataclass(frozen=True)
+class Start:
+    """A step wants a new attempt: `worker.decide` chooses its restore point (unless the step
+    knows it), claims it and submits it."""
+
+    status: JobStatus
+    kind: StartKind
+    cause: str
+    need: Need | None = None
+    choice: RestoreChoice | None = None
+    events: tuple[Event, ...] = ()
+    stop_cleared: bool = False
+    done_command: str = ""
+
+
+def hold(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:
+    """Removed or suspended: stop the attempt with a savepoint (kept for the resume), then hold."""
+    assert obs.hold is not None
+    phase, why = obs.hold.phase, obs.hold.reason
+    dropped: tuple[Event, ...] = ()
+    node = ""
+    if obs.command is not None:
+        node = obs.command.node
+        dropped = events(f"ignored a restart request: the job is {phase.lower()}")
+    stopping = bool(obs.memory.stop_trigger) or obs.stop is not None
+    if not stopping and (state is None or state.terminal):
+        held = status.with_changes(phase=phase, reason=why, stopping="", submit_pending=False,
+                                   observed_generation=obs.record.generation)
+        decision = Decision(held, Nothing(), f"{phase.lower()}: {why}")
+    else:
+        step = stop_step(obs, status, why, StopPurpose.HOLD)
+        if isinstance(step, Decision):
+            decision = step
+        else:
+            taken, stopped, noted = step
+            held = stopped.with_changes(phase=phase, reason=why, submit_pending=False,
+                                        observed_generation=obs.record.generation)
+            decision = Decision(held, Nothing(), f"{phase.lower()} with savepoint {taken.path}",
+                                noted, stop_cleared=True)
+    return replace(decision, events=(*dropped, *decision.events), done_command=node)
+
+
+def stop_step(obs: Observation, status: JobStatus, why: str, purpose: StopPurpose
+               ) -> Decision | tuple[Checkpoint, JobStatus, tuple[Event, ...]]:
+    """One step of stopping the attempt with a savepoint, across cycles: trigger, wait, then
+    the savepoint taken (with the status recording it) or a decision saying it failed."""
+    job_id = status.flink_job_id
+    if obs.stop is None and not obs.memory.stop_trigger:
+        return Decision(status.with_changes(stopping=why), StopWithSavepoint(job_id, purpose),
+                        f"stopping attempt {status.attempt} with a savepoint",
+                        events(f"stopping attempt {status.attempt} with a savepoint: {why}"))
+    if obs.stop is None or obs.stop.state is SavepointState.IN_PROGRESS:
+        return Decision(status, Nothing(),
+                        f"stopping attempt {status.attempt}: savepoint in progress")
+    if obs.stop.state is SavepointState.COMPLETED:
+        path = obs.stop.detail
+        taken = Checkpoint(path=path, id=len(status.savepoints) + 1,
+                           timestamp=int(obs.clock.wall * 1000), kind="savepoint")
+        stopped = status.with_changes(stopping="", last_checkpoint=taken,
+                                      savepoints=(*status.savepoints, taken))
+        return taken, stopped, events(
+            f"attempt {status.attempt} stopped with savepoint {path} ({why})")
+    if obs.stop.state is SavepointState.FAILED:
+        message = f"stop with savepoint failed: {obs.stop.detail}"
+        noted = events(f"stop with savepoint failed, attempt {status.attempt} keeps running: "
+                       f"{obs.stop.detail}")
+    else:
+        message, noted = obs.stop.detail, ()
+    failed = status.with_changes(stopping="", reason=message)
+    if purpose is StopPurpose.HOLD:
+        return Decision(failed, Nothing(), message, noted, stop_cleared=True)
+    # Tasks still deploying pass in a moment; any other failure is retried later.
+    wait = 1.0 if any(hint in message for hint in NOT_RUNNING_YET) else UPGRADE_RETRY
+    return Decision(failed, Nothing(),
+                    f"{message}; attempt {status.attempt} keeps running, retrying in {wait:g}s",
+                    noted, stop_cleared=True, upgrade_retry_at=obs.clock.mono + wait)
+
+
+def stop_through(obs: Observation, status: JobStatus) -> Decision | Start:
+    """A stop-with-savepoint is in flight that nothing asks for any more (the job was resumed
+    before its suspend completed): see it through, then run again from its savepoint."""
+    why = status.stopping or "a stop with a savepoint"
+    step = stop_step(obs, status, why, StopPurpose.HOLD)
+    if isinstance(step, Decision):
+        return step
+    taken, stopped, noted = step
+    return Start(stopped, StartKind.RESUME, f"resumed after {why}",
+                 choice=RestoreChoice.of(taken), events=noted, stop_cleared=True)
+
+
+def upgrade(obs: Observation, status: JobStatus,
+            state: JobState | None) -> Decision | Start | None:
+    """One step of carrying the job to the record's generation by its upgradeMode; None when
+    the upgrade waits and the cycle goes on as usual.
+
+    savepoint: stop with a savepoint and start from it; an attempt that is not healthy (a
+    savepoint would fail or hang) is cancelled and restarted from its newest checkpoint, as
+    last-state is. stateless: cancel and start from empty state."""
+    mode = obs.record.model.job.upgradeMode
+    why = f"upgrade to generation {obs.record.generation} ({mode})"
+    healthy = state is JobState.RUNNING and status.phase == Phase.RUNNING
+    stopping = bool(obs.memory.stop_trigger) or obs.stop is not None
+    if mode == "savepoint" and (healthy or stopping):
+        if obs.clock.mono < obs.memory.upgrade_retry_at:
+            return None
+        step = stop_step(obs, status, why, StopPurpose.UPGRADE)
+        if isinstance(step, Decision):
+            return step
+        taken, stopped, noted = step
+        return Start(stopped, StartKind.UPGRADE, why, choice=RestoreChoice.of(taken),
+                     events=noted, stop_cleared=True)
+    if state is not None and not state.terminal:
+        detail = "" if mode != "savepoint" else (
+            f" from the newest checkpoint, the attempt being {state}")
+        return cancel(obs, status, why, detail)
+    if mode == "stateless":
+        return Start(status, StartKind.UPGRADE, why, choice=RestoreChoice.of(None))
+    return Start(status, StartKind.UPGRADE, why, Need.AFTER)
+
+
+def cancel(obs: Observation, status: JobStatus, why: str, detail: str = "") -> Decision:
+    """Cancel the attempt before the next starts. A cancel this worker sent a moment ago is
+    waited for; any other (the status says stopping, but this worker did not send it, or the
+    request failed) is sent again: the status's word is not proof that Flink was asked."""
+    message = f"cancelling attempt {status.attempt}: {why}"
+    job_id, sent = obs.memory.cancel_sent
+    if (status.stopping == why and job_id == status.flink_job_id
+            and obs.clock.mono - sent < CANCEL_RESEND):
+        return Decision(status, Nothing(), message)
+    noted = () if status.stopping == why else events(message + detail)
+    return Decision(status.with_changes(stopping=why), Cancel(status.flink_job_id), message,
+                    noted)
+
+
+def requested_restart(obs: Observation, status: JobStatus,
+                      state: JobState | None) -> Decision | Start:
+    """An operator's restart: terminate attempt N first, then start N+1."""
+    command = obs.command
+    assert command is not None
+    path = command.from_path
+    reason = f"restart requested by {command.by}" + (
+        " from empty state" if command.from_empty else f" from {path}" if path else "")
+    if path and command.path_problem is not None:
+        return Decision(status, Nothing(), f"refused a restart from {path}: {command.path_problem}",
+                        events(f"refused a restart from {path} requested by {command.by}: "
+                               f"{command.path_problem}"), done_command=command.node)
+    if state is not None and not state.terminal:
+        return cancel(obs, status, reason)
+    if path:
+        # The operator's word overrides an earlier rejection of the same point.
+        status = status.with_changes(rejected_restores=tuple(
+            r for r in status.rejected_restores if location(r.path) != location(path)))
+        number = checkpoint_number(path)
+        point = Checkpoint(path=path, id=number, timestamp=int(obs.clock.wall * 1000),
+                           kind="checkpoint" if number else "savepoint")
+        return Start(status, StartKind.REQUESTED, reason, choice=RestoreChoice.of(point),
+                     done_command=command.node)
+    if command.from_empty:
+        return Start(status, StartKind.REQUESTED, reason, choice=RestoreChoice.of(None),
+                     done_command=command.node)
+    return Start(status, StartKind.REQUESTED, reason, Need.AFTER, done_command=command.node)
+
