@@ -127,7 +127,7 @@ def _stop_overdue() -> None:
 def _unblock(store: Store) -> None:
     """Without a ZooKeeper connection every call would wait for one: close the client first,
     so that what is left to do fails at once instead of holding the process."""
-    if not store.zk.connected:
+    if not store.connected:
         logger.warning("ZooKeeper is not connected: stopping without handing jobs back; they "
                        "move when the session times out")
         close(store)

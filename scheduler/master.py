@@ -128,7 +128,7 @@ class Master:
 
     def readiness(self) -> tuple[bool, str]:
         """/readyz: connected to ZooKeeper, and a leader (this master or another) is known."""
-        if not self.store.zk.connected:
+        if not self.store.connected:
             return False, "not connected to ZooKeeper"
         leader = self.store.leader_id()
         if leader is None:
@@ -174,7 +174,7 @@ class Master:
             if self.leading:
                 logger.warning("master %s: lost its election node; stepping down", self.id)
             self._set_leading(False)
-            if not self.store.zk.connected:
+            if not self.store.connected:
                 self.standby_message = "not connected to ZooKeeper; not acting"
                 return False
             self.fence = self.store.join_election(self.id)

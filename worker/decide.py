@@ -33,13 +33,12 @@ A start with candidates but none usable holds the job in NoRestorePoint, never e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from common.jobids import attempt_of, flink_job_id
 from common.jobstate import JobState
-from common.records import HELD_PHASES, JobRecord, JobStatus, Phase, RejectedRestore
+from common.records import HELD_PHASES, JobStatus, Phase, RejectedRestore
 from worker.decisions import (
     Adopt,
     Cancel,
@@ -53,8 +52,15 @@ from worker.decisions import (
     Watch,
     events,
 )
-from worker.observation import Hold, Need, Observation
-from worker.operator_steps import Start, hold, requested_restart, stop_through, upgrade
+from worker.observation import Need, Observation
+from worker.operator_steps import (
+    Start,
+    hold,
+    requested_restart,
+    stop_through,
+    upgrade,
+    upgrade_due,
+)
 from worker.orphans import highest_attempt, live_attempt, orphan_ids
 from worker.policy import backoff_delay, recent_restarts
 from worker.restorecheck import (
@@ -108,28 +114,6 @@ def decide(obs: Observation) -> Decision:
         applied = events(f"generation {obs.record.generation} applied without a restart")
     decision = _attempt(obs, status, state)
     return replace(decision, events=(*applied, *decision.events)) if applied else decision
-
-
-def desired_hold(record: JobRecord, override: Mapping[str, Any] | None) -> Hold | None:
-    """The phase to hold the job in and why, or None when it should run. A job whose config is
-    gone is removed; an operator's override wins over the spec until lifted."""
-    if record.removed:
-        return Hold(Phase.REMOVED, "removed from the config")
-    if override and override.get("state") == "suspended":
-        return Hold(Phase.SUSPENDED, f"suspended by {override.get('by', 'someone')}: "
-                                     f"{override.get('reason', 'no reason given')}")
-    if record.model.job.state == "suspended":
-        return Hold(Phase.SUSPENDED, "suspended in the job spec")
-    return None
-
-
-def upgrade_due(record: JobRecord, status: JobStatus) -> bool:
-    """The current attempt was submitted with another spec than the record's. An attempt that
-    recorded no hash (started by an older flinksched) is upgraded on any new generation: a
-    needless restart is better than a change silently not applied."""
-    if not status.submit_hash:
-        return record.generation > status.observed_generation
-    return status.submit_hash != record.submit_hash
 
 
 def _attempt(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:

@@ -17,7 +17,7 @@ from common.errors import FlinkschedError, FlinkUnreachable
 from common.jobids import flink_job_id
 from common.jobstate import JobState
 from common.records import JobRecord, JobStatus, Phase
-from worker.decide import ROOT_CAUSE_PENDING, desired_hold
+from worker.decide import ROOT_CAUSE_PENDING
 from worker.observation import (
     CheckpointStats,
     Clock,
@@ -29,6 +29,7 @@ from worker.observation import (
     SavepointState,
     StopProgress,
 )
+from worker.operator_steps import desired_hold
 from worker.restore import from_flink_stats, gather, reports_placeholder
 from worker.restorecheck import rejection
 from worker.target import DeploymentTarget

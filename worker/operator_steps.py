@@ -5,10 +5,12 @@ calls these and claims the attempt a step wants started (`Start`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from common.jobstate import JobState
-from common.records import Checkpoint, JobStatus, Phase
+from common.records import Checkpoint, JobRecord, JobStatus, Phase
 from worker.decisions import (
     Cancel,
     Decision,
@@ -19,7 +21,7 @@ from worker.decisions import (
     StopWithSavepoint,
     events,
 )
-from worker.observation import Need, Observation, SavepointState
+from worker.observation import Hold, Need, Observation, SavepointState
 from worker.restorecheck import RestoreChoice, checkpoint_number, location
 
 CANCEL_RESEND = 5.0  # a cancelled attempt still alive this long after is cancelled again
@@ -42,6 +44,28 @@ class Start:
     events: tuple[Event, ...] = ()
     stop_cleared: bool = False
     done_command: str = ""
+
+
+def desired_hold(record: JobRecord, override: Mapping[str, Any] | None) -> Hold | None:
+    """The phase to hold the job in and why, or None when it should run. A job whose config is
+    gone is removed; an operator's override wins over the spec until lifted."""
+    if record.removed:
+        return Hold(Phase.REMOVED, "removed from the config")
+    if override and override.get("state") == "suspended":
+        return Hold(Phase.SUSPENDED, f"suspended by {override.get('by', 'someone')}: "
+                                     f"{override.get('reason', 'no reason given')}")
+    if record.model.job.state == "suspended":
+        return Hold(Phase.SUSPENDED, "suspended in the job spec")
+    return None
+
+
+def upgrade_due(record: JobRecord, status: JobStatus) -> bool:
+    """The current attempt was submitted with another spec than the record's. An attempt that
+    recorded no hash (started by an older flinksched) is upgraded on any new generation: a
+    needless restart is better than a change silently not applied."""
+    if not status.submit_hash:
+        return record.generation > status.observed_generation
+    return status.submit_hash != record.submit_hash
 
 
 def hold(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:

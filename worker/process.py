@@ -174,7 +174,7 @@ class Worker:
         deadline = time.monotonic() + SHUTDOWN_GRACE
         for supervisor in self.supervisors.values():
             supervisor.join(max(0.0, deadline - time.monotonic()))
-            if self.store.zk.connected:
+            if self.store.connected:
                 try:
                     supervisor.release()
                 except (StoreError, KazooException) as exc:
@@ -182,7 +182,7 @@ class Worker:
                                    supervisor.name, exc)
         self.supervisors.clear()
         self.scheduler.shutdown(wait=False)
-        handed_back = self.store.zk.connected
+        handed_back = self.store.connected
         if handed_back:
             try:
                 self.store.unregister_worker(self.id)
