@@ -5,12 +5,14 @@ calls these and claims the attempt a step wants started (`Start`).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from common.jobstate import JobState
 from common.records import Checkpoint, JobRecord, JobStatus, Phase
+from common.spec import UpgradeMode
 from worker.decisions import (
     Cancel,
     Decision,
@@ -143,19 +145,35 @@ def stop_through(obs: Observation, status: JobStatus) -> Decision | Start:
                  choice=RestoreChoice.of(taken), events=noted, stop_cleared=True)
 
 
+class UpgradePath(enum.Enum):
+    """How an upgrade can go now: the spec's upgradeMode as far as the attempt allows."""
+
+    SAVEPOINT = "savepoint"  # stop with a savepoint, start the new generation from it
+    LAST_STATE = "last-state"  # cancel, start from the newest checkpoint
+    STATELESS = "stateless"  # cancel, start from empty state
+
+
+def upgrade_path(mode: UpgradeMode, healthy: bool, stopping: bool) -> UpgradePath:
+    """A savepoint of an attempt that is not healthy would fail or hang: such an upgrade falls
+    back to the newest checkpoint (last-state). A stop with a savepoint already under way is
+    seen through."""
+    if mode == "stateless":
+        return UpgradePath.STATELESS
+    if mode == "savepoint" and (healthy or stopping):
+        return UpgradePath.SAVEPOINT
+    return UpgradePath.LAST_STATE
+
+
 def upgrade(obs: Observation, status: JobStatus,
             state: JobState | None) -> Decision | Start | None:
-    """One step of carrying the job to the record's generation by its upgradeMode; None when
-    the upgrade waits and the cycle goes on as usual.
-
-    savepoint: stop with a savepoint and start from it; an attempt that is not healthy (a
-    savepoint would fail or hang) is cancelled and restarted from its newest checkpoint, as
-    last-state is. stateless: cancel and start from empty state."""
+    """One step of carrying the job to the record's generation along its `upgrade_path`; None
+    when the upgrade waits (a failed savepoint is retried later) and the cycle goes on."""
     mode = obs.record.model.job.upgradeMode
     why = f"upgrade to generation {obs.record.generation} ({mode})"
     healthy = state is JobState.RUNNING and status.phase == Phase.RUNNING
     stopping = bool(obs.memory.stop_trigger) or obs.stop is not None
-    if mode == "savepoint" and (healthy or stopping):
+    path = upgrade_path(mode, healthy, stopping)
+    if path is UpgradePath.SAVEPOINT:
         if obs.clock.mono < obs.memory.upgrade_retry_at:
             return None
         step = stop_step(obs, status, why, StopPurpose.UPGRADE)
@@ -168,7 +186,7 @@ def upgrade(obs: Observation, status: JobStatus,
         detail = "" if mode != "savepoint" else (
             f" from the newest checkpoint, the attempt being {state}")
         return cancel(obs, status, why, detail)
-    if mode == "stateless":
+    if path is UpgradePath.STATELESS:
         return Start(status, StartKind.UPGRADE, why, choice=RestoreChoice.of(None))
     return Start(status, StartKind.UPGRADE, why, Need.AFTER)
 

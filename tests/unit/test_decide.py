@@ -9,6 +9,7 @@ import pytest
 
 from common.jobstate import JobState
 from common.records import HELD_PHASES, Checkpoint, Phase, RejectedRestore
+from common.spec import UpgradeMode
 from tests.unit.decisions_util import (
     NOW,
     OWNER,
@@ -45,6 +46,7 @@ from worker.observation import (
     SavepointState,
     StopProgress,
 )
+from worker.operator_steps import UpgradePath, upgrade_path
 
 NEWEST, OLDER = checkpoint(3, 9), checkpoint(3, 8)
 UNREADABLE = "java.io.FileNotFoundException: Cannot find meta data file '_metadata'"
@@ -299,6 +301,18 @@ def test_a_stateless_upgrade_starts_from_empty_state() -> None:
     job = record(generation=2, submit_hash="h2", job={"upgradeMode": "stateless"})
     started = settle(observe(status(stopping="x"), JobState.CANCELED, job=job), (NEWEST,))
     assert submitted(started).restore is None
+
+
+@pytest.mark.parametrize(("mode", "healthy", "stopping", "path"), [
+    ("savepoint", True, False, UpgradePath.SAVEPOINT),
+    ("savepoint", False, False, UpgradePath.LAST_STATE),  # a savepoint would fail or hang
+    ("savepoint", False, True, UpgradePath.SAVEPOINT),  # one under way is seen through
+    ("last-state", True, False, UpgradePath.LAST_STATE),
+    ("stateless", True, False, UpgradePath.STATELESS),
+])
+def test_the_upgrade_path_follows_the_mode_as_far_as_the_attempt_allows(
+        mode: UpgradeMode, healthy: bool, stopping: bool, path: UpgradePath) -> None:
+    assert upgrade_path(mode, healthy, stopping) is path
 
 
 def test_a_generation_that_changes_nothing_submitted_is_applied_in_place() -> None:
