@@ -53,7 +53,10 @@ def measure_failovers(cluster: Cluster, control: ControlPlane, store: Store, run
         failed = _timestamp(cluster, current, "FAILED")
         running = _timestamp(cluster, flink_job_id(name, attempt + 1), "RUNNING")
         decided = f"restarted attempt {attempt + 1} "
-        event = next(e for e in store.events(name) if e["message"].startswith(decided))
+        # Written once Flink answered, which is a little after it reports RUNNING.
+        event = wait_until(lambda: next((e for e in store.events(name)
+                                         if e["message"].startswith(decided)), None),  # noqa: B023
+                           30, f"the event of attempt {attempt + 1}")
         # The event is written once Flink answered the run request: the restart splits into
         # claim → answered (ZooKeeper claim, request, Flink building the job) and the rest.
         claimed, answered = float(event["claimedAt"]), float(event["ts"])

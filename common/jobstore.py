@@ -1,12 +1,14 @@
-"""What a job's supervisor needs of the store, as an interface.
+"""What the store offers, as interfaces: a job's supervisor's view (`JobStore`) and the leader's
+config sync (`DesiredStateStore`).
 
 `common.store.Store` is the ZooKeeper implementation (the only code that knows the layout);
-`common.memstore.MemoryStore` keeps the same in memory, for tests of the worker's core
-without a ZooKeeper server.
+`common.memstore.MemoryStore` keeps the same in memory, for tests of the worker's core and of
+the config sync without a ZooKeeper server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from common.records import Fence, JobRecord, JobStatus
@@ -45,3 +47,18 @@ class JobStore(Protocol):
     def release_ownership(self, fence: Fence) -> None: ...
     def watch_job(self, name: str, watcher: JobWatcher) -> None: ...
 
+
+
+class DesiredStateStore(Protocol):
+    """What the leader's config sync reads and writes: the job records (fenced by its
+    leadership), their statuses, the removal allowance and the published config state."""
+
+    def jobs(self) -> dict[str, JobRecord]: ...
+    def statuses(self, names: list[str],
+                 changed: Callable[[str], None] | None = None) -> dict[str, JobStatus]: ...
+    def put_jobs(self, writes: list[tuple[JobRecord, bool, str]], fence: Fence) -> None: ...
+    def delete_job(self, name: str, fence: Fence) -> None: ...
+    def removal_allowed(self) -> dict[str, Any] | None: ...
+    def consume_removal_allowance(self, fence: Fence) -> None: ...
+    def config_state(self) -> dict[str, Any]: ...
+    def put_config_state(self, value: dict[str, Any], fence: Fence) -> None: ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from common.errors import ConflictError, FencedError, StoreError
@@ -32,8 +33,66 @@ class MemoryStore:
         self._sessions: dict[str, int] = {}
         self._watchers: dict[str, list[JobWatcher]] = {}
         self._sequence = itertools.count()
+        self._removal: dict[str, Any] | None = None
+        self._config: dict[str, Any] = {}
 
-    # -- what the leader and operators do (tests drive these) --------------------------------
+    # -- the leader's side (DesiredStateStore) ----------------------------------------------
+    def join_election(self, master_id: str) -> Fence:
+        return Fence(f"memory/leader/{master_id}", 0, self.session(master_id), master_id)
+
+    def _leads(self, fence: Fence) -> None:
+        if self._sessions.get(fence.holder) != fence.session_id:
+            raise FencedError(f"{fence.path}: the session that held it is gone")
+
+    def jobs(self) -> dict[str, JobRecord]:
+        with self._lock:
+            return dict(self._records)
+
+    def statuses(self, names: list[str],
+                 changed: Callable[[str], None] | None = None) -> dict[str, JobStatus]:
+        with self._lock:
+            return {n: self._statuses[n][0] for n in names if n in self._statuses}
+
+    def put_jobs(self, writes: list[tuple[JobRecord, bool, str]], fence: Fence) -> None:
+        with self._lock:
+            self._leads(fence)
+            for record, create, event in writes:
+                if create == (record.name in self._records):
+                    raise ConflictError(f"job {record.name}: "
+                                        f"{'exists' if create else 'does not exist'}")
+        for record, _, event in writes:
+            self.put_job(record)
+            if event:
+                self.append_event(record.name, fence.holder, event)
+
+    def delete_job(self, name: str, fence: Fence) -> None:
+        with self._lock:
+            self._leads(fence)
+        self._drop(name)
+
+    def allow_removal(self, by: str) -> None:
+        with self._lock:
+            self._removal = {"by": by, "at": time.time()}
+
+    def removal_allowed(self) -> dict[str, Any] | None:
+        with self._lock:
+            return dict(self._removal) if self._removal is not None else None
+
+    def consume_removal_allowance(self, fence: Fence) -> None:
+        with self._lock:
+            self._leads(fence)
+            self._removal = None
+
+    def config_state(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._config)
+
+    def put_config_state(self, value: dict[str, Any], fence: Fence) -> None:
+        with self._lock:
+            self._leads(fence)
+            self._config = dict(value)
+
+    # -- what operators and tests do ---------------------------------------------------------
     def put_job(self, record: JobRecord) -> None:
         with self._lock:
             created = record.name not in self._records
@@ -44,7 +103,7 @@ class MemoryStore:
                 self._commands[record.name] = {}
         self._tell(record.name, lambda w: w.record_changed(record))
 
-    def delete_job(self, name: str) -> None:
+    def _drop(self, name: str) -> None:
         with self._lock:
             for table in (self._records, self._statuses, self._events, self._commands,
                           self._owners, self._overrides):

@@ -17,33 +17,20 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from kazoo.exceptions import KazooException
 
 from common import metrics
-from common.configdir import ConfigLoader
-from common.errors import ConfigError, FencedError, StoreError
+from common.errors import FencedError, StoreError
 from common.httpserve import loop_liveness
-from common.records import FINISHED, REMOVED, Fence, JobRecord, JobStatus
+from common.records import Fence, JobStatus
 from common.store import Store
 from scheduler.assign import plan_assignments
-from scheduler.gitsource import GitError, GitMirror, head_commit
-from scheduler.plan import (
-    ADDED,
-    CHANGED,
-    KEPT,
-    REMOVING,
-    Change,
-    Plan,
-    RecordMemo,
-    RemovalGuard,
-    build_plan,
-    job_errors,
-)
-from scheduler.plan import REMOVED as PLAN_REMOVED
+from scheduler.configsync import ConfigSync
+from scheduler.gitsource import GitError, GitMirror
+from scheduler.plan import RemovalGuard
 from scheduler.runtimes import StaticRuntime, WorkerRuntime, pool_size
 from scheduler.statuscache import StatusCache
 
 logger = logging.getLogger(__name__)
 
 METRICS_INTERVAL = 5.0  # per-job gauges; Prometheus scrapes every 15-30 s
-RECORDS_REREAD = 60.0
 READ_ONLY_TASKS = ("metrics",)
 
 
@@ -76,16 +63,9 @@ class Master:
         self.removal_grace = removal_grace
         self.git = git
         self.git_interval = git_interval
-        self.loader = ConfigLoader()
-        self.memo = RecordMemo()
+        self.config_sync = ConfigSync(store, master_id, config_dir, removal, removal_grace, git,
+                                      changed=lambda: self.wake("assign", "pool"))
         self.status_cache = StatusCache(store)
-        self._records: dict[str, JobRecord] | None = None  # the leader's own writes, cached
-        self._records_read = 0.0
-        self.commit = ""
-        self._checkout: Path | None = None  # the resolved config dir the commit was read in
-        self._config_state: dict[str, object] | None = None  # last written to ZooKeeper
-        self._job_errors: dict[str, str] = {}
-        self._last_blocked = ""
         self.last_run = 0.0  # monotonic time a periodic job last started
         self.fence: Fence | None = None
         self.leading = False
@@ -184,8 +164,7 @@ class Master:
             return False
         if not self.leading:
             logger.info("master %s: became leader", self.id)
-            self._config_state = None
-            self._records = None
+            self.config_sync.forget()
             self.wake()
         self._set_leading(True)
         return True
@@ -213,124 +192,9 @@ class Master:
         self.wake("sync")
 
     def sync(self) -> str:
-        """Config directory → desired state in ZooKeeper, through the same plan
-        `flinksched plan` prints."""
+        """Config directory → desired state in ZooKeeper (`scheduler/configsync.py`)."""
         assert self.fence is not None
-        if self.git is not None and not self.git.commit:
-            return "waiting for the first checkout of the config repository"
-        checkout = self.config_dir.resolve()  # a git-sync sidecar swaps a link to a worktree
-        config = self.loader.load([self.config_dir])
-        if self.git is not None:
-            self.commit = self.git.commit
-        elif self.loader.parsed or checkout != self._checkout:
-            # Only when files changed: `git rev-parse` is a process, the sync runs every second.
-            self.commit, self._checkout = head_commit(checkout), checkout
-        current = self._current_records()
-        allowance = self.store.removal_allowed()
-        guard = RemovalGuard(self.removal.max_share, allowed=allowance is not None)
-        plan = build_plan(config, current, commit=self.commit, guard=guard, memo=self.memo)
-        writes = [(c.record, c.kind == ADDED, self._event_text(c))
-                  for c in plan.changes if c.record is not None]
-        self._records = None  # until the writes are known to have landed
-        self.store.put_jobs(writes, self.fence)
-        self._records = {**current, **{record.name: record for record, _, _ in writes}}
-        if allowance is not None and plan.of_kind(PLAN_REMOVED):
-            self.store.consume_removal_allowance(self.fence)
-            logger.warning("master %s: removal allowed by %s", self.id, allowance.get("by"))
-        deleted = self._delete_removed(plan, current)
-        errors = job_errors(config, current)
-        self._publish_config_state(config.errors, errors, plan)
-        self._job_errors = errors
-        metrics.LEADER_VIEW.update(config_errors=len(config.errors),
-                                   removal_blocked=bool(plan.removal_blocked),
-                                   last_sync=time.time())
-        changed = [c for c in plan.changes if c.kind in (ADDED, CHANGED, PLAN_REMOVED, "restored")]
-        for change in changed[:20]:
-            logger.info("master %s: job %s %s", self.id, change.name, self._event_text(change))
-        if changed:
-            self.wake("assign", "pool")
-        parts = [f"{n} {kind}" for kind, n in sorted(plan.counts().items())
-                 if kind not in ("unchanged", REMOVING)]
-        parts += [f"deleted {name}" for name in deleted]
-        if plan.removal_blocked:
-            parts.append(f"REMOVAL WITHHELD: {plan.removal_blocked}")
-            if plan.removal_blocked != self._last_blocked:
-                logger.warning("master %s: NOT removing %s: %s", self.id,
-                               ", ".join(c.name for c in plan.of_kind(KEPT)[:20]),
-                               plan.removal_blocked)
-        self._last_blocked = plan.removal_blocked
-        if config.errors:
-            parts.append(f"{len(config.errors)} config error(s), first: {config.errors[0]}")
-        return "; ".join(parts)
-
-    def _current_records(self) -> dict[str, JobRecord]:
-        """Job records as ZooKeeper holds them. Only the leader writes them, so it keeps its
-        own writes instead of reading 2,000 nodes a second; read again every minute anyway,
-        after any failed write, and on becoming leader."""
-        if self._records is None or time.monotonic() - self._records_read > RECORDS_REREAD:
-            self._records = self.store.jobs()
-            self._records_read = time.monotonic()
-        return dict(self._records)
-
-    def _event_text(self, change: Change) -> str:
-        record = change.record
-        if record is None:
-            return change.action
-        origin = change.source + (f" (commit {record.commit[:12]})" if record.commit else "")
-        if change.kind == ADDED:
-            return f"generation 1 from {origin}: {change.action}"
-        if change.kind == CHANGED:
-            fields = "; ".join(str(f) for f in change.fields[:10])
-            return f"generation {record.generation} from {origin}: {fields}; {change.action}"
-        if change.kind == PLAN_REMOVED:
-            return f"no longer in the config (was {record.source}): {change.action}"
-        if change.kind == "restored":
-            return f"back in the config at {origin}: {change.action}"
-        return ""  # moved to another file or line: no event
-
-    def _delete_removed(self, plan: Plan, current: dict[str, JobRecord]) -> list[str]:
-        """Delete the metadata of removed jobs once stopped and past the grace period."""
-        due = [current[c.name] for c in plan.of_kind(REMOVING)
-               if time.time() - current[c.name].removed_at >= self.removal_grace]
-        if not due:
-            return []
-        assert self.fence is not None
-        statuses = self.store.statuses([r.name for r in due])
-        deleted = []
-        for record in due:
-            status = statuses.get(record.name)
-            stopped = status is None or status.attempt == 0 or status.phase in (REMOVED,
-                                                                               FINISHED)
-            if not stopped:
-                logger.warning("master %s: job %s was removed from the config %.0fs ago but "
-                               "is not stopped yet (%s); its metadata stays", self.id,
-                               record.name, time.time() - record.removed_at,
-                               status.phase if status else "no status")
-                continue
-            final = status.last_checkpoint.path if status and status.last_checkpoint else "none"
-            self.store.delete_job(record.name, self.fence)
-            if self._records is not None:  # replaced, never changed: readers hold snapshots
-                self._records = {k: v for k, v in self._records.items() if k != record.name}
-            logger.info("master %s: deleted job %s (removed from the config); final "
-                        "savepoint or checkpoint: %s", self.id, record.name, final)
-            deleted.append(record.name)
-        return deleted
-
-    def _publish_config_state(self, errors: list[ConfigError], by_job: dict[str, str],
-                              plan: Plan) -> None:
-        """The sync's findings for `status` and `describe`; written only when they change."""
-        assert self.fence is not None
-        state: dict[str, object] = {
-            "errors": [e.to_json() for e in errors[:500]],
-            "errorCount": len(errors),
-            "jobErrors": by_job,
-            "commit": self.commit,
-            "removalBlocked": plan.removal_blocked,
-            "configDir": str(self.config_dir),
-        }
-        if state != self._config_state:
-            self.store.put_config_state(state, self.fence)
-            self._config_state = state
+        return self.config_sync.run(self.fence)
 
     def assign(self) -> str:
         """Every job on exactly one live worker; jobs of vanished workers move at once."""
@@ -366,7 +230,8 @@ class Master:
         if not self.leading:
             metrics.LEADER_VIEW.clear()
             return ""
-        records = self._records if self._records is not None else self.store.jobs()
+        cached = self.config_sync.records
+        records = cached if cached is not None else self.store.jobs()
         statuses = self.status_cache.statuses(sorted(records))
         overrides = self.store.overrides()
         samples = []
@@ -391,7 +256,7 @@ class Master:
                 stale_after=spec.alerts.checkpointStaleAfter,
                 generation=record.generation,
                 observed_generation=status.observed_generation,
-                config_error=name in self._job_errors,
+                config_error=name in self.config_sync.job_errors,
                 checkpoints_durable=status.checkpoints_durable,
             ))
         if self.leading:  # still: leadership may have ended while this read

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 from common.configdir import load_config_paths
+from common.memstore import MemoryStore
 from common.records import JobRecord
-from common.store import Store
-from scheduler.master import Master
+from scheduler.configsync import ConfigSync
 from scheduler.plan import Change, Plan, RemovalGuard, build_plan
 from tests.unit.configtexts import CLUSTER
 
@@ -145,4 +144,4 @@ def test_a_job_moved_to_another_file_keeps_its_generation_and_gets_no_event(
     [change] = plan_of(tmp_path, {"b.yaml": job("a")}, current).changes
     assert change.kind == "unchanged" and written(change).generation == 1
     assert written(change).source.endswith("b.yaml:1")
-    assert Master(cast(Store, None), "m", tmp_path)._event_text(change) == ""
+    assert ConfigSync(MemoryStore(), "m", tmp_path)._event_text(change) == ""
