@@ -56,7 +56,7 @@ class MemoryStore:
     def put_jobs(self, writes: list[tuple[JobRecord, bool, str]], fence: Fence) -> None:
         with self._lock:
             self._leads(fence)
-            for record, create, event in writes:
+            for record, create, _ in writes:
                 if create == (record.name in self._records):
                     raise ConflictError(f"job {record.name}: "
                                         f"{'exists' if create else 'does not exist'}")

@@ -43,6 +43,7 @@ class FlinkStandIn:
         self.durable = True  # False: the cluster has no checkpoint directory
         self.reachable = True
         self.cancels = 0  # cancel and stop requests
+        self.stopped: set[str] = set()  # attempts that FINISHED by a stop with a savepoint
         self.refused: set[str] = set()  # restore points Flink refused to read
         self.violations: list[str] = []  # correctness rules broken by a request
         self._triggers: dict[str, tuple[str, str]] = {}  # trigger -> (job id, savepoint)
@@ -137,6 +138,7 @@ class FlinkStandIn:
         self._triggers[trigger] = (job_id, savepoint)
         if job_id in self.live():
             self.attempts_by_id[job_id].state = "FINISHED"
+            self.stopped.add(job_id)
         return trigger
 
     def trigger_savepoint(self, job_id: str) -> str:

@@ -69,6 +69,7 @@ class WorkerModel(RuleBasedStateMachine):
         self.supervisor = self._take_over()
         self.stale: JobSupervisor | None = None  # lost its session, still running
         self.history: list[JobStatus] = []
+        self.rolled_back = False
 
     def _clock(self) -> Clock:
         return Clock(self.wall, self.mono)
@@ -109,6 +110,12 @@ class WorkerModel(RuleBasedStateMachine):
             assert status.phase == Phase.SUSPENDED and not self.flink.live(), status
             return
         if status.phase == Phase.RESTORE_INCOMPATIBLE:
+            return
+        if status.phase == Phase.FINISHED and status.flink_job_id in self.flink.stopped:
+            # Known gap: a status rolled back to before flinksched's own stop with a savepoint
+            # cannot tell that stop from the job finishing; it stays Finished (job_up 0, so
+            # alerted), not restarted. Nothing else may leave a stopped job Finished.
+            assert self.rolled_back, f"Finished after a stop without a rollback: {status}"
             return
         if status.phase == Phase.NO_RESTORE_POINT:
             known = [c.path for c in (status.last_checkpoint, *status.savepoints) if c]
@@ -194,6 +201,7 @@ class WorkerModel(RuleBasedStateMachine):
         older = data.draw(st.sampled_from(self.history[:-1]))
         self.store.expire_session(self.supervisor.owner.holder)
         self.store.restore_status(NAME, older)
+        self.rolled_back = True
         # The rolled-back status forgot which points Flink refused: one more try of each is
         # the price (Flink refuses it again, and it is remembered again); never a loop.
         self.flink.refused.clear()
