@@ -39,7 +39,7 @@ from worker.target import DeploymentTarget
 
 SETTLE_CYCLES = 40  # each operator restart queued takes two cycles
 HELD = (Phase.SUSPENDED, Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE)
-MODEL_SETTINGS = settings(max_examples=60, stateful_step_count=30, deadline=None,
+MODEL_SETTINGS = settings(max_examples=300, stateful_step_count=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -247,7 +247,8 @@ def _finds_a_violation(monkeypatch: pytest.MonkeyPatch, *patches: tuple[str, obj
         monkeypatch.setattr(target, value)
     try:
         run_state_machine_as_test(WorkerModel, settings=settings(
-            MODEL_SETTINGS, max_examples=1000, phases=[Phase_.generate, Phase_.shrink]))
+            MODEL_SETTINGS, max_examples=1000, phases=[Phase_.generate, Phase_.shrink],
+            derandomize=True, database=None))  # the same search every run: never flaky
     except (AssertionError, ExceptionGroup) as exc:
         return "\n".join(str(e) for e in getattr(exc, "exceptions", [exc]))
     raise AssertionError("the model found nothing wrong with the defect put back")
@@ -260,7 +261,10 @@ def test_it_finds_resubmission_from_the_same_broken_checkpoint(
     found = _finds_a_violation(
         monkeypatch, ("worker.decide.classify_failure",
                       lambda cause, restored_from, *, ever_ran: FailureClass.ORDINARY))
-    assert "which Flink refused to read before" in found
+    # Either invariant catches it: the same refused point submitted again, or the job never
+    # running again (stuck on that point: Flink's message is in its status).
+    assert "which Flink refused to read before" in found or (
+        "not running after the faults" in found and "Cannot find meta data file" in found)
 
 
 def test_it_finds_the_placeholder_recorded_as_a_restore_point(
