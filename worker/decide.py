@@ -41,6 +41,7 @@ from common.jobstate import JobState
 from common.records import HELD_PHASES, JobStatus, Phase, RejectedRestore
 from worker.decisions import (
     Adopt,
+    BackOff,
     Cancel,
     Decision,
     Event,
@@ -314,8 +315,8 @@ def _restart(obs: Observation, status: JobStatus, cause: str) -> Decision:
     if recent and now - recent[-1] < delay:
         waiting = status.with_changes(phase=Phase.RECOVERING, last_failure=cause,
                                       reason=f"backing off {delay:g}s after: {cause}")
-        return Decision(waiting, Nothing(), f"backing off {delay:g}s before restarting",
-                        failure_seen=True)
+        return Decision(waiting, BackOff(recent[-1] + delay),
+                        f"backing off {delay:g}s before restarting", failure_seen=True)
     return _start(obs, status, StartKind.FAILURE, cause, Need.AFTER, recent=recent)
 
 

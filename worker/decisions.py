@@ -55,6 +55,14 @@ class Nothing:
 
 
 @dataclass(frozen=True)
+class BackOff:
+    """The restart policy's backoff: the next attempt starts at `until` (seconds since the
+    epoch), unless the job changes before."""
+
+    until: float
+
+
+@dataclass(frozen=True)
 class Gather:
     """Read the restore points (and the attempts Flink lists), then decide again."""
 
@@ -100,7 +108,7 @@ class Watch:
     job_id: str
 
 
-Action = Nothing | Gather | Adopt | Submit | Resubmit | Cancel | StopWithSavepoint | Watch
+Action = Nothing | BackOff | Gather | Adopt | Submit | Resubmit | Cancel | StopWithSavepoint | Watch
 
 
 @dataclass(frozen=True)

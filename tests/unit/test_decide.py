@@ -26,6 +26,7 @@ from tests.unit.decisions_util import (
 from worker.decide import ROOT_CAUSE_PENDING, decide
 from worker.decisions import (
     Adopt,
+    BackOff,
     Cancel,
     Gather,
     Nothing,
@@ -163,7 +164,8 @@ def test_a_job_without_durable_checkpoints_restarts_from_empty_state_saying_why(
 def test_restarts_back_off_then_crash_loop_past_max_restarts() -> None:
     failed = FlinkView(JobState.FAILED, root_cause="boom", listed={})
     backing = decide(observe(status(restart_times=(NOW - 0.5,)), flink=failed))
-    assert backing.status.phase is Phase.RECOVERING and isinstance(backing.action, Nothing)
+    assert backing.status.phase is Phase.RECOVERING
+    assert backing.action == BackOff(NOW - 0.5 + 1.0)  # the second restart waits 1 s
     looping = decide(observe(status(restart_times=(NOW - 1,) * 10), flink=failed))
     assert looping.status.phase is Phase.CRASH_LOOP
     assert any("CrashLoopBackOff" in e.message for e in looping.events)
