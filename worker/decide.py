@@ -207,8 +207,9 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
     sentence = f"{kind.verb} attempt {attempt} from {origin} after {cause}"
     started = Event(sentence, (("restoredFrom", restore.path if restore else ""),
                                ("claimedAt", now)))
+    # A stop with a savepoint still in flight concerned an attempt this one supersedes.
     return Decision(claimed, Submit(kind, restore), sentence, (*passed, started),
-                    failure_seen=kind.after_failure)
+                    failure_seen=kind.after_failure, stop_cleared=True)
 
 
 def _started(obs: Observation, step: Decision | Start) -> Decision:

@@ -82,10 +82,6 @@ class JobSupervisor:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    @property
-    def current(self) -> Any:
-        return self.actor.current
-
     def release(self) -> None:
         """Hand the job back: clear this worker from its status, then drop ownership."""
         try:

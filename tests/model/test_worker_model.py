@@ -37,6 +37,7 @@ from worker.restorecheck import FailureClass
 from worker.supervisor import JobSupervisor
 from worker.target import DeploymentTarget
 
+POLICY = {"maxRestarts": 1000, "backoff": {"max": "0s"}}  # every failure restarts at once
 SETTLE_CYCLES = 40  # each operator restart queued takes two cycles
 HELD = (Phase.SUSPENDED, Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE)
 MODEL_SETTINGS = settings(max_examples=300, stateful_step_count=40, deadline=None,
@@ -63,8 +64,7 @@ class WorkerModel(RuleBasedStateMachine):
         self.wall, self.mono = 1_800_000_000.0, 1_000.0
         self.store = MemoryStore()
         self.flink = FlinkStandIn(NAME, lambda: self.wall)
-        self.store.put_job(record(restartPolicy={"maxRestarts": 1000,
-                                                 "backoff": {"max": "0s"}}))
+        self.store.put_job(record(restartPolicy=POLICY))
         self.workers = (f"worker-{n}" for n in itertools.count(1))
         self.supervisor = self._take_over()
         self.stale: JobSupervisor | None = None  # lost its session, still running
@@ -125,12 +125,17 @@ class WorkerModel(RuleBasedStateMachine):
             return
         assert status.phase == Phase.RUNNING, f"not running after the faults: {status}"
         assert self.flink.live() == [status.flink_job_id], (self.flink.live(), status)
+        record = self.store.job(NAME)
+        assert record is not None and status.submit_hash == record.submit_hash, (
+            f"generation {record.generation if record else '?'} not applied: {status}")
 
     def _settled(self) -> bool:
         status, _ = self.store.status(NAME)
         if self.store.override(NAME) or status.phase in HELD:
             return status.phase in HELD and not self.flink.live()
+        record = self.store.job(NAME)
         return (status.phase == Phase.RUNNING and not status.stopping
+                and record is not None and status.submit_hash == record.submit_hash
                 and self.flink.live() == [status.flink_job_id] and not self.store.commands(NAME))
 
     # -- Flink -------------------------------------------------------------------------------
@@ -216,6 +221,16 @@ class WorkerModel(RuleBasedStateMachine):
     @rule()
     def resume(self) -> None:
         self.store.clear_override(NAME)
+
+    @rule(mode=st.sampled_from(["savepoint", "last-state", "stateless"]))
+    def new_generation(self, mode: str) -> None:
+        """The job's config changes what its attempt was submitted with."""
+        current = self.store.job(NAME)
+        assert current is not None
+        generation = current.generation + 1
+        self.store.put_job(record(generation=generation, submit_hash=f"h{generation}",
+                                  job={"upgradeMode": mode, "parallelism": generation},
+                                  restartPolicy=POLICY))
 
     @rule()
     def operator_restarts(self) -> None:

@@ -291,6 +291,17 @@ def test_a_failed_upgrade_savepoint_is_retried_later_and_the_attempt_keeps_runni
     assert isinstance(later.action, Watch)
 
 
+def test_a_new_attempt_forgets_a_stop_in_flight_for_the_one_it_supersedes() -> None:
+    """Suspended, resumed before the savepoint completed, and upgraded by last-state: the
+    start supersedes the stopped attempt, so its stop must not start yet another later."""
+    job = record(generation=2, submit_hash="h2", job={"upgradeMode": "last-state"})
+    seen = observe(status(stopping="suspended by ops"), JobState.FINISHED, job=job,
+                   memory=Memory(stop_trigger="t1"),
+                   stop=StopProgress(SavepointState.IN_PROGRESS))
+    started = settle(seen, (NEWEST,))
+    assert submitted(started).kind is StartKind.UPGRADE and started.stop_cleared
+
+
 def test_an_upgrade_of_an_unhealthy_attempt_cancels_then_starts_from_the_newest() -> None:
     job = record(generation=2, submit_hash="h2")
     cancel = decide(observe(status(Phase.RESTARTING), JobState.RESTARTING, job=job))
