@@ -31,7 +31,7 @@ from bench.stackutil import (
     zk_mntr,
     zk_store,
 )
-from common.records import RUNNING
+from common.records import Phase
 from common.store import Store
 from scheduler.devstack.services import free_port
 from tests.stack import ControlPlane
@@ -86,7 +86,7 @@ def running(store: Store) -> int | None:
         names = sorted(store.job_names())
         return sum(1 for start in range(0, len(names), 500)
                    for s in store.statuses(names[start:start + 500]).values()
-                   if s.phase == RUNNING)
+                   if s.phase == Phase.RUNNING)
     except KazooException:
         return None
 

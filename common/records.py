@@ -37,20 +37,7 @@ class Phase(StrEnum):
     RESTORE_INCOMPATIBLE = "RestoreIncompatible"  # Flink cannot map the state to the program
 
 
-PENDING = Phase.PENDING
-SUBMITTING = Phase.SUBMITTING
-RUNNING = Phase.RUNNING
-RESTARTING = Phase.RESTARTING
-RECOVERING = Phase.RECOVERING
-CLUSTER_UNREACHABLE = Phase.CLUSTER_UNREACHABLE
-SUBMIT_FAILED = Phase.SUBMIT_FAILED
-CRASH_LOOP = Phase.CRASH_LOOP
-FINISHED = Phase.FINISHED
-SUSPENDED = Phase.SUSPENDED
-REMOVED = Phase.REMOVED
-NO_RESTORE_POINT = Phase.NO_RESTORE_POINT
-RESTORE_INCOMPATIBLE = Phase.RESTORE_INCOMPATIBLE
-HELD_PHASES = (NO_RESTORE_POINT, RESTORE_INCOMPATIBLE)
+HELD_PHASES = (Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE)
 
 
 class CommandKind(StrEnum):
@@ -270,7 +257,7 @@ class JobStatus:
     def from_json(cls, value: dict[str, Any]) -> JobStatus:
         try:
             return cls(
-                phase=Phase(value.get("phase", PENDING)),
+                phase=Phase(value.get("phase", Phase.PENDING)),
                 flink_job_id=str(value.get("flinkJobId", "")),
                 attempt=int(value.get("attempt", 0)),
                 observed_generation=int(value.get("observedGeneration", 0)),

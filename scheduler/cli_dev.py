@@ -13,24 +13,15 @@ import httpx
 from rich.console import Console
 
 from common.errors import FlinkschedError
-from common.records import (
-    CRASH_LOOP,
-    FINISHED,
-    NO_RESTORE_POINT,
-    REMOVED,
-    RESTORE_INCOMPATIBLE,
-    RUNNING,
-    SUBMIT_FAILED,
-    SUSPENDED,
-)
+from common.records import Phase
 from common.settings import ZkSettings
 from common.zkconnect import close, connect
 from scheduler.devstack.stack import DevStack, StackConfig
 from scheduler.statusview import render_table, status_rows
 
 console = Console(stderr=True)
-WAITS_FOR_A_PERSON = (SUBMIT_FAILED, CRASH_LOOP, NO_RESTORE_POINT, RESTORE_INCOMPATIBLE,
-                      SUSPENDED, FINISHED, REMOVED)
+WAITS_FOR_A_PERSON = (Phase.SUBMIT_FAILED, Phase.CRASH_LOOP, Phase.NO_RESTORE_POINT,
+                      Phase.RESTORE_INCOMPATIBLE, Phase.SUSPENDED, Phase.FINISHED, Phase.REMOVED)
 
 
 def _stack(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
@@ -67,7 +58,7 @@ def _options(func: Callable[..., None]) -> Callable[..., None]:
 
 def _confirmed_running(stack: DevStack, row: dict[str, Any]) -> bool:
     """Owned by a live worker and RUNNING in Flink itself: not a status left from a past run."""
-    if row["phase"] != RUNNING or not row["worker"]:
+    if row["phase"] != Phase.RUNNING or not row["worker"]:
         return False
     try:
         answer = httpx.get(f"{stack.config.rest_url}/jobs/{row['flinkJobId']}", timeout=2)
@@ -85,7 +76,7 @@ def _not_running(rows: list[dict[str, Any]]) -> list[str]:
     """One line per job that is not RUNNING, with its whole reason (the table cuts it)."""
     lines = []
     for row in rows:
-        if row["phase"] == RUNNING:
+        if row["phase"] == Phase.RUNNING:
             continue
         reason = str(row.get("reason") or "no reason recorded yet")
         if row.get("configError"):

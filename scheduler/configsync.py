@@ -16,7 +16,7 @@ from common import metrics
 from common.configdir import ConfigLoader
 from common.errors import ConfigError
 from common.jobstore import DesiredStateStore
-from common.records import FINISHED, REMOVED, Fence, JobRecord
+from common.records import Fence, JobRecord, Phase
 from scheduler.gitsource import GitMirror, head_commit
 from scheduler.plan import (
     ADDED,
@@ -149,8 +149,8 @@ class ConfigSync:
         deleted = []
         for record in due:
             status = statuses.get(record.name)
-            stopped = status is None or status.attempt == 0 or status.phase in (REMOVED,
-                                                                               FINISHED)
+            stopped = status is None or status.attempt == 0 or status.phase in (Phase.REMOVED,
+                                                                               Phase.FINISHED)
             if not stopped:
                 logger.warning("master %s: job %s was removed from the config %.0fs ago but "
                                "is not stopped yet (%s); its metadata stays", self.id,

@@ -12,23 +12,16 @@ import click
 
 from common.durations import format_duration
 from common.errors import StoreError
-from common.records import (
-    CRASH_LOOP,
-    NO_RESTORE_POINT,
-    RESTORE_INCOMPATIBLE,
-    RUNNING,
-    SUBMIT_FAILED,
-    SUSPENDED,
-)
+from common.records import Phase
 from common.store import Store
 
 PHASE_COLOR = {
-    RUNNING: "green",
-    SUSPENDED: "blue",
-    CRASH_LOOP: "red",
-    SUBMIT_FAILED: "red",
-    NO_RESTORE_POINT: "red",
-    RESTORE_INCOMPATIBLE: "red",
+    Phase.RUNNING: "green",
+    Phase.SUSPENDED: "blue",
+    Phase.CRASH_LOOP: "red",
+    Phase.SUBMIT_FAILED: "red",
+    Phase.NO_RESTORE_POINT: "red",
+    Phase.RESTORE_INCOMPATIBLE: "red",
     "ClusterUnreachable": "red",
     "Recovering": "yellow",
     "Restarting": "yellow",
@@ -79,7 +72,7 @@ def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
             "rejectedRestores": [r.to_json() for r in status.rejected_restores] if status else [],
             "generation": record.generation,
             "observedGeneration": status.observed_generation if status else 0,
-            "reason": (status.reason if status and status.phase != RUNNING else "")
+            "reason": (status.reason if status and status.phase != Phase.RUNNING else "")
             or ("unreadable status" if status is None else ""),
             "labels": record.labels,
             "cluster": record.cluster.get("metadata", {}).get("name", ""),
@@ -135,7 +128,7 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: boo
             row.get("flinkJobId") or "-",
             str(row.get("attempt", 0)),
             row.get("worker") or "-",
-            format_duration(now - since) if since and phase == RUNNING else "-",
+            format_duration(now - since) if since and phase == Phase.RUNNING else "-",
             f"{row['restartsLastHour']}/{row['restarts']}",
             checkpoint_age(row, now),
             f"{row['observedGeneration']}/{row['generation']}",
@@ -151,8 +144,9 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: boo
         padded = [cell.ljust(widths[i]) for i, cell in enumerate(line)]
         if color and number > 0:
             padded[2] = click.style(padded[2], fg=PHASE_COLOR.get(line[2], "white"),
-                                    bold=line[2] in (CRASH_LOOP, SUBMIT_FAILED,
-                                                     NO_RESTORE_POINT, RESTORE_INCOMPATIBLE))
+                                    bold=line[2] in (Phase.CRASH_LOOP, Phase.SUBMIT_FAILED,
+                                                     Phase.NO_RESTORE_POINT,
+                                                     Phase.RESTORE_INCOMPATIBLE))
         elif color:
             padded = [click.style(cell, bold=True) for cell in padded]
         lines.append("  ".join(padded).rstrip())

@@ -1,10 +1,11 @@
-"""Choosing the restore point: the newest usable completed checkpoint any source knows of.
+"""Gathering the restore points a start chooses from (`worker.decide` chooses, with
+`worker.restorecheck.choose`: the newest usable one).
 
 Sources (DESIGN rule 5): Flink's checkpoint statistics of the last attempt, the checkpoint
 recorded in ZooKeeper status, the savepoints flinksched took, and the retained checkpoints
-under the checkpoint directory. Each candidate is checked before use (rule 7,
-worker/restorecheck.py): a placeholder, a point Flink already failed to read, or a local
-checkpoint without its metadata is passed over for the next-newest.
+under the checkpoint directory. Each candidate is checked here, on this worker's disk, before
+use (rule 7, worker/restorecheck.py): a placeholder or a local checkpoint without its
+metadata is passed over for the next-newest, and so is a point Flink already failed to read.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from kazoo.exceptions import KazooException
 
 from common.errors import StoreError
 from common.jobids import attempt_of, flink_job_id
-from common.records import RUNNING
+from common.records import Phase
 from common.store import Store
 from common.zksession import SessionKeeper
 
@@ -218,7 +218,7 @@ class Checker:
             status, owner = view.statuses.get(name), view.owners.get(name)
             live = sorted(a for a, state in listing[name].items()
                           if state not in ("FAILED", "CANCELED", "FINISHED"))
-            if status is None or status.phase != RUNNING:
+            if status is None or status.phase != Phase.RUNNING:
                 reasons[name] = f"status {status.phase if status else 'missing'}"
             elif live != [status.attempt] or listing[name].get(status.attempt) != "RUNNING":
                 reasons[name] = f"Flink attempts {listing[name]}, status attempt {status.attempt}"

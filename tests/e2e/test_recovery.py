@@ -13,7 +13,7 @@ import pytest
 from common.errors import JobAlreadySubmitted
 from common.flink import FlinkClient
 from common.jobids import flink_job_id
-from common.records import CRASH_LOOP, SUBMIT_FAILED, SUBMITTING, JobRecord, JobStatus
+from common.records import JobRecord, JobStatus, Phase
 from common.spec import FlinkJob
 from common.store import Store
 from tests.stack import ControlPlane
@@ -70,7 +70,7 @@ def test_racing_submissions_of_one_attempt_make_one_flink_job(
     store.put_job(record, leader, create=True)
     owner = store.claim_ownership(name, "worker-a", 1)
     _, version = store.status(name)
-    claimed = JobStatus(phase=SUBMITTING, attempt=1, flink_job_id=flink_job_id(name, 1),
+    claimed = JobStatus(phase=Phase.SUBMITTING, attempt=1, flink_job_id=flink_job_id(name, 1),
                         submit_pending=True, worker="worker-a")
     store.write_status(name, claimed, version, owner)
 
@@ -119,7 +119,8 @@ def test_job_failing_on_every_start_reaches_crash_loop_with_backoff(
                                      "backoff": {"initial": "0s", "max": "2s"}})
     control.start_master()
     control.start_worker()
-    status = wait_until(lambda: phase_is(store, "crasher", CRASH_LOOP), 120, "CrashLoopBackOff")
+    status = wait_until(lambda: phase_is(store, "crasher", Phase.CRASH_LOOP), 120,
+                        "CrashLoopBackOff")
 
     assert status.attempt == 4, "the first start and maxRestarts restarts"
     times = status.restart_times
@@ -142,7 +143,7 @@ def test_flink_internal_restarts_past_the_policy_are_a_crash_loop(
         restartPolicy={"maxRestarts": 3, "window": "10m"})
     control.start_master()
     control.start_worker()
-    status = wait_until(lambda: phase_is(store, "inner-loop", CRASH_LOOP), 90,
+    status = wait_until(lambda: phase_is(store, "inner-loop", Phase.CRASH_LOOP), 90,
                         "CrashLoopBackOff from Flink's own restarts")
     assert status.reason.startswith("Flink restarted attempt 1")
     assert status.attempt == 1
@@ -157,8 +158,9 @@ def test_bad_entry_class_is_submit_failed_without_a_retry_storm(
                       restartPolicy={"maxRestarts": 2, "backoff": {"initial": "0s", "max": "1s"}})
     control.start_master()
     control.start_worker()
-    wait_until(lambda: phase_is(store, "bad-class", SUBMIT_FAILED), 60, "SubmitFailed")
-    status = wait_until(lambda: phase_is(store, "bad-class", CRASH_LOOP), 60, "CrashLoopBackOff")
+    wait_until(lambda: phase_is(store, "bad-class", Phase.SUBMIT_FAILED), 60, "SubmitFailed")
+    status = wait_until(lambda: phase_is(store, "bad-class", Phase.CRASH_LOOP), 60,
+                        "CrashLoopBackOff")
 
     assert "ClassNotFoundException: com.example.DoesNotExist" in status.last_failure
     assert status.attempt == 3, "the first submission and maxRestarts retries, no more"

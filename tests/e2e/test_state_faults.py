@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from common.jobids import flink_job_id
-from common.records import NO_RESTORE_POINT, RESTORE_INCOMPATIBLE, RUNNING, JobStatus
+from common.records import JobStatus, Phase
 from common.store import Store
 from scheduler.devstack import flinkhome
 from scheduler.devstack.services import Service, free_port, start, stop, wait_for
@@ -28,12 +28,12 @@ pytestmark = pytest.mark.e2e
 
 def running_attempt(store: Store, name: str, attempt: int) -> JobStatus | None:
     status = store.status(name)[0]
-    return status if status.phase == RUNNING and status.attempt == attempt else None
+    return status if status.phase == Phase.RUNNING and status.attempt == attempt else None
 
 
 def running_after(store: Store, name: str, attempt: int) -> JobStatus | None:
     status = store.status(name)[0]
-    return status if status.phase == RUNNING and status.attempt > attempt else None
+    return status if status.phase == Phase.RUNNING and status.attempt > attempt else None
 
 
 def completed_checkpoints(directory: Path) -> list[Path]:
@@ -103,7 +103,7 @@ def test_no_usable_restore_point_holds_the_job_until_one_is_back(
 
     def held() -> JobStatus | None:
         status = store.status(name)[0]
-        return status if status.phase == NO_RESTORE_POINT else None
+        return status if status.phase == Phase.NO_RESTORE_POINT else None
 
     status = wait_until(held, 60, "NoRestorePoint")
     assert first in status.reason and "does not exist" in status.reason, status.reason
@@ -133,7 +133,7 @@ def test_state_that_does_not_fit_the_program_holds_the_job_without_retrying(
 
     def held() -> JobStatus | None:
         status = store.status(name)[0]
-        return status if status.phase == RESTORE_INCOMPATIBLE else None
+        return status if status.phase == Phase.RESTORE_INCOMPATIBLE else None
 
     status = wait_until(held, 90, "RestoreIncompatible")
     assert "Cannot map checkpoint/savepoint state" in status.reason
