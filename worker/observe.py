@@ -203,9 +203,12 @@ class Observer:
 
     @staticmethod
     def _read(read: Callable[[], Any], default: Any) -> Any:
+        """A read this cycle can do without: a failed one is as if not read (the next cycle
+        reads again), never a reason to skip the decision."""
         try:
             return read()
-        except FlinkUnreachable:
+        except FlinkschedError as exc:
+            logger.debug("read left out this cycle: %s", exc)
             return default
 
 
