@@ -336,7 +336,7 @@ def test_a_generation_that_changes_nothing_submitted_is_applied_in_place() -> No
 
 
 def test_an_operators_restart_cancels_then_starts_from_the_given_path() -> None:
-    command = RestartCommand("c-1", "alice", from_path="s3://sp/chosen")
+    command = RestartCommand("c-1", "ops@host", from_path="s3://sp/chosen")
     cancel = decide(observe(status(), command=command))
     assert cancel.action == Cancel(job_id(3)) and not cancel.done_command
     rejected = status(stopping=cancel.status.stopping,
@@ -348,7 +348,7 @@ def test_an_operators_restart_cancels_then_starts_from_the_given_path() -> None:
 
 
 def test_an_operators_restart_from_a_bad_path_is_refused() -> None:
-    command = RestartCommand("c-1", "alice", from_path="chk-3", path_problem="not a URI")
+    command = RestartCommand("c-1", "ops@host", from_path="chk-3", path_problem="not a URI")
     decision = decide(observe(status(), command=command))
     assert isinstance(decision.action, Nothing) and decision.done_command == "c-1"
 
@@ -356,7 +356,7 @@ def test_an_operators_restart_from_a_bad_path_is_refused() -> None:
 def test_a_restart_request_while_suspended_is_dropped() -> None:
     held = status(Phase.SUSPENDED)
     decision = decide(observe(held, JobState.FINISHED, hold=suspended(),
-                              command=RestartCommand("c-9", "bob")))
+                              command=RestartCommand("c-9", "oncall@host")))
     assert decision.done_command == "c-9" and isinstance(decision.action, Nothing)
 
 
@@ -374,7 +374,7 @@ def test_a_takeover_writes_the_new_owner_into_the_status() -> None:
 
 # -- the whole table ---------------------------------------------------------------------------
 STATES: list[JobState | None] = [None, *JobState]
-COMMANDS = [None, RestartCommand("c-1", "alice")]
+COMMANDS = [None, RestartCommand("c-1", "ops@host")]
 HOLDS = [None, suspended()]
 
 
