@@ -35,6 +35,7 @@ class MemoryStore:
         self._sequence = itertools.count()
         self._removal: dict[str, Any] | None = None
         self._config: dict[str, Any] = {}
+        self._status_watches: dict[str, list[Callable[[str], None]]] = {}
 
     # -- the leader's side (DesiredStateStore) ----------------------------------------------
     def join_election(self, master_id: str) -> Fence:
@@ -50,8 +51,19 @@ class MemoryStore:
 
     def statuses(self, names: list[str],
                  changed: Callable[[str], None] | None = None) -> dict[str, JobStatus]:
+        """`changed(name)` is called once when a status read here changes (a one-shot watch)."""
         with self._lock:
-            return {n: self._statuses[n][0] for n in names if n in self._statuses}
+            found = {n: self._statuses[n][0] for n in names if n in self._statuses}
+            if changed is not None:
+                for name in found:
+                    self._status_watches.setdefault(name, []).append(changed)
+            return found
+
+    def _status_changed(self, name: str) -> None:
+        with self._lock:
+            fired = self._status_watches.pop(name, [])
+        for changed in fired:
+            changed(name)
 
     def put_jobs(self, writes: list[tuple[JobRecord, bool, str]], fence: Fence) -> None:
         with self._lock:
@@ -135,6 +147,7 @@ class MemoryStore:
         with self._lock:
             _, version = self._statuses[name]
             self._statuses[name] = (status, version + 1)
+        self._status_changed(name)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -189,7 +202,8 @@ class MemoryStore:
             if current[1] != version:
                 raise ConflictError(f"job {name}: status changed under us")
             self._statuses[name] = (status, version + 1)
-            return version + 1
+        self._status_changed(name)
+        return version + 1
 
     def append_event(self, name: str, source: str, message: str, **extra: Any) -> None:
         with self._lock:
