@@ -16,6 +16,8 @@ from typing import Any
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from common.records import Phase
+
 # every master
 LEADER = Gauge("flinksched_leader", "1 while this master is the leader")
 MASTER_TASK_SECONDS = Histogram(
@@ -49,7 +51,7 @@ class JobSample:
 
     name: str
     cluster: str
-    phase: str
+    phase: Phase
     desired_running: bool
     restarts: int
     flink_restarts: int
@@ -133,7 +135,7 @@ class LeaderView:
                         "in memory (no external path): a restart can use only a savepoint")
         for job in jobs:
             values = [job.name, job.cluster]
-            up.add_metric(values, 1 if job.phase == "Running" else 0)
+            up.add_metric(values, 1 if job.phase == Phase.RUNNING else 0)
             desired.add_metric(values, 1 if job.desired_running else 0)
             phase.add_metric([*values, job.phase], 1)  # only the current phase: 1 series a job
             restarts.add_metric(values, job.restarts)

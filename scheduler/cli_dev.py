@@ -13,6 +13,7 @@ import httpx
 from rich.console import Console
 
 from common.errors import FlinkschedError
+from common.jobstate import JobState
 from common.records import Phase
 from common.settings import ZkSettings
 from common.zkconnect import close, connect
@@ -62,7 +63,8 @@ def _confirmed_running(stack: DevStack, row: dict[str, Any]) -> bool:
         return False
     try:
         answer = httpx.get(f"{stack.config.rest_url}/jobs/{row['flinkJobId']}", timeout=2)
-        return answer.status_code == 200 and answer.json().get("state") == "RUNNING"
+        state = JobState.parse(str(answer.json().get("state", "")))
+        return answer.status_code == 200 and state is JobState.RUNNING
     except (httpx.HTTPError, ValueError):
         return False
 

@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 from common import metrics
 from common.httpserve import Endpoints
 from common.logsetup import JsonFormatter
+from common.records import Phase
 
 
 def test_health_endpoints_answer_the_checks_and_say_why() -> None:
@@ -34,7 +35,7 @@ def test_health_endpoints_answer_the_checks_and_say_why() -> None:
 
 
 def test_only_the_leader_exports_jobs_and_a_deleted_job_leaves_no_series() -> None:
-    job = metrics.JobSample(name="orders", cluster="prod", phase="CrashLoopBackOff",
+    job = metrics.JobSample(name="orders", cluster="prod", phase=Phase.CRASH_LOOP,
                             desired_running=True, restarts=3, flink_restarts=0,
                             last_checkpoint=None, stale_after=600.0, generation=2,
                             observed_generation=2, config_error=False)
