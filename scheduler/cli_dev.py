@@ -63,8 +63,8 @@ def _confirmed_running(stack: DevStack, row: dict[str, Any]) -> bool:
         return False
     try:
         answer = httpx.get(f"{stack.config.rest_url}/jobs/{row['flinkJobId']}", timeout=2)
-        state = JobState.parse(str(answer.json().get("state", "")))
-        return answer.status_code == 200 and state is JobState.RUNNING
+        return answer.status_code == 200 and (
+            JobState.parse(str(answer.json().get("state", ""))) is JobState.RUNNING)
     except (httpx.HTTPError, ValueError):
         return False
 
