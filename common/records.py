@@ -216,6 +216,8 @@ class JobStatus:
     # False once Flink reported a completed checkpoint with no external path: the cluster has
     # no checkpoint directory, so a restart can only use a savepoint (or empty state).
     checkpoints_durable: bool = True
+    # last_failure names an attempt whose root exception Flink had not reported yet.
+    root_cause_pending: bool = False
 
     @property
     def rejected_paths(self) -> frozenset[str]:
@@ -251,6 +253,7 @@ class JobStatus:
             "submitHash": self.submit_hash,
             "rejectedRestores": [r.to_json() for r in self.rejected_restores],
             "checkpointsDurable": self.checkpoints_durable,
+            "rootCausePending": self.root_cause_pending,
         }
 
     @classmethod
@@ -279,6 +282,7 @@ class JobStatus:
                 rejected_restores=tuple(
                     RejectedRestore.from_json(r) for r in value.get("rejectedRestores", ())),
                 checkpoints_durable=bool(value.get("checkpointsDurable", True)),
+                root_cause_pending=bool(value.get("rootCausePending", False)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"unreadable job status ({exc!r})") from exc

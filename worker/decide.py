@@ -276,7 +276,8 @@ def _failed(obs: Observation, status: JobStatus) -> Decision:
         return _reject_restore(obs, status, cause)
     if failure is FailureClass.RESTORE_INCOMPATIBLE:
         return _hold_incompatible(status, cause)
-    return _restart(obs, status, f"FAILED: {cause}")
+    pending = status.with_changes(root_cause_pending=not obs.flink.root_cause)
+    return _restart(obs, pending, f"FAILED: {cause}")
 
 
 def _reject_restore(obs: Observation, status: JobStatus, cause: str) -> Decision:
@@ -392,9 +393,10 @@ def _running(obs: Observation, status: JobStatus) -> Decision:
                            "addressable: a restart can restore only from a savepoint "
                            "(configure execution.checkpointing.dir)")
         changes["checkpoints_durable"] = durable
-    if status.last_failure.endswith(ROOT_CAUSE_PENDING) and obs.flink.previous_cause:
+    if status.root_cause_pending and obs.flink.previous_cause:
         changes["last_failure"] = status.last_failure.replace(ROOT_CAUSE_PENDING,
                                                               obs.flink.previous_cause)
+        changes["root_cause_pending"] = False
     if status.phase != Phase.RUNNING:
         changes["since"] = obs.clock.wall
     job_id = status.flink_job_id or flink_job_id(obs.record.name, status.attempt)

@@ -17,7 +17,6 @@ from common.errors import FlinkschedError, FlinkUnreachable
 from common.jobids import flink_job_id
 from common.jobstate import JobState
 from common.records import JobRecord, JobStatus, Phase
-from worker.decide import ROOT_CAUSE_PENDING
 from worker.observation import (
     CheckpointStats,
     Clock,
@@ -182,7 +181,7 @@ class Observer:
     def _previous_cause(self, status: JobStatus, target: DeploymentTarget) -> str:
         """Flink serves exception history from a cache (web.refresh-interval): a failure's
         root cause can come after the restart it caused."""
-        if not status.last_failure.endswith(ROOT_CAUSE_PENDING) or status.attempt < 2:
+        if not status.root_cause_pending or status.attempt < 2:
             return ""
         previous = flink_job_id(self.name, status.attempt - 1)
         return str(self._read(lambda: target.root_exception(previous), ""))
@@ -199,6 +198,10 @@ class Observer:
             return StopProgress(SavepointState.LOST, f"stop with savepoint lost track: {exc}")
         state = {"IN_PROGRESS": SavepointState.IN_PROGRESS, "FAILED": SavepointState.FAILED}.get(
             result, SavepointState.COMPLETED)
+        problem = rejection(detail) if state is SavepointState.COMPLETED else None
+        if problem is not None:  # the attempt ended; its newest checkpoint is the way on
+            return StopProgress(SavepointState.LOST, f"stop with savepoint reported a "
+                                f"savepoint that cannot be restored: {problem}")
         return StopProgress(state, detail)
 
     @staticmethod

@@ -197,9 +197,8 @@ def cancel(obs: Observation, status: JobStatus, why: str, detail: str = "") -> D
     request failed) is sent again: the status's word is not proof that Flink was asked."""
     message = f"cancelling attempt {status.attempt}: {why}"
     job_id, sent = obs.memory.cancel_sent
-    if (status.stopping == why and job_id == status.flink_job_id
-            and obs.clock.mono - sent < CANCEL_RESEND):
-        return Decision(status, Nothing(), message)
+    if job_id == status.flink_job_id and obs.clock.mono - sent < CANCEL_RESEND:
+        return Decision(status.with_changes(stopping=why), Nothing(), message)
     noted = () if status.stopping == why else events(message + detail)
     return Decision(status.with_changes(stopping=why), Cancel(status.flink_job_id), message,
                     noted)

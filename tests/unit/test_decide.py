@@ -234,9 +234,10 @@ def test_running_records_the_newest_checkpoint_and_durability() -> None:
 
 
 def test_a_pending_root_cause_is_filled_in_once_flink_reports_it() -> None:
-    current = status(last_failure=f"FAILED: {ROOT_CAUSE_PENDING}")
+    current = status(last_failure=f"FAILED: {ROOT_CAUSE_PENDING}", root_cause_pending=True)
     decision = decide(observe(current, flink=FlinkView(JobState.RUNNING, previous_cause="OOM")))
     assert decision.status.last_failure == "FAILED: OOM"
+    assert not decision.status.root_cause_pending
 
 
 def test_an_unreachable_cluster_backs_off_and_submits_nothing() -> None:
