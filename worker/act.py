@@ -100,6 +100,12 @@ class Actor:
         if decision.held_rechecked:
             self.observer.rechecked_held()
         before = self.current
+        # A decision that only records a status says why before the status shows it (readers
+        # of a new status find its events); one that acts on Flink writes its events after
+        # the action, off a restart's path.
+        explained = not acts and not decision.orphans
+        if explained:
+            self._events(decision)
         self.record(decision.status)  # first: a worker that lost the job must not act on it
         if isinstance(action, StopWithSavepoint):
             try:
@@ -120,12 +126,15 @@ class Actor:
             self.observer.adopted()
         elif isinstance(action, Watch):
             self._watch(record, target, before, action.job_id)
-        # Recorded after the action, to keep them off a restart's path.
-        for event in decision.events:
-            self.event(event.message, **dict(event.extra))
+        if not explained:
+            self._events(decision)
         if decision.done_command:
             self.store.delete_command(self.name, decision.done_command)
         return outcome
+
+    def _events(self, decision: Decision) -> None:
+        for event in decision.events:
+            self.event(event.message, **dict(event.extra))
 
     def _submit(self, record: JobRecord, target: DeploymentTarget, decided: str) -> Outcome:
         """Submit the claimed attempt with its deterministic job id; safe to repeat."""
