@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-alerts down status test chaos bench lint typecheck lock clean
+.PHONY: demo demo-alerts down status test chaos bench lint typecheck lock clean listener
 
 $(BIN)/flinksched: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ down: $(BIN)/flinksched
 status: $(BIN)/flinksched
 	$(BIN)/flinksched status
 
+listener: $(BIN)/flinksched  # build/flinksched-listener.jar, for a Flink image's lib/ (docs/push.md)
+	$(BIN)/flinksched dev build-listener
+
 test: $(BIN)/flinksched
 	$(BIN)/ruff check common scheduler worker tests bench
 	$(BIN)/mypy
@@ -32,7 +35,7 @@ test: $(BIN)/flinksched
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 chaos: $(BIN)/flinksched  # the long chaos run; prints the table, writes build/chaos-report.md
-	FLINKSCHED_CHAOS_FAULTS=$${FLINKSCHED_CHAOS_FAULTS:-130} $(BIN)/python -m pytest -m chaos \
+	FLINKSCHED_CHAOS_FAULTS=$${FLINKSCHED_CHAOS_FAULTS:-140} $(BIN)/python -m pytest -m chaos \
 	  -p no:cacheprovider -s --timeout 0 tests/chaos
 
 bench: $(BIN)/flinksched  # every benchmark: bench/results/<date>.json and .md, bench/README.md

@@ -1,14 +1,21 @@
-"""Failure → new attempt RUNNING on the real local stack, beside a bare jar run → RUNNING.
+"""Failure → new attempt RUNNING on the real local stack, beside a bare jar run → RUNNING,
+noticed by polling and by Flink's status listener pushing, side by side.
 
 Times come from Flink's own job timestamps (FAILED of the old attempt, RUNNING of the new one)
 and the worker's claim of the new attempt (the `claimedAt` of its restart event), all on this
 machine's clock:
-  detection = claim - FAILED     (the worker noticed, chose the restore point, claimed)
+  detection = claim - FAILED     (the worker noticed, chose the restore point, claimed; the
+                                 claim's time is when its cycle began to observe, so a cycle
+                                 woken by a pushed FAILING can claim a few ms before Flink
+                                 records FAILED)
   restart   = RUNNING - claim    (submission from the newest checkpoint until RUNNING),
               split at the moment Flink answered the run request (the event's own time)
   total     = RUNNING - FAILED
   bare      = RUNNING - POST /jars/<id>/run sent, for a fresh job on the same cluster (and
               for one restoring the newest checkpoint)
+
+Without the listener: a control plane under a root the cluster's listener does not push to
+(to it, the cluster has no listener). With it: one under the root it pushes to.
 
     python -m bench.failover --runs 5
 """
@@ -26,7 +33,7 @@ from bench.stackutil import local_stack, write_results, zk_store
 from common.flink import FlinkClient
 from common.jobids import flink_job_id, name_prefix
 from common.store import Store
-from tests.stack import Cluster, ControlPlane
+from tests.stack import PUSH_ROOT, Cluster, ControlPlane
 from tests.waiting import wait_until
 from worker.restore import retained_on_disk
 from worker.restorecheck import newest
@@ -39,8 +46,10 @@ def _timestamp(cluster: Cluster, job_id: str, state: str) -> float:
 
 
 def measure_failovers(cluster: Cluster, control: ControlPlane, store: Store, runs: int,
-                      marker: Path, poll: float = 1.0) -> list[dict[str, float]]:
-    name = "bench-failover" if poll == 1.0 else f"bench-failover-poll-{poll:g}".replace(".", "")
+                      marker: Path, poll: float = 1.0,
+                      name: str = "") -> list[dict[str, float]]:
+    name = name or ("bench-failover" if poll == 1.0
+                    else f"bench-failover-poll-{poll:g}".replace(".", ""))
     # Every failure here is a first failure: measure the immediate restart, not the backoff.
     control.write_job(name, args=["--fail-marker", str(marker)], pollInterval=f"{poll:g}s",
                       restartPolicy={"backoff": {"initial": "0s", "max": "0s"}})
@@ -62,9 +71,10 @@ def measure_failovers(cluster: Cluster, control: ControlPlane, store: Store, run
         claimed, answered = float(event["claimedAt"]), float(event["ts"])
         samples.append({"detection": claimed - failed, "restart": running - claimed,
                         "claim_to_answered": answered - claimed,
-                        "answered_to_running": running - answered, "total": running - failed})
-        print(f"failover {attempt} (poll {poll:g}s): "
-              + ", ".join(f"{k} {v:.3f}s" for k, v in samples[-1].items()))
+                        "answered_to_running": running - answered, "total": running - failed,
+                        "pushed": 1.0 if event.get("noticedBy") == "push" else 0.0})
+        print(f"failover {attempt} (poll {poll:g}s, noticed by {event.get('noticedBy')}): "
+              + ", ".join(f"{k} {v:.3f}s" for k, v in samples[-1].items() if k != "pushed"))
     control.remove_job(name)
     return samples
 
@@ -122,6 +132,7 @@ def main() -> None:
             detection[f"{poll:g}"] = _detection(measure_failovers(
                 cluster, control, store, args.runs, control.workdir / f"fail-{poll:g}", poll))
         control.stop_all()
+        pushed = measure_pushed(cluster, control.workdir / "push", args.runs)
         cluster.cancel_all()
         # ZooKeeper's record lags Flink, which keeps only the newest few: take the disk's.
         last = newest(retained_on_disk((cluster.state_dir / "checkpoints").as_uri(),
@@ -142,15 +153,38 @@ def main() -> None:
     report["restart_over_bare_restoring"] = (
         report["restart"]["median"] / report["bare_run_restoring"]["median"])
     report["detection_by_poll_s"] = detection
+    report["push"] = {name: percentiles([s[name] for s in pushed])
+                      for name in ("detection", "restart", "total")}
+    report["push"]["noticed_by_push"] = sum(s["pushed"] for s in pushed)
+    report["push"]["runs"] = len(pushed)
     report["runs"] = args.runs
     write_results("failover", report)
 
 
+def measure_pushed(cluster: Cluster, workdir: Path, runs: int) -> list[dict[str, float]]:
+    """The same failovers with the cluster's listener pushing to the control plane."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    plane = ControlPlane(cluster, workdir, root=PUSH_ROOT)
+    try:
+        with zk_store(cluster.zk_hosts, PUSH_ROOT) as store:
+            plane.start_master("master-push", "--removal-grace", "0")
+            plane.start_worker("worker-push")
+            return measure_failovers(cluster, plane, store, runs, workdir / "fail-marker",
+                                     name="bench-failover-push")
+    finally:
+        plane.stop_all()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """Median, p99 (nearest rank) and worst."""
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
+    return {"median": statistics.median(ordered), "p99": p99, "worst": ordered[-1]}
+
+
 def _detection(samples: list[dict[str, float]]) -> dict[str, float]:
-    """Median, p99 (nearest rank) and worst of FAILED → the worker noticed."""
-    values = sorted(s["detection"] for s in samples)
-    p99 = values[min(len(values) - 1, max(0, round(0.99 * len(values)) - 1))]
-    return {"median": statistics.median(values), "p99": p99, "worst": values[-1],
+    """Median, p99 and worst of FAILED → the worker noticed."""
+    return {**percentiles([s["detection"] for s in samples]),
             "total_median": statistics.median(s["total"] for s in samples)}
 
 

@@ -79,6 +79,17 @@ def _failover(r: dict[str, Any]) -> list[Row]:
         ("FAILED → RUNNING, median / worst (1 s poll)",
          f"{_s(r['total']['median'])} / {_s(r['total']['worst'])}", "< 2 s"),
     ]
+    push = r.get("push")
+    if push:
+        rows += [
+            (f"with the listener: detection, median / p99 ({push['noticed_by_push']:g} of "
+             f"{push['runs']} noticed by push)",
+             f"{_s(push['detection']['median'])} / {_s(push['detection']['p99'])}",
+             "p99 < 0.1 s"),
+            ("with the listener: FAILED → RUNNING, median / p99",
+             f"{_s(push['total']['median'])} / {_s(push['total']['p99'])}",
+             "median < 0.25 s, p99 < 0.5 s"),
+        ]
     for poll, d in sorted(r.get("detection_by_poll_s", {}).items(), key=lambda i: float(i[0])):
         target = "p99 < 1.2 s" if poll == "1" else ""
         rows.append((f"detection at a {poll} s poll: median / p99",

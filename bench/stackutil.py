@@ -20,16 +20,19 @@ from common.records import Checkpoint, JobRecord, JobStatus, Phase
 from common.store import Store
 from scheduler.devstack.services import free_port, port_open, wait_for
 from scheduler.devstack.stack import DevStack, StackConfig
-from tests.stack import Cluster, ControlPlane
+from tests.stack import PUSH_ROOT, PUSH_SETTINGS, Cluster, ControlPlane
 from tests.zkserver import store_on
 
 
 @contextmanager
 def local_stack(flink: bool = True, keep: bool = False) -> Iterator[tuple[Cluster, ControlPlane]]:
-    """ZooKeeper (and Flink) in a temporary directory; `keep` leaves its logs for a look."""
+    """ZooKeeper (and Flink) in a temporary directory; `keep` leaves its logs for a look.
+    Flink's status listener pushes to PUSH_ROOT: the control plane yielded (its own root)
+    sees a cluster without a listener, one under PUSH_ROOT a cluster with it."""
     work = Path(tempfile.mkdtemp(prefix="flinksched-bench-"))
     stack = DevStack(StackConfig(state_dir=work / "stack", zk_port=free_port(),
-                                 rest_port=free_port(), rpc_port=free_port(), workers=0))
+                                 rest_port=free_port(), rpc_port=free_port(), workers=0,
+                                 push_root=PUSH_ROOT, push_settings=PUSH_SETTINGS))
     stack.state_dir.mkdir(parents=True)
     control: ControlPlane | None = None
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from common.pushed import PushedEvent
 from common.records import Fence, JobRecord, JobStatus
 
 
@@ -26,14 +27,16 @@ UNKNOWN = Unknown()
 
 
 class JobWatcher(Protocol):
-    """Told about every change of one job's record, override and commands (a value, None when
-    the node is gone, or UNKNOWN when it could not be read), until it is closed."""
+    """Told about every change of one job's record, override, commands and pushed status (a
+    value, None when the node is gone, or UNKNOWN when it could not be read), until it is
+    closed."""
 
     @property
     def closed(self) -> bool: ...
     def record_changed(self, record: JobRecord | Unknown | None) -> None: ...
     def override_changed(self, override: dict[str, Any] | Unknown | None) -> None: ...
     def commands_changed(self, waiting: bool) -> None: ...
+    def pushed_changed(self, event: PushedEvent | Unknown | None) -> None: ...
 
 
 class JobStore(Protocol):

@@ -16,6 +16,7 @@ from typing import Any
 
 from common.errors import ConflictError, FencedError, StoreError
 from common.jobstore import JobWatcher
+from common.pushed import PushedEvent
 from common.records import Event, Fence, JobRecord, JobStatus
 
 MAX_EVENTS = 100
@@ -240,6 +241,11 @@ class MemoryStore:
         watcher.record_changed(record)
         watcher.override_changed(dict(override) if override is not None else None)
         watcher.commands_changed(waiting)
+        watcher.pushed_changed(None)
+
+    def push(self, name: str, event: PushedEvent) -> None:
+        """What Flink's status listener would push for the job."""
+        self._tell(name, lambda w: w.pushed_changed(event))
 
     def _tell(self, name: str, call: Any) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from common.pushed import PushHealth, Watching
 from common.records import Phase
 
 # every master
@@ -64,6 +65,14 @@ class JobSample:
 
 
 @dataclass(frozen=True)
+class ClusterSample:
+    """How the leader last found one cluster watched (its status listener's heartbeat)."""
+
+    name: str
+    push: PushHealth
+
+
+@dataclass(frozen=True)
 class PoolSample:
     workers: int = 0
     workers_wanted: int = 0
@@ -72,6 +81,7 @@ class PoolSample:
     removal_blocked: bool = False
     last_sync: float = 0.0
     jobs: tuple[JobSample, ...] = field(default_factory=tuple)
+    clusters: tuple[ClusterSample, ...] = field(default_factory=tuple)
 
 
 class LeaderView:
@@ -109,6 +119,26 @@ class LeaderView:
         ):
             yield GaugeMetricFamily(f"flinksched_{name}", help_text, value=value)
         yield from self._jobs(sample.jobs)
+        yield from self._clusters(sample.clusters)
+
+    @staticmethod
+    def _clusters(clusters: tuple[ClusterSample, ...]) -> Iterator[Metric]:
+        labels = ["cluster"]
+        up = GaugeMetricFamily("flinksched_cluster_push_up", "1 while the cluster's status "
+                               "listener pushes (its heartbeat is fresh); 0: polling alone "
+                               "notices failures", labels=labels)
+        age = GaugeMetricFamily("flinksched_cluster_push_heartbeat_age_seconds",
+                                "Seconds since the status listener's last heartbeat",
+                                labels=labels)
+        dropped = GaugeMetricFamily("flinksched_cluster_push_dropped",
+                                    "Events the listener dropped (queue full) since its "
+                                    "JobManager started", labels=labels)
+        for cluster in clusters:
+            up.add_metric([cluster.name], 1 if cluster.push.watching is Watching.PUSH else 0)
+            if cluster.push.heartbeat is not None:
+                age.add_metric([cluster.name], cluster.push.age or 0.0)
+                dropped.add_metric([cluster.name], cluster.push.heartbeat.dropped)
+        yield from (up, age, dropped)
 
     def _jobs(self, jobs: tuple[JobSample, ...]) -> Iterator[Metric]:
         labels = ["job_name", "cluster"]

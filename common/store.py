@@ -14,12 +14,15 @@ Layout under the root (default `/flinksched`):
                                    removals (read by status and describe)
     allow-removal                  one-shot operator consent to a removal the guard withheld
     assignments/<worker-id>/<name> assignment; its czxid is the epoch (written by the leader)
+    events/<name prefix>           the newest status change Flink pushed for the job
+    listeners/<cluster>            ephemeral, a cluster's status listener's heartbeat
 
 The store's code is split by responsibility: `common.zknodes` (paths, session, fenced
-transactions, watches), `common.membership` (election, workers, assignments, config sync) and
-this module (jobs: records, status, ownership, events, commands, overrides). Every write that
-needs an entitlement (leadership, ownership) is a transaction that also checks the entitling
-node, so a process that lost its session cannot write.
+transactions, watches), `common.membership` (election, workers, assignments, config sync),
+`common.pushnodes` (what Flink's status listener pushes) and this module (jobs: records,
+status, ownership, events, commands, overrides). Every write that needs an entitlement
+(leadership, ownership) is a transaction that also checks the entitling node, so a process
+that lost its session cannot write.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from common.errors import ConflictError, StoreError
 from common.jobstore import UNKNOWN, JobWatcher, Unknown
 from common.membership import Membership
+from common.pushnodes import PushNodes
 from common.records import Event, Fence, JobRecord, JobStatus, decode, encode
 from common.zknodes import Op
 from common.zkwatch import Failed
@@ -44,7 +48,7 @@ T = TypeVar("T")
 MAX_EVENTS = 100
 
 
-class Store(Membership):
+class Store(Membership, PushNodes):
     # -- jobs: desired state (leader) -----------------------------------------------------
     def job_names(self) -> list[str]:
         try:
@@ -135,6 +139,7 @@ class Store(Membership):
         if self.zk.exists(self._path("overrides", name)):
             ops.append(("delete", self._path("overrides", name), None))
         self._commit_ops(fence, ops)
+        self.drop_push(name)
 
     # -- jobs: status (owning worker) ----------------------------------------------------
     def status(self, name: str) -> tuple[JobStatus, int]:
@@ -309,8 +314,8 @@ class Store(Membership):
 
     # -- watches of one job (its supervisor) ----------------------------------------------
     def watch_job(self, name: str, watcher: JobWatcher) -> None:
-        """Tell `watcher` about every change of the job's record, override and commands until
-        it is closed."""
+        """Tell `watcher` about every change of the job's record, override, commands and the
+        status Flink pushes for it until it is closed."""
 
         def active() -> bool:
             return not watcher.closed
@@ -331,6 +336,8 @@ class Store(Membership):
         self.watches.data(self.job_path(name), record, active)
         self.watches.data(self.override_path(name), override, active)
         self.watches.children(self.job_path(name) + "/commands", commands, active)
+        self.register_push(name)
+        self.watch_pushed(name, watcher.pushed_changed, active)
 
     @staticmethod
     def _decoded(data: bytes | Failed | None, parse: Callable[[str, bytes], T], name: str,

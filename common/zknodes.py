@@ -48,7 +48,8 @@ class ZkNodes:
         return path[len(prefix):-len("/status")] or None
 
     def ensure_layout(self) -> None:
-        for part in ("leader", "workers", "jobs", "assignments", "overrides"):
+        for part in ("leader", "workers", "jobs", "assignments", "overrides", "events",
+                     "listeners"):
             self.zk.ensure_path(self._path(part))
 
     @property

@@ -169,3 +169,15 @@ def dev_status(state_dir: Path, config_dir: Path, workers: int, zk_port: int,
                    progress=False)
     for name, pid in stack.status().items():
         click.echo(f"{name:12} {'running, pid ' + str(pid) if pid else 'stopped'}")
+
+
+@dev.command(name="build-listener")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("build"), show_default=True)
+def build_listener(out_dir: Path) -> None:
+    """Compile the status listener (flink-listener/) against the fetched Flink; print the
+    jar's path. Copy it into a Flink image's lib/ (docs/push.md)."""
+    try:
+        click.echo(DevStack.build_listener(out_dir.resolve()))
+    except FlinkschedError as exc:
+        raise click.ClickException(str(exc)) from exc

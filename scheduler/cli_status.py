@@ -107,6 +107,8 @@ def describe(obj: Context, job: str, event_count: int) -> None:
         override = store.override(job)
         events = store.events(job)[-event_count:]
         config = store.config_state()
+        cluster_name = str(record.cluster.get("metadata", {}).get("name", ""))
+        push = store.listener(cluster_name)
     console = _console()
     commit = f" (commit {record.commit[:12]})" if record.commit else ""
     console.print(f"[bold]{job}[/]  generation {record.generation}  from {record.source}{commit}")
@@ -123,6 +125,8 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     console.print(f"phase        {status.phase}" + (f" ({status.reason})" if status.reason else ""))
     console.print(f"flink job    {status.flink_job_id or '-'}  attempt {status.attempt}  "
                   f"worker {owner[0] if owner else '-'}")
+    console.print(f"cluster      {cluster_name or '-'} ({record.rest_url}), watched by "
+                  f"{escape(push.describe())}")
     console.print(f"generation   observed {status.observed_generation} / "
                   f"desired {record.generation}")
     console.print(f"restarts     {status.restarts} (Flink's own, this attempt: "

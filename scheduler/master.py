@@ -259,8 +259,11 @@ class Master:
                 config_error=name in self.config_sync.job_errors,
                 checkpoints_durable=status.checkpoints_durable,
             ))
+        clusters = sorted({sample.cluster for sample in samples if sample.cluster})
+        pushes = tuple(metrics.ClusterSample(name, self.store.listener(name))
+                       for name in clusters)
         if self.leading:  # still: leadership may have ended while this read
-            metrics.LEADER_VIEW.update(jobs=tuple(samples))
+            metrics.LEADER_VIEW.update(jobs=tuple(samples), clusters=pushes)
         else:
             metrics.LEADER_VIEW.clear()
         return ""

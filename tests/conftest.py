@@ -10,15 +10,30 @@ import pytest
 from common.store import Store
 from scheduler.devstack.services import free_port
 from scheduler.devstack.stack import DevStack, StackConfig
-from tests.stack import Cluster, ControlPlane
+from tests.stack import PUSH_ROOT, PUSH_SETTINGS, Cluster, ControlPlane
+from tests.tcpproxy import TcpProxy
 from tests.zkserver import store_on
 
 
 @pytest.fixture(scope="session")
-def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+def push_proxy() -> Iterator[TcpProxy]:
+    """The session cluster's status listener reaches ZooKeeper through this proxy, so a test
+    can silence the listener while flinksched's own sessions carry on."""
+    proxy = TcpProxy(free_port())  # ZooKeeper starts on that port later
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory: pytest.TempPathFactory,
+             push_proxy: TcpProxy) -> Iterator[DevStack]:
     state = tmp_path_factory.mktemp("stack")
-    config = StackConfig(state_dir=state, zk_port=free_port(), rest_port=free_port(),
-                         rpc_port=free_port(), workers=0)
+    config = StackConfig(state_dir=state, zk_port=push_proxy.target[1],
+                         rest_port=free_port(), rpc_port=free_port(), workers=0,
+                         push_root=PUSH_ROOT, push_zk=f"127.0.0.1:{push_proxy.port}",
+                         push_settings=PUSH_SETTINGS)
     stack = DevStack(config)
     try:
         stack.state_dir.mkdir(parents=True, exist_ok=True)
@@ -31,10 +46,10 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
 
 
 @pytest.fixture(scope="session")
-def cluster(devstack: DevStack) -> Cluster:
+def cluster(devstack: DevStack, push_proxy: TcpProxy) -> Cluster:
     jar = devstack.config.build_dir / "flinksched-example.jar"
     return Cluster(zk_hosts=devstack.config.zk_hosts, rest_url=devstack.config.rest_url,
-                   example_jar=jar, state_dir=devstack.state_dir)
+                   example_jar=jar, state_dir=devstack.state_dir, push_proxy=push_proxy)
 
 
 @pytest.fixture

@@ -15,8 +15,16 @@ import httpx
 from ruamel.yaml import YAML
 
 from common.jobids import flink_job_id, name_prefix
+from tests.tcpproxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[1]
+# The session cluster's status listener pushes to this root: a test whose control plane runs
+# under it is pushed to, any other (a per-test root) sees a cluster without the listener.
+PUSH_ROOT = "/push"
+PUSH_HEARTBEAT = 1.0
+PUSH_SETTINGS = (("flinksched.push.heartbeat-interval", f"{PUSH_HEARTBEAT:g}s"),
+                 ("flinksched.push.queue-capacity", "16"),
+                 ("flinksched.push.zookeeper.session-timeout", "6s"))
 
 
 @dataclass
@@ -27,6 +35,7 @@ class Cluster:
     rest_url: str
     example_jar: Path
     state_dir: Path
+    push_proxy: TcpProxy | None = None  # between the listener and ZooKeeper, when there is one
 
     def get(self, path: str) -> Any:
         response = httpx.get(self.rest_url + path, timeout=10)

@@ -115,7 +115,7 @@ class Actor:
                 return Outcome(self.stop_failure)
         for orphan in decision.orphans:
             target.cancel(orphan)
-        outcome = Outcome(decision.message, backoff=decision.backoff)
+        outcome = Outcome(decision.message, backoff=decision.backoff, soon=decision.recheck)
         if isinstance(action, Submit | Resubmit):
             outcome = self._submit(record, target, decision.message if isinstance(
                 action, Submit) else "")

@@ -114,7 +114,14 @@ def decide(obs: Observation) -> Decision:
         status = status.with_changes(observed_generation=obs.record.generation)
         applied = events(f"generation {obs.record.generation} applied without a restart")
     decision = _attempt(obs, status, state)
-    return replace(decision, events=(*applied, *decision.events)) if applied else decision
+    if applied:
+        decision = replace(decision, events=(*applied, *decision.events))
+    pushed = obs.flink.pushed
+    if pushed is not None and not pushed.confirmed_by(state):
+        decision = replace(decision, recheck=True, message=(
+            f"{decision.message}; Flink pushed {pushed.state}, its REST API shows {state}: "
+            "looking again"))
+    return decision
 
 
 def _attempt(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:
@@ -205,8 +212,11 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
     elif restore is None and kind in (StartKind.FIRST, StartKind.FAILURE, StartKind.LOST):
         origin += " (no checkpoint or savepoint of this job exists yet)"
     sentence = f"{kind.verb} attempt {attempt} from {origin} after {cause}"
-    started = Event(sentence, (("restoredFrom", restore.path if restore else ""),
-                               ("claimedAt", now)))
+    extra: tuple[tuple[str, object], ...] = (("restoredFrom", restore.path if restore else ""),
+                                             ("claimedAt", now))
+    if kind.after_failure:  # how the failure came to be known: pushed by Flink, or polled
+        extra = (*extra, ("noticedBy", "push" if obs.flink.pushed is not None else "poll"))
+    started = Event(sentence, extra)
     # A stop with a savepoint still in flight concerned an attempt this one supersedes.
     return Decision(claimed, Submit(kind, restore), sentence, (*passed, started),
                     failure_seen=kind.after_failure, stop_cleared=True)
@@ -276,7 +286,12 @@ def _failed(obs: Observation, status: JobStatus) -> Decision:
         return _reject_restore(obs, status, cause)
     if failure is FailureClass.RESTORE_INCOMPATIBLE:
         return _hold_incompatible(status, cause)
-    pending = status.with_changes(root_cause_pending=not obs.flink.root_cause)
+    # The REST API serves exceptions from a cache: a pushed failure usually arrives before
+    # its root cause there. The pushed line is shown (only the REST cause is classified).
+    pushed = obs.flink.pushed.cause if obs.flink.pushed is not None else ""
+    if not obs.flink.root_cause and pushed:
+        cause = f"{pushed} (as pushed by Flink)"
+    pending = status.with_changes(root_cause_pending=cause == ROOT_CAUSE_PENDING)
     return _restart(obs, pending, f"FAILED: {cause}")
 
 

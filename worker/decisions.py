@@ -130,6 +130,7 @@ class Decision:
     upgrade_retry_at: float | None = None  # monotonic; set when a stop failed
     held_rechecked: bool = False  # the held job just looked for a restore point
     failure_seen: bool = False  # an outage starts now (recovery time is measured from here)
+    recheck: bool = False  # Flink pushed a state its REST API does not show yet: look again soon
 
 
 def events(*messages: str) -> tuple[Event, ...]:
@@ -144,3 +145,4 @@ class Outcome:
     backoff: bool = False  # the cluster turned out unreachable
     quiet: bool = False  # submitted: the shared listing wakes the supervisor when it shows
     rejected: str = ""  # Flink refused the submission: decide again with this reason
+    soon: bool = False  # look again within PUSH_RECHECK: a pushed state awaits confirmation

@@ -77,6 +77,20 @@ class CheckpointStats:
 
 
 @dataclass(frozen=True)
+class Pushed:
+    """A status change Flink's listener pushed for the current attempt. It makes the cycle
+    read the attempt's state from Flink's REST API at once; the REST state is what decides."""
+
+    state: JobState
+    cause: str = ""  # first line of the root exception, for people (never classified)
+    waited: float = 0.0  # seconds since it arrived
+
+    def confirmed_by(self, state: JobState | None) -> bool:
+        """REST shows the pushed state, or has moved past it (ended, or forgot the attempt)."""
+        return state is None or state is self.state or state.terminal
+
+
+@dataclass(frozen=True)
 class FlinkView:
     """The attempt as Flink shows it. `state` None: the cluster does not know the attempt."""
 
@@ -87,6 +101,7 @@ class FlinkView:
     restart_count: int | None = None  # Flink's restarts of the attempt, when read this cycle
     checkpoints: CheckpointStats | None = None  # when read this cycle
     previous_cause: str = ""  # root cause of the previous attempt, when it was still pending
+    pushed: Pushed | None = None  # a push about the attempt, arrived since the last cycle
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from common.errors import FlinkschedError, FlinkUnreachable
 from common.jobids import flink_job_id
 from common.jobstate import JobState
+from common.pushed import PushedEvent
 from common.records import JobRecord, JobStatus, Phase
 from worker.observation import (
     CheckpointStats,
@@ -24,6 +25,7 @@ from worker.observation import (
     Memory,
     Need,
     Observation,
+    Pushed,
     RestartCommand,
     SavepointState,
     StopProgress,
@@ -44,6 +46,9 @@ RESTART_COUNT_INTERVAL = 5.0  # within a minute of Flink restarting the attempt 
 QUIET_RESTART_COUNT_INTERVAL = 60.0
 QUIET_AFTER = 60.0
 HELD_RECHECK = 10.0  # a job with no usable restore point looks for one again this often
+# A pushed state Flink's REST API has not shown within this long is let go (logged): the
+# REST API is the truth, and a push it never confirms must not keep the worker looking.
+PUSH_CONFIRM_WINDOW = 2.0
 # Phases whose attempt the shared listing watches.
 LISTED_PHASES = (Phase.SUBMITTING, Phase.RUNNING, Phase.RESTARTING)
 
@@ -71,6 +76,9 @@ class Observer:
         self._submitted = float("-inf")  # monotonic time of this supervisor's last submission
         self._created = float("-inf")  # ... when that submission created the attempt
         self._unsettled = float("-inf")  # the last time Flink showed the attempt restarting
+        self._push: PushedEvent | None = None  # the newest push seen, and when it came
+        self._push_arrived = float("-inf")
+        self._push_settled = True  # confirmed by the REST API, or let go
 
     # -- timers the actor moves ------------------------------------------------------------
     def submitting(self, target: DeploymentTarget, job_id: str) -> None:
@@ -101,7 +109,8 @@ class Observer:
     def observe(self, record: JobRecord, status: JobStatus, target: DeploymentTarget,
                 memory: Memory, override: dict[str, Any] | None,
                 command: RestartCommand | None, *, stop_failure: str = "",
-                savepoint_pending: bool = False) -> Observation:
+                savepoint_pending: bool = False,
+                pushed: PushedEvent | None = None) -> Observation:
         self.quiet = False
         clock = self.clock()
         held_due = status.phase == Phase.NO_RESTORE_POINT and self._due(
@@ -110,7 +119,7 @@ class Observer:
         observation = Observation(
             owner=self.owner, record=record, status=status, clock=clock,
             hold=desired_hold(record, override), command=command, memory=memory,
-            flink=self._flink(record, status, target, memory, savepoint_pending))
+            flink=self._flink(record, status, target, memory, savepoint_pending, pushed))
         stop = self._stop(status, target, memory, stop_failure)
         return observation if stop is None else replace(observation, stop=stop)
 
@@ -127,15 +136,48 @@ class Observer:
             return {}
 
     def _flink(self, record: JobRecord, status: JobStatus, target: DeploymentTarget,
-               memory: Memory, savepoint_pending: bool) -> FlinkView:
+               memory: Memory, savepoint_pending: bool,
+               pushed: PushedEvent | None) -> FlinkView:
         if status.attempt == 0:
             return FlinkView(listed=self._attempts(target))
         job_id = status.flink_job_id or flink_job_id(self.name, status.attempt)
+        news = self._news(pushed, job_id)
+        view = self._attempt_view(record, status, target, memory, savepoint_pending, job_id,
+                                  direct=news is not None)
+        return view if news is None else self._settle(news, view)
+
+    def _news(self, pushed: PushedEvent | None, job_id: str) -> Pushed | None:
+        """A push about the attempt that no REST read has confirmed yet."""
+        if pushed is None or pushed.job_id != job_id:
+            return None
+        now = self.clock().mono
+        if pushed != self._push:
+            self._push, self._push_arrived, self._push_settled = pushed, now, False
+        if self._push_settled:
+            return None
+        return Pushed(pushed.state, pushed.cause, now - self._push_arrived)
+
+    def _settle(self, news: Pushed, view: FlinkView) -> FlinkView:
+        if view.unreachable or news.confirmed_by(view.state):
+            self._push_settled = True
+        elif news.waited >= PUSH_CONFIRM_WINDOW:
+            self._push_settled = True
+            logger.info("job %s: Flink pushed %s, its REST API still shows %s after %.1fs; "
+                        "following the REST API", self.name, news.state, view.state,
+                        news.waited)
+            return view
+        return replace(view, pushed=news)
+
+    def _attempt_view(self, record: JobRecord, status: JobStatus, target: DeploymentTarget,
+                      memory: Memory, savepoint_pending: bool, job_id: str,
+                      direct: bool) -> FlinkView:
+        """The attempt's state; `direct`: asked of the REST API, not the shared listing."""
         target.watch(job_id, self.wake)
         # Only this supervisor's submissions and stops change an attempt's state; a listing
-        # asked for before the submission, or during a stop, is not evidence.
+        # asked for before the submission, or during a stop, is not evidence. Nor is one
+        # older than a push.
         listable = (status.phase in LISTED_PHASES and not status.stopping
-                    and not memory.stop_trigger and not savepoint_pending)
+                    and not memory.stop_trigger and not savepoint_pending and not direct)
         try:
             text, from_listing = target.state(job_id, listable=listable, since=self._submitted)
         except FlinkUnreachable as exc:

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 MAX_UNREACHABLE_WAIT = 5.0
 QUIET_WAIT = 5.0  # between cycles of an attempt the listing watches: it wakes them sooner
 FAST_POLL = 0.1  # while an attempt is being stopped or a savepoint taken
+PUSH_RECHECK = 0.02  # Flink pushed a state its REST API does not show yet
 MAX_STEPS = 4  # decisions in one cycle: gather, decide again, a refused submission, again
 
 
@@ -125,6 +126,8 @@ class JobSupervisor:
                 wait = max(wait, QUIET_WAIT)
             if self.actor.stop_trigger or self.actor.current.stopping or self.savepoints.pending:
                 wait = min(wait, FAST_POLL)  # an attempt is ending or a savepoint is running
+            if outcome.soon:
+                wait = PUSH_RECHECK
             self._wake.wait(wait)
             self._wake.clear()
         self.savepoints.close()
@@ -172,7 +175,8 @@ class JobSupervisor:
             observation = self.observer.observe(
                 record, status, target, self.actor.memory(), self.watched.override(),
                 self._restart_command(), stop_failure=self.actor.take_stop_failure(),
-                savepoint_pending=self.savepoints.pending is not None)
+                savepoint_pending=self.savepoints.pending is not None,
+                pushed=self.watched.pushed())
             return self._decide_and_act(observation, record, target)
 
     def _decide_and_act(self, observation: Observation, record: JobRecord,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.jobstore import JobStore, Unknown
+from common.pushed import PushedEvent
 from common.records import JobRecord
 
 
@@ -28,6 +29,7 @@ class WatchedJob:
         self._override: dict[str, Any] | None = None
         self._override_known = False
         self._commands_waiting = True  # unknown until the watch reports: look
+        self._pushed: PushedEvent | None = None  # the newest status change Flink pushed
 
     @property
     def closed(self) -> bool:
@@ -55,6 +57,11 @@ class WatchedJob:
     def commands_waiting(self) -> bool:
         return self._commands_waiting
 
+    def pushed(self) -> PushedEvent | None:
+        """The newest status change Flink pushed for the job."""
+        with self._lock:
+            return self._pushed
+
     # -- what the watches report (in the store's threads; nothing here blocks) ---------------
     def record_changed(self, record: JobRecord | Unknown | None) -> None:
         with self._lock:
@@ -74,6 +81,13 @@ class WatchedJob:
 
     def commands_changed(self, waiting: bool) -> None:
         self._commands_waiting = waiting
+        self._changed()
+
+    def pushed_changed(self, event: PushedEvent | Unknown | None) -> None:
+        if not isinstance(event, PushedEvent):
+            return  # nothing pushed, or not usable: polling watches the job as before
+        with self._lock:
+            self._pushed = event
         self._changed()
 
     def _changed(self) -> None:

@@ -14,12 +14,13 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
 from common.errors import DevStackError
+from scheduler.devstack.javabuild import LISTENER_FACTORY
 
 FLINK_VERSION = os.environ.get("FLINKSCHED_FLINK_VERSION", "2.3.0")
 WHEELS = ("apache-flink", "apache-flink-libraries")
@@ -95,10 +96,38 @@ class FlinkPorts:
     rpc: int = 6123
 
 
+@dataclass(frozen=True)
+class PushTarget:
+    """Where the cluster's status listener pushes: flinksched's ZooKeeper and root, and the
+    name its FlinkCluster has there."""
+
+    zk_hosts: str
+    root: str
+    cluster: str
+    extra: dict[str, str] = field(default_factory=dict)  # e.g. flinksched.push.queue-capacity
+
+    def settings(self) -> dict[str, str]:
+        return {"execution.job-status-changed-listeners": LISTENER_FACTORY,
+                "flinksched.push.zookeeper.quorum": self.zk_hosts,
+                "flinksched.push.zookeeper.root": self.root,
+                "flinksched.push.cluster": self.cluster, **self.extra}
+
+
+def link_lib_dir(home: Path, lib_dir: Path, extra: list[Path]) -> Path:
+    """A lib dir (FLINK_LIB_DIR) with Flink's own jars and `extra` ones, linked, not copied."""
+    if lib_dir.exists():
+        shutil.rmtree(lib_dir)
+    lib_dir.mkdir(parents=True)
+    for jar in [*sorted((home / "lib").iterdir()), *extra]:
+        (lib_dir / jar.name).symlink_to(jar.resolve())
+    return lib_dir
+
+
 def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPorts,
-                     durable: bool = True) -> Path:
-    """A conf dir for a local session cluster: fast heartbeats, local retained checkpoints.
-    `durable=False` leaves out the checkpoint and savepoint directories, as Flink ships."""
+                     durable: bool = True, push: PushTarget | None = None) -> Path:
+    """A conf dir for a local session cluster: fast heartbeats, local retained checkpoints,
+    and, with `push`, the status listener. `durable=False` leaves out the checkpoint and
+    savepoint directories, as Flink ships."""
     conf_dir.mkdir(parents=True, exist_ok=True)
     for shipped in (home / "conf").iterdir():
         if shipped.name != "config.yaml":
@@ -138,6 +167,8 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
                     "execution.checkpointing.num-retained",
                     "execution.checkpointing.externalized-checkpoint-retention"):
             del settings[key]
+    if push is not None:
+        settings.update(push.settings())
     path = conf_dir / "config.yaml"
     with path.open("w") as out:
         YAML(typ="safe", pure=True).dump(settings, out)

@@ -18,7 +18,7 @@ import httpx
 
 from common.errors import DevStackError
 from scheduler.devstack import flinkhome, prometheus, zookeeper
-from scheduler.devstack.examplejob import build_example_jar
+from scheduler.devstack.javabuild import EXAMPLE_JOB, STATUS_LISTENER, build_jar
 from scheduler.devstack.ports import holder
 from scheduler.devstack.services import Service, port_open, running_pid, start, stop, wait_for
 
@@ -46,6 +46,12 @@ class StackConfig:
     worker_slots: int = 32
     prometheus: bool = False  # also a Prometheus scraping the control plane, with the alerts
     prometheus_port: int = 9090
+    # The Flink cluster pushes its jobs' status changes to this root (the master's and the
+    # workers' --root); None: a cluster without the listener, watched by polling alone.
+    push_root: str | None = "/flinksched"
+    push_zk: str = ""  # the ZooKeeper the listener reaches ("": zk_hosts)
+    push_settings: tuple[tuple[str, str], ...] = ()  # more flinksched.push.* settings
+    cluster_name: str = "default"  # the FlinkCluster of configs/clusters.yaml
 
     @property
     def zk_hosts(self) -> str:
@@ -88,7 +94,9 @@ class DevStack:
 
     def flink_service(self, role: str) -> Service:
         env = {"FLINK_CONF_DIR": str(self.state_dir / "flink-conf"),
-               "FLINK_LOG_DIR": str(self.state_dir / "logs")}
+               "FLINK_LOG_DIR": str(self.state_dir / "logs"),
+               # Flink's lib/ plus the status listener, as a production image would have it.
+               "FLINK_LIB_DIR": str(self.state_dir / "flink-lib")}
         script = self.flink_home / "bin" / f"{role}.sh"
         return self._service(role, [str(script), "start-foreground"], env)
 
@@ -130,8 +138,17 @@ class DevStack:
         if self.config.prometheus:
             self.progress("finding Prometheus")
             prometheus.ensure_prometheus()
-        self.progress("compiling the example job")
-        return build_example_jar(REPO, flinkhome.dist_jar(self.flink_home), self.config.build_dir)
+        self.progress("compiling the example job and the status listener")
+        dist = flinkhome.dist_jar(self.flink_home)
+        build_jar(STATUS_LISTENER, REPO, dist, self.config.build_dir)
+        return build_jar(EXAMPLE_JOB, REPO, dist, self.config.build_dir)
+
+    @staticmethod
+    def build_listener(out_dir: Path) -> Path:
+        """The status listener's jar, compiled against the Flink the dev stack fetches."""
+        check_java()
+        home = flinkhome.ensure_flink_home()
+        return build_jar(STATUS_LISTENER, REPO, flinkhome.dist_jar(home), out_dir)
 
     def start_zookeeper(self) -> None:
         self.progress(f"starting ZooKeeper on {self.config.zk_hosts}")
@@ -144,8 +161,14 @@ class DevStack:
     def start_flink(self) -> None:
         self.progress(f"starting the Flink session cluster at {self.config.rest_url}")
         ports = flinkhome.FlinkPorts(rest=self.config.rest_port, rpc=self.config.rpc_port)
+        push = None if self.config.push_root is None else flinkhome.PushTarget(
+            self.config.push_zk or self.config.zk_hosts, self.config.push_root,
+            self.config.cluster_name, dict(self.config.push_settings))
         flinkhome.write_flink_conf(self.flink_home, self.state_dir / "flink-conf", self.state_dir,
-                                   ports)
+                                   ports, push=push)
+        flinkhome.link_lib_dir(self.flink_home, self.state_dir / "flink-lib",
+                               [] if push is None else
+                               [self.config.build_dir / STATUS_LISTENER.name])
         self.start_jobmanager()
         start(self.flink_service("taskmanager"))
         self.progress("waiting for a TaskManager to register")

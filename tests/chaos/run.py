@@ -9,6 +9,7 @@ network condition the processes cannot tell from the real thing.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import signal
@@ -26,6 +27,7 @@ from tests.chaos.checker import Checker, Findings
 from tests.chaos.ensemble import Ensemble
 from tests.stack import Cluster, ControlPlane
 from tests.tcpproxy import TcpProxy
+from tests.zkserver import store_on
 
 RECOVERY_BOUND = 90.0  # every job RUNNING again within this long after a fault heals
 WORKER_SLOTS = 2
@@ -353,6 +355,25 @@ def slow_rest(stack: ChaosStack, rng: random.Random) -> str:
     return f"Flink REST slowed by {SLOW_REST_DELAY:g} s a chunk"
 
 
+def lying_push(stack: ChaosStack, rng: random.Random) -> str:
+    """What a status listener pushes is not trusted: for a few seconds (longer than a worker
+    looks at an unconfirmed push) ZooKeeper says a running job's attempt FAILED, or holds
+    junk, or another job's id, while Flink's REST API says the attempt runs."""
+    name, other = rng.sample(stack.jobs, 2)
+    lie = rng.choice(["its attempt FAILED", "junk", "another job's attempt FAILED"])
+    with store_on(stack.ensemble.hosts, stack.control.root) as store:
+        current = store.status(name)[0].flink_job_id or flink_job_id(name, 1)
+        named = current if lie == "its attempt FAILED" else flink_job_id(other, 1)
+        data = b"\x00not json" if lie == "junk" else json.dumps(
+            {"jobId": named, "from": "RUNNING", "to": "FAILED",
+             "time": int(time.time() * 1000), "cause": "forged by the chaos run",
+             "sequence": rng.randrange(1 << 30)}).encode()
+        store.register_push(name)
+        store.zk.set(store.events_path(name), data)
+        time.sleep(rng.uniform(3.0, 6.0))  # the fault's duration
+    return f"a push that lies about {name}: {lie}"
+
+
 FAULTS: dict[str, Fault] = {
     "leader SIGKILL": leader_sigkill,
     "worker SIGKILL": worker_sigkill,
@@ -367,12 +388,13 @@ FAULTS: dict[str, Fault] = {
     "ZooKeeper data wiped (all servers)": zookeeper_wiped,
     "ZooKeeper data wiped (one server)": zookeeper_server_wiped,
     "ZooKeeper restored from an older copy": zookeeper_rolled_back,
+    "Flink status push that lies": lying_push,
 }
 
 
 def schedule(count: int, rng: random.Random) -> list[str]:
-    """`count` faults in random order, the kinds as evenly as count allows (130 faults: ten
-    of each of the thirteen kinds)."""
+    """`count` faults in random order, the kinds as evenly as count allows (140 faults: ten
+    of each of the fourteen kinds)."""
     kinds = list(FAULTS)
     chosen = kinds * (count // len(kinds)) + rng.sample(kinds, count % len(kinds))
     rng.shuffle(chosen)

@@ -28,7 +28,9 @@ from hypothesis.stateful import (
 )
 
 from common.errors import FencedError
+from common.jobstate import JobState
 from common.memstore import MemoryStore
+from common.pushed import PushedEvent
 from common.records import JobRecord, JobStatus, Phase
 from tests.model.flinkstandin import PLACEHOLDER, FlinkStandIn
 from tests.unit.decisions_util import NAME, record
@@ -70,6 +72,7 @@ class WorkerModel(RuleBasedStateMachine):
         self.stale: JobSupervisor | None = None  # lost its session, still running
         self.history: list[JobStatus] = []
         self.rolled_back = False
+        self.pushes = 0
 
     def _clock(self) -> Clock:
         return Clock(self.wall, self.mono)
@@ -177,6 +180,20 @@ class WorkerModel(RuleBasedStateMachine):
     @rule()
     def flink_forgets_ended_attempts(self) -> None:
         self.flink.forget_finished()
+
+    @rule(truthful=st.booleans(), state=st.sampled_from(["FAILED", "CANCELED", "FINISHED",
+                                                         "RUNNING"]))
+    def flink_pushes(self, truthful: bool, state: str) -> None:
+        """The listener pushes a status change of the newest attempt: what Flink shows, or a
+        state Flink's REST API does not show (a push that lies, or one from a JobManager that
+        forgot everything since)."""
+        if not self.flink.attempts_by_id:
+            return
+        job_id = max(self.flink.attempts_by_id)
+        shown = self.flink.attempts_by_id[job_id].state
+        self.pushes += 1
+        self.store.push(NAME, PushedEvent(job_id, JobState.RUNNING, JobState.parse(
+            shown if truthful else state), self.wall, "pushed", self.pushes))
 
     # -- ZooKeeper and other workers ---------------------------------------------------------
     @rule()

@@ -43,6 +43,7 @@ from worker.observation import (
     Hold,
     Memory,
     Need,
+    Pushed,
     RestartCommand,
     SavepointState,
     StopProgress,
@@ -407,3 +408,43 @@ def test_every_phase_against_every_flink_state_command_and_hold(phase: Phase) ->
         if decision.status.phase in HELD_PHASES and decision.status.phase != phase:
             assert decision.status.reason, f"{case}: held without a reason"
         assert decision.message, case
+
+
+# -- a status change Flink pushed --------------------------------------------------------------
+def pushed_view(rest: JobState, pushed: JobState, cause: str = "") -> FlinkView:
+    return FlinkView(rest, listed={job_id(3): str(rest)}, pushed=Pushed(pushed, cause))
+
+
+def test_a_pushed_failure_its_rest_api_does_not_show_yet_is_looked_at_again_soon() -> None:
+    decision = decide(observe(status(), flink=pushed_view(JobState.RUNNING, JobState.FAILED)))
+    assert decision.recheck and isinstance(decision.action, Nothing | Watch)
+    assert decision.status.attempt == 3, "nothing starts on a push alone"
+    assert "Flink pushed FAILED, its REST API shows RUNNING" in decision.message
+    assert not decide(observe(status())).recheck
+
+
+def test_a_confirmed_pushed_failure_restarts_at_once_saying_how_it_was_noticed() -> None:
+    seen = observe(status(), JobState.FAILED, flink=pushed_view(
+        JobState.FAILED, JobState.FAILED, "java.lang.IllegalStateException: boom"))
+    decision = settle(seen, (OLDER, NEWEST))
+    assert submitted(decision).restore == NEWEST and not decision.recheck
+    started = decision.events[-1]
+    assert dict(started.extra)["noticedBy"] == "push"
+    # The REST API had no root cause yet: the pushed line is shown, as pushed.
+    assert decision.status.last_failure == (
+        "FAILED: java.lang.IllegalStateException: boom (as pushed by Flink)")
+    assert not decision.status.root_cause_pending
+    polled = settle(observe(status(), JobState.FAILED), (OLDER, NEWEST))
+    assert dict(polled.events[-1].extra)["noticedBy"] == "poll"
+    assert polled.status.root_cause_pending
+
+
+def test_a_pushed_cause_is_shown_never_classified() -> None:
+    """Only the REST API's root cause can reject a restore point: a pushed line naming an
+    unreadable restore is an ordinary failure until the REST API says so."""
+    current = status(restored_from=NEWEST.path)
+    seen = observe(current, JobState.FAILED,
+                   flink=pushed_view(JobState.FAILED, JobState.FAILED, UNREADABLE))
+    decision = settle(seen, (OLDER, NEWEST))
+    assert submitted(decision).kind is StartKind.FAILURE
+    assert submitted(decision).restore == NEWEST and not decision.status.rejected_paths

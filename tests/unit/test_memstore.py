@@ -10,6 +10,7 @@ import pytest
 from common.errors import ConflictError, FencedError
 from common.jobstore import Unknown
 from common.memstore import MemoryStore
+from common.pushed import PushedEvent
 from common.records import JobRecord, JobStatus, Phase
 from tests.unit.decisions_util import NAME, record
 
@@ -29,6 +30,9 @@ class Seen:
 
     def commands_changed(self, waiting: bool) -> None:
         self.commands.append(waiting)
+
+    def pushed_changed(self, event: PushedEvent | Unknown | None) -> None:
+        pass
 
 
 def test_status_writes_are_fenced_and_compare_and_set() -> None:

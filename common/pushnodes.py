@@ -1,0 +1,77 @@
+"""The store's nodes for status pushed by Flink: one event node per job, one heartbeat node
+per cluster's listener (see `common.pushed` for what they hold).
+
+    events/<name prefix>     the newest status change the listener pushed for the job; the
+                             job's supervisor creates it (a job flinksched does not run has
+                             none, so the listener skips its events) and watches it
+    listeners/<cluster>      ephemeral, the listener's heartbeat and counters
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+
+from common.errors import StoreError
+from common.jobids import name_prefix
+from common.jobstore import UNKNOWN, Unknown
+from common.pushed import PushedEvent, PushHealth, parse_event, parse_heartbeat, push_health
+from common.zknodes import ZkNodes
+from common.zkwatch import Failed
+
+logger = logging.getLogger(__name__)
+
+
+class PushNodes(ZkNodes):
+    def events_path(self, name: str) -> str:
+        return self._path("events", name_prefix(name))
+
+    def listener_path(self, cluster: str) -> str:
+        return self._path("listeners", cluster)
+
+    def register_push(self, name: str) -> None:
+        """Create the job's event node: from now on the listener pushes its status changes."""
+        try:
+            self.zk.create(self.events_path(name), b"", makepath=True)
+        except NodeExistsError:
+            pass
+
+    def drop_push(self, name: str) -> None:
+        try:
+            self.zk.delete(self.events_path(name))
+        except NoNodeError:
+            pass
+
+    def watch_pushed(self, name: str, report: Callable[[PushedEvent | Unknown | None], None],
+                     active: Callable[[], bool]) -> None:
+        """`report` gets the job's pushed event after every push (None: none yet, UNKNOWN: it
+        could not be read or was rejected, logged with the reason) while `active()`."""
+
+        def changed(data: bytes | Failed | None) -> None:
+            if isinstance(data, Failed):
+                report(UNKNOWN)
+                return
+            try:
+                report(parse_event(name, data or b""))
+            except StoreError as exc:
+                logger.warning("job %s: %s; ignored (polling still watches the job)", name, exc)
+                report(UNKNOWN)
+
+        self.watches.data(self.events_path(name), changed, active)
+
+    def listener(self, cluster: str) -> PushHealth:
+        """How the cluster is watched, from its listener's heartbeat node."""
+        try:
+            data, stat = self.zk.get(self.listener_path(cluster))
+        except NoNodeError:
+            return push_health(None, 0.0, time.time())
+        except KazooException as exc:
+            return push_health(None, 0.0, time.time(), f"heartbeat not read: {exc!r}")
+        try:
+            heartbeat = parse_heartbeat(cluster, data)
+        except StoreError as exc:
+            return push_health(None, 0.0, time.time(), str(exc))
+        return push_health(heartbeat, stat.mtime / 1000.0, time.time())
