@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.interfaces import IAsyncResult
 
 from common.errors import StoreError
 from common.jobids import name_prefix
@@ -32,12 +33,23 @@ class PushNodes(ZkNodes):
     def listener_path(self, cluster: str) -> str:
         return self._path("listeners", cluster)
 
-    def register_push(self, name: str) -> None:
-        """Create the job's event node: from now on the listener pushes its status changes."""
-        try:
-            self.zk.create(self.events_path(name), b"", makepath=True)
-        except NodeExistsError:
-            pass
+    def register_push(self, name: str, then: Callable[[], None] = lambda: None) -> None:
+        """Create the job's event node: from now on the listener pushes its status changes;
+        `then` runs once the node exists. Asynchronous, off a starting supervisor's path (a
+        worker taking thousands of jobs waits for none of these round trips); a node that
+        cannot be made is logged, and the job is watched by polling alone."""
+
+        def made(result: IAsyncResult) -> None:
+            try:
+                result.get()
+            except NodeExistsError:
+                pass
+            except KazooException as exc:
+                logger.warning("job %s: its status push node was not created (%r); watched by "
+                               "polling alone", name, exc)
+            then()
+
+        self.zk.create_async(self.events_path(name), b"").rawlink(made)
 
     def drop_push(self, name: str) -> None:
         try:

@@ -336,8 +336,9 @@ class Store(Membership, PushNodes):
         self.watches.data(self.job_path(name), record, active)
         self.watches.data(self.override_path(name), override, active)
         self.watches.children(self.job_path(name) + "/commands", commands, active)
-        self.register_push(name)
-        self.watch_pushed(name, watcher.pushed_changed, active)
+        # Watched once it exists: a watch set first would fire on the creation itself.
+        self.register_push(name, then=lambda: self.watch_pushed(name, watcher.pushed_changed,
+                                                                active))
 
     @staticmethod
     def _decoded(data: bytes | Failed | None, parse: Callable[[str, bytes], T], name: str,

@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 /** One job status change, as flinksched reads it from ZooKeeper (a small JSON object). */
 final class PushEvent {
     static final int MAX_CAUSE = 500;
+    static final int MAX_CAUSE_DEPTH = 64;
 
     final String jobId;
     final String from;
@@ -30,7 +31,9 @@ final class PushEvent {
             return "";
         }
         Throwable root = error;
-        while (root.getCause() != null && root.getCause() != root) {
+        // Bounded: a cause chain can loop, and this runs in the JobManager's main thread.
+        for (int depth = 0; depth < MAX_CAUSE_DEPTH && root.getCause() != null
+                && root.getCause() != root; depth++) {
             root = root.getCause();
         }
         String line = root.getClass().getName()
