@@ -114,12 +114,17 @@ class PushTarget:
 
 
 def link_lib_dir(home: Path, lib_dir: Path, extra: list[Path]) -> Path:
-    """A lib dir (FLINK_LIB_DIR) with Flink's own jars and `extra` ones, linked, not copied."""
-    if lib_dir.exists():
-        shutil.rmtree(lib_dir)
-    lib_dir.mkdir(parents=True)
-    for jar in [*sorted((home / "lib").iterdir()), *extra]:
-        (lib_dir / jar.name).symlink_to(jar.resolve())
+    """A lib dir (FLINK_LIB_DIR) with Flink's own jars and `extra` ones, linked, not copied.
+    Links already right are left alone: a running JobManager may be reading them."""
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {jar.name: jar.resolve() for jar in [*sorted((home / "lib").iterdir()), *extra]}
+    for link in lib_dir.iterdir():
+        if link.name not in wanted or not link.is_symlink() or (
+                link.resolve() != wanted[link.name]):
+            link.unlink()
+    for name, target in wanted.items():
+        if not (lib_dir / name).is_symlink():
+            (lib_dir / name).symlink_to(target)
     return lib_dir
 
 
