@@ -52,18 +52,22 @@ def parse_event(name: str, data: bytes) -> PushedEvent | None:
     if state is JobState.UNKNOWN:
         raise StoreError(f"status event pushed for job {name}: {raw.get('to')!r} is not a "
                          "state Flink reports")
-    at, sequence = _number(raw, "time", name) / 1000.0, _number(raw, "sequence", name)
+    what = f"status event pushed for job {name}"
+    at, sequence = _number(raw, "time", what) / 1000.0, _number(raw, "sequence", what)
     cause = raw.get("cause", "")
     return PushedEvent(job_id, previous, state, at, str(cause)[:MAX_CAUSE] if cause else "",
                        int(sequence))
 
 
-def _number(raw: dict[str, Any], key: str, name: str) -> float:
-    value = raw.get(key)
+def _number(raw: dict[str, Any], key: str, what: str, default: float | None = None,
+            positive: bool = False) -> float:
+    """A finite number at `key` (non-negative; `positive`: above zero), else a StoreError
+    naming `what` the value came from."""
+    value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value) or value < 0:
-        raise StoreError(f"status event pushed for job {name}: {key} {value!r} is not a "
-                         "non-negative number")
+            value) or value < 0 or (positive and value == 0):
+        raise StoreError(f"{what}: {key} {value!r} is not a "
+                         f"{'positive' if positive else 'non-negative'} number")
     return float(value)
 
 
@@ -89,17 +93,12 @@ class Heartbeat:
 
 
 def parse_heartbeat(cluster: str, data: bytes) -> Heartbeat:
-    raw = decode(data, f"status listener heartbeat of cluster {cluster}")
-    counts = {}
-    for key in ("sent", "dropped", "ignored", "failed"):
-        value = raw.get(key, 0)
-        counts[key] = value if isinstance(value, int) and value >= 0 else 0
-    interval = raw.get("interval", 5000)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise StoreError(f"status listener heartbeat of cluster {cluster}: interval "
-                         f"{interval!r} is not a positive number of milliseconds")
-    return Heartbeat(cluster, float(interval) / 1000.0, str(raw.get("flinkVersion", "")),
-                     **counts)
+    what = f"status listener heartbeat of cluster {cluster}"
+    raw = decode(data, what)
+    counts = {key: int(_number(raw, key, what, default=0))
+              for key in ("sent", "dropped", "ignored", "failed")}
+    interval = _number(raw, "interval", what, default=5000, positive=True) / 1000.0
+    return Heartbeat(cluster, interval, str(raw.get("flinkVersion", "")), **counts)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ class PushNodes(ZkNodes):
 
     def listener(self, cluster: str) -> PushHealth:
         """How the cluster is watched, from its listener's heartbeat node."""
+        if not cluster or "/" in cluster:
+            return push_health(None, 0.0, time.time(), f"no listener node for {cluster!r}")
         try:
             data, stat = self.zk.get(self.listener_path(cluster))
         except NoNodeError:

@@ -15,19 +15,19 @@ from common.errors import StoreError
 from common.records import Phase
 from common.store import Store
 
-PHASE_COLOR = {
+PHASE_COLOR: dict[str, str] = {  # by Phase (a StrEnum: its value is the table cell)
     Phase.RUNNING: "green",
     Phase.SUSPENDED: "blue",
     Phase.CRASH_LOOP: "red",
     Phase.SUBMIT_FAILED: "red",
     Phase.NO_RESTORE_POINT: "red",
     Phase.RESTORE_INCOMPATIBLE: "red",
-    "ClusterUnreachable": "red",
-    "Recovering": "yellow",
-    "Restarting": "yellow",
-    "Submitting": "cyan",
-    "Pending": "cyan",
-    "Removed": "magenta",
+    Phase.CLUSTER_UNREACHABLE: "red",
+    Phase.RECOVERING: "yellow",
+    Phase.RESTARTING: "yellow",
+    Phase.SUBMITTING: "cyan",
+    Phase.PENDING: "cyan",
+    Phase.REMOVED: "magenta",
 }
 
 

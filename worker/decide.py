@@ -291,7 +291,7 @@ def _failed(obs: Observation, status: JobStatus) -> Decision:
     pushed = obs.flink.pushed.cause if obs.flink.pushed is not None else ""
     if not obs.flink.root_cause and pushed:
         cause = f"{pushed} (as pushed by Flink)"
-    pending = status.with_changes(root_cause_pending=cause == ROOT_CAUSE_PENDING)
+    pending = status.with_changes(root_cause_pending=not (obs.flink.root_cause or pushed))
     return _restart(obs, pending, f"FAILED: {cause}")
 
 

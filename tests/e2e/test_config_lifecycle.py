@@ -106,6 +106,7 @@ def test_deleted_file_stops_the_job_with_a_savepoint_then_deletes_it(
                "both jobs RUNNING")
     wait_until(lambda: control.cluster.completed_checkpoint_id(flink_job_id("cfg-removed", 1)),
                30, "a checkpoint")
+    assert store.zk.exists(store.events_path("cfg-removed")), "its supervisor registered it"
 
     (control.config_dir / "cfg-removed.yaml").unlink()
     final = wait_until(lambda: in_phase(store, "cfg-removed", "Removed"), 60,
@@ -115,6 +116,8 @@ def test_deleted_file_stops_the_job_with_a_savepoint_then_deletes_it(
     assert control.cluster.job_state(flink_job_id("cfg-removed", 1)) == "FINISHED"
     wait_until(lambda: store.job("cfg-removed") is None, 30, "the metadata deleted after grace")
     assert store.job_names() == ["cfg-stays"]
+    assert store.zk.exists(store.events_path("cfg-removed")) is None, "no push node left"
+    assert store.zk.exists(store.events_path("cfg-stays"))
     assert running(store, "cfg-stays")  # untouched: still its first attempt
     assert final.last_checkpoint.path in control.log("master-a")
 

@@ -12,10 +12,12 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from scheduler.devstack.javabuild import LISTENER_FACTORY
 from scheduler.devstack.services import free_port, group_alive
 from tests.stack import REPO, Cluster
 from tests.waiting import wait_until
@@ -66,10 +68,21 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
         assert "dev.flinksched.examples.NoSuchClass" in lines[0], "the whole reason"
         pids = _recorded_pids(tmp_path / "state")
         assert set(pids) == {"zookeeper", "jobmanager", "taskmanager", "master", "worker-0"}
+        # The demo's Flink loads the status listener and pushes to the demo's root.
+        zk = ("--zk", f"127.0.0.1:{zk_port}")
+
+        def pushed() -> bool:
+            described = _flinksched(*zk, "describe", "stateful-counter").stdout
+            return "watched by push + poll" in described
+
+        wait_until(pushed, 30, "`describe` to say the demo's cluster pushes")
+        listener = tmp_path / "state" / "flink-lib" / "flinksched-listener.jar"
+        linked = listener.lstat().st_ino
 
         again = _flinksched("dev", "up", "--no-wait", *ports)
         assert again.returncode == 0, again.stderr
         assert _recorded_pids(tmp_path / "state") == pids, "a second `dev up` started nothing"
+        assert listener.lstat().st_ino == linked, "the running JobManager's lib dir untouched"
 
         # Ten more YAML files dropped into configs/ while the demo runs: all of them run.
         for number in range(10):
@@ -80,7 +93,7 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
         seen: dict[str, str] = {}
 
         def all_running() -> bool:
-            status = _flinksched("--zk", f"127.0.0.1:{zk_port}", "status", "-o", "json")
+            status = _flinksched(*zk, "status", "-o", "json")
             seen.clear()
             seen.update({row["name"]: row["phase"] for row in json.loads(status.stdout)})
             return all(seen.get(name) == "Running" for name in wanted)
@@ -112,3 +125,12 @@ def test_dev_up_refuses_a_port_held_by_a_process_it_did_not_start(tmp_path: Path
     assert up.returncode == 2
     assert f"port {port} (Flink REST) is held by pid {os.getpid()}" in up.stdout + up.stderr
     assert not (tmp_path / "state" / "pids").exists(), "nothing was started"
+
+
+def test_build_listener_writes_a_jar_with_the_factory_flink_loads(tmp_path: Path) -> None:
+    built = _flinksched("dev", "build-listener", "--out-dir", str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    jar = Path(built.stdout.strip())
+    assert jar == tmp_path / "flinksched-listener.jar"
+    with zipfile.ZipFile(jar) as archive:
+        assert f"{LISTENER_FACTORY.replace('.', '/')}.class" in archive.namelist()
