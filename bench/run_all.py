@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.scale import summarise
 from bench.stackutil import RESULTS
 
 BENCH = Path(__file__).resolve().parent
@@ -39,7 +40,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "config-sync": ("bench.config_sync", ["--change-runs", "10"],
                     ["--runs", "1", "--change-runs", "2"]),
     "metrics-scale": ("bench.metrics_scale", [], ["--runs", "3"]),
-    "scale": ("bench.scale", ["--jobs", "1000", "5000"], ["--jobs", "300", "--window", "20"]),
+    "scale": ("bench.scale", ["--jobs", "1000", "5000", "5000", "5000"],
+              ["--jobs", "300", "300", "--window", "20"]),
 }
 
 
@@ -128,35 +130,54 @@ def _state_faults(r: dict[str, Any]) -> list[Row]:
 
 
 def _scale(r: dict[str, Any]) -> list[Row]:
-    rows = []
-    for run in r["runs"]:
-        n = f"{run['jobs']:,} jobs"
-        tasks = run["master_task_mean_s"]
-        cycle = sum(tasks.get(t) or 0.0 for t in ("sync", "assign", "pool"))
-        big = run["jobs"] >= 5000
-        if run.get("all_running_s") is None:
-            rows.append((f"{n}: RUNNING when measured", f"{run['running_when_measured']:,} "
-                         "(the machine could not start them all in time)", ""))
-        else:
-            rows.append((f"{n}: all RUNNING after", f"{run['all_running_s']:.0f} s", ""))
+    """Per job count: the value of a single run, or median / worst over repeated runs."""
+    rows: list[Row] = []
+    for size in sorted({run["jobs"] for run in r["runs"]}):
+        runs = [run for run in r["runs"] if run["jobs"] == size]
+        summary = r.get("summary", {}).get(str(size)) or summarise(runs)
+        big = size >= 5000
+        n = f"{size:,} jobs" + (f" ({len(runs)} runs: median / worst)" if len(runs) > 1 else "")
+
+        def value(path: str, unit: str = "", digits: int = 3, median_only: bool = False,
+                  summary: dict[str, Any] = summary) -> str:
+            figure = summary.get(path)
+            if figure is None:
+                return "-"
+            worst = figure["worst"]
+            text = f"{figure['median']:.{digits}f}{unit}"
+            if summary["runs"] > 1 and not median_only:
+                text += " / " + ("did not finish" if worst is None else f"{worst:.{digits}f}{unit}")
+            return text
+
+        if summary["failed_runs"]:
+            errors = "; ".join(run["error"] for run in runs if "error" in run)
+            rows.append((f"{n}: runs that failed", f"{summary['failed_runs']} ({errors})", "0"))
+        for run in runs:
+            if "error" not in run and run["all_running_s"] is None:
+                rows.append((f"{size:,} jobs: a run in which not every job ran",
+                             f"{run['running_when_measured']:,} of {size:,} RUNNING at "
+                             f"{run['deadline_s']:.0f} s", ""))
         rows += [
-            (f"{n}: master cycle (sync + assign + pool), mean", _s(cycle),
+            (f"{n}: all RUNNING after", value("all_running_s", " s", 0), "< 150 s" if big else ""),
+            (f"{n}: leader's /metrics p99 while they start", value("scrape_start.p99_s", " s"),
              "< 1 s" if big else ""),
-            (f"{n}: master metrics export pass, mean", _s(tasks.get("metrics")), ""),
-            (f"{n}: master / worker resident memory",
-             f"{run['master_rss_mb']:.0f} MB / {run['worker_rss_mb_max']:.0f} MB",
+            (f"{n}: leader's /metrics p99 in steady state", value("scrape_steady.p99_s", " s"),
+             "< 1 s" if big else ""),
+            (f"{n}: master cycle (sync + assign + pool), mean", value("master_cycle_s", " s"),
+             "< 1 s" if big else ""),
+            (f"{n}: master metrics export pass, mean", value("master_task_mean_s.metrics", " s"),
+             ""),
+            (f"{n}: master peak resident memory", value("master_rss_peak_mb", " MB", 0),
              "< 300 MB" if big else ""),
-            (f"{n}: ZooKeeper requests per second", f"{run['zk_requests_per_s']:.0f}", ""),
-            (f"{n}: ZooKeeper writes per job per second",
-             f"{run['zk_writes_per_job_per_s']:.4f}", "< 0.2"),
-            (f"{n}: ZooKeeper bytes written per job per minute",
-             f"{run['zk_bytes_written_per_job_per_min']:.0f}", ""),
+            (f"{n}: worker resident memory (largest)", value("worker_rss_mb_max", " MB", 0), ""),
+            (f"{n}: ZooKeeper writes per job per second", value("zk_writes_per_job_per_s", "", 4),
+             "< 0.2"),
             (f"{n}: Flink REST requests per job per second",
-             f"{run['flink_rest_requests_per_job_per_s']:.2f}", ""),
+             value("flink_rest_requests_per_job_per_s", "", 2), ""),
+            (f"{size:,} jobs: CPU of all workers / of the master (cores, median)",
+             f"{value('workers_cpu_cores', '', 2, True)} / "
+             f"{value('master_cpu_cores', '', 2, True)}", ""),
         ]
-        if "workers_cpu_cores" in run:
-            rows.append((f"{n}: CPU of all workers / of the master (cores)",
-                         f"{run['workers_cpu_cores']:.2f} / {run['master_cpu_cores']:.2f}", ""))
     return rows
 
 

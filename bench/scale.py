@@ -1,21 +1,34 @@
 """Thousands of jobs on one machine: a real ZooKeeper, a real master and workers (`--slots
 100`), and bench/flinksim standing in for the Flink cluster.
 
-    python -m bench.scale --jobs 1000 5000 --window 60
+    python -m bench.scale --jobs 1000 5000 5000 5000 --window 60
 
-Once every job is RUNNING, a steady-state window measures: the master's task durations
-(from its own `flinksched_master_task_seconds`), master and worker resident memory,
-ZooKeeper requests per second and writes and bytes written per job (ZooKeeper's `mntr`
-counters for this run's root), and Flink REST requests per job per second (the simulator's
-own count). Simulated jobs checkpoint every 30 s, as production jobs commonly do.
+A job count given more than once is run that many times, and the report gives the median and
+the worst of each figure over those runs. Throughout each run a scraper reads the leading
+master's /metrics once a second with Prometheus' default 10 s timeout, and the scrape times
+of the start (until every job is RUNNING) and of the steady state are reported apart. Once
+every job is RUNNING, a steady-state window measures: the master's task durations (from its
+own `flinksched_master_task_seconds`), master and worker resident memory, ZooKeeper requests
+per second and writes and bytes written per job (ZooKeeper's `mntr` counters for this run's
+root), and Flink REST requests per job per second (the simulator's own count). Simulated
+jobs checkpoint every 30 s, as production jobs commonly do.
+
+Nothing here ends in a traceback: jobs that do not all run by `--deadline` are a figure
+("4,990 of 5,000 RUNNING at 300 s", with their phases and a few of their reasons, the logs
+kept), a scrape that times out counts as one of 10 s or more, and a run that fails is
+reported as such, with everything it started stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import statistics
+import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +46,15 @@ from bench.stackutil import (
 )
 from common.records import Phase
 from common.store import Store
-from scheduler.devstack.services import free_port
+from scheduler.devstack.services import free_port, port_open, wait_for
 from tests.stack import ControlPlane
 
 SLOTS = 100
 # Workers run at a lower CPU priority than the simulator, which stands in for a JobManager on
 # another machine: fifty worker processes of a hundred threads each would otherwise starve it.
 WORKER_NICE = 10
+SCRAPE_TIMEOUT = 10.0  # Prometheus' default scrape_timeout
+SCRAPE_EVERY = 1.0
 JOB = """\
 apiVersion: flinksched/v1
 kind: FlinkJob
@@ -62,16 +77,62 @@ def write_configs(directory: Path, rest_url: str, jobs: int) -> None:
         (directory / f"{name}.yaml").write_text(JOB % {"name": name, "jar": jar.as_uri()})
 
 
-def rss_mb(pid: int) -> float:
+def memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS) or at its peak so far (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
-def task_totals(metrics_url: str) -> dict[str, tuple[float, float]]:
-    """(sum of seconds, count) of each master task so far."""
-    text = httpx.get(metrics_url, timeout=10).text
+class Scraper:
+    """Reads the leader's /metrics as Prometheus would, once a second, in its own thread, and
+    keeps each scrape's duration under the stage the run was in; a scrape that timed out or
+    failed is kept as None."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.stage = "start"
+        self.times: dict[str, list[float | None]] = {"start": [], "steady": []}
+        self.text = ""  # the newest complete answer
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=SCRAPE_TIMEOUT) as client:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                took: float | None
+                try:
+                    answer = client.get(self.url)
+                    answer.raise_for_status()
+                    took = time.monotonic() - started
+                    if "flinksched_job_up{" in answer.text:  # before that: no leader yet
+                        self.text = answer.text
+                except httpx.HTTPError:
+                    took = None
+                self.times[self.stage].append(took)
+                self._stop.wait(max(0.0, SCRAPE_EVERY - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(SCRAPE_TIMEOUT + 5)
+
+    def summary(self, stage: str) -> dict[str, Any]:
+        """Median, p99 and worst in seconds; a failed scrape counts as the timeout."""
+        times = self.times[stage]
+        if not times:
+            return {"scrapes": 0}
+        values = sorted(SCRAPE_TIMEOUT if t is None else t for t in times)
+        return {"scrapes": len(times), "failed": sum(1 for t in times if t is None),
+                "median_s": round(statistics.median(values), 3),
+                "p99_s": round(values[min(len(values) - 1, int(0.99 * len(values)))], 3),
+                "worst_s": round(values[-1], 3)}
+
+
+def task_totals(text: str) -> dict[str, tuple[float, float]]:
+    """(sum of seconds, count) of each master task so far, from a /metrics answer."""
     totals: dict[str, list[float]] = {}
     for kind, task, value in re.findall(
             r'^flinksched_master_task_seconds_(sum|count)\{task="(\w+)"\} (\S+)$', text, re.M):
@@ -79,31 +140,63 @@ def task_totals(metrics_url: str) -> dict[str, tuple[float, float]]:
     return {task: (pair[0], pair[1]) for task, pair in totals.items()}
 
 
-def running(store: Store) -> int | None:
-    """Jobs whose status says Running, read 500 at a time (a loaded machine must not starve
-    this client's heartbeats behind thousands of reads); None when ZooKeeper did not answer."""
+def statuses(store: Store) -> dict[str, Any] | None:
+    """Every job's status, read 500 at a time (a loaded machine must not starve this client's
+    heartbeats behind thousands of reads); None when ZooKeeper did not answer."""
     try:
         names = sorted(store.job_names())
-        return sum(1 for start in range(0, len(names), 500)
-                   for s in store.statuses(names[start:start + 500]).values()
-                   if s.phase == Phase.RUNNING)
+        found: dict[str, Any] = {}
+        for start in range(0, len(names), 500):
+            found.update(store.statuses(names[start:start + 500]))
+        return {name: found.get(name) for name in names}
     except KazooException:
         return None
 
 
-def sample(control: ControlPlane, sim: str, metrics_url: str) -> dict[str, Any]:
-    stats = httpx.get(f"{sim}/_sim/stats", timeout=60).json()
+def running(store: Store) -> int | None:
+    found = statuses(store)
+    if found is None:
+        return None
+    return sum(1 for s in found.values() if s is not None and s.phase == Phase.RUNNING)
+
+
+def not_running(store: Store, examples: int = 10) -> dict[str, Any]:
+    """The jobs that are not RUNNING: how many in each phase, and a few with their reasons."""
+    found = statuses(store)
+    if found is None:
+        return {"unread": "ZooKeeper did not answer"}
+    waiting = {name: s for name, s in found.items() if s is None or s.phase != Phase.RUNNING}
+    return {
+        "phases": dict(Counter("(no status)" if s is None else str(s.phase)
+                               for s in waiting.values())),
+        "examples": [{"job": name, "phase": "(no status)" if s is None else str(s.phase),
+                      "worker": "" if s is None else s.worker,
+                      "reason": "" if s is None else s.reason,
+                      "last_failure": "" if s is None else s.last_failure[:200]}
+                     for name, s in sorted(waiting.items())[:examples]],
+    }
+
+
+def sim_requests(sim: str) -> dict[str, int]:
+    try:
+        stats = httpx.get(f"{sim}/_sim/stats", timeout=60).json()
+    except httpx.HTTPError:
+        return {}
+    return {path: n for path, n in stats["requests"].items() if not path.startswith("/_sim")}
+
+
+def sample(control: ControlPlane, sim: str, scraper: Scraper) -> dict[str, Any]:
     namespace = control.root.strip("/")
     mntr = zk_mntr(control.cluster.zk_hosts)
+    requests = sim_requests(sim)
     return {
         "at": time.monotonic(),
         "zk_requests": int(mntr["zk_packets_received"]),
         "zk_writes": int(mntr.get(f"zk_cnt_{namespace}_write_per_namespace", 0)),
         "zk_bytes": int(mntr.get(f"zk_sum_{namespace}_write_per_namespace", 0)),
-        "rest": sum(n for path, n in stats["requests"].items() if not path.startswith("/_sim")),
-        "rest_by_route": {path: n for path, n in stats["requests"].items()
-                          if not path.startswith("/_sim")},
-        "tasks": task_totals(metrics_url),
+        "rest": sum(requests.values()),
+        "rest_by_route": requests,
+        "tasks": task_totals(scraper.text),
         "cpu": {name: cpu_seconds(p.pid) for name, p in control.processes.items()},
     }
 
@@ -118,7 +211,7 @@ def ramp(store: Store, sim: str, jobs: int, started: float, deadline: float) -> 
             return time.monotonic() - started
         if time.monotonic() - reported >= 30:
             reported = time.monotonic()
-            requests = httpx.get(f"{sim}/_sim/stats", timeout=60).json()["requests"]
+            requests = sim_requests(sim)
             print(f"  {reported - started:4.0f}s: {up} of {jobs} RUNNING; simulator requests "
                   f"so far: {dict(sorted(requests.items(), key=lambda kv: -kv[1])[:4])}",
                   flush=True)
@@ -135,24 +228,37 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
         started = time.monotonic()
         master = control.start_master("master-a", "--metrics-port", str(master_port),
                                       "--spare-workers", "0", "--worker-slots", str(SLOTS))
-        for index in range(workers):
-            control.start_worker(f"worker-{index}", slots=SLOTS, nice=WORKER_NICE)
-        all_running = ramp(store, sim, jobs, started, deadline)
-        up = running(store) or 0
-        print(f"{up} of {jobs} jobs RUNNING {time.monotonic() - started:.0f}s after the start; "
-              f"measuring {window:g}s")
-        metrics_url = f"http://127.0.0.1:{master_port}/metrics"
-        time.sleep(10)  # let the first checkpoint statistics and restart counts settle
-        before = sample(control, sim, metrics_url)
-        time.sleep(window)  # the measurement window itself
-        after = sample(control, sim, metrics_url)
+        if not wait_for(lambda: port_open(master_port), 60):
+            raise RuntimeError("the master did not open its metrics port within 60 s")
+        scraper = Scraper(f"http://127.0.0.1:{master_port}/metrics")  # from its first answer
+        try:
+            for index in range(workers):
+                control.start_worker(f"worker-{index}", slots=SLOTS, nice=WORKER_NICE)
+            all_running = ramp(store, sim, jobs, started, deadline)
+            up = running(store) or 0
+            at = time.monotonic() - started
+            print(f"{up} of {jobs} jobs RUNNING {at:.0f}s after the start; measuring "
+                  f"{window:g}s", flush=True)
+            waiting = not_running(store) if all_running is None else None
+            if waiting is not None:
+                kept = Path(tempfile.mkdtemp(prefix="flinksched-scale-logs-"))
+                shutil.copytree(control.workdir, kept, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("configs", "*.jar"))
+                print(f"not RUNNING: {waiting}\nlogs kept in {kept}", flush=True)
+            scraper.stage = "steady"
+            time.sleep(10)  # let the first checkpoint statistics and restart counts settle
+            before = sample(control, sim, scraper)
+            time.sleep(window)  # the measurement window itself
+            after = sample(control, sim, scraper)
+        finally:
+            scraper.stop()
         seconds = after["at"] - before["at"]
         tasks = {}
         for task, (total, count) in after["tasks"].items():
             was = before["tasks"].get(task, (0.0, 0.0))
             runs = count - was[1]
             tasks[task] = round((total - was[0]) / runs, 3) if runs else None
-        worker_rss = [rss_mb(p.pid) for name, p in control.processes.items()
+        worker_rss = [memory_mb(p.pid) for name, p in control.processes.items()
                       if name.startswith("worker-")]
         cpu = {name: (after["cpu"][name] - before["cpu"][name]) / seconds
                for name in after["cpu"]}
@@ -162,10 +268,17 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
             "workers": workers,
             "slots": SLOTS,
             "all_running_s": round(all_running, 1) if all_running is not None else None,
+            "deadline_s": deadline,
             "running_when_measured": up,
+            "not_running": waiting,
             "window_s": round(seconds, 1),
+            "scrape_start": scraper.summary("start"),
+            "scrape_steady": scraper.summary("steady"),
             "master_task_mean_s": tasks,
-            "master_rss_mb": round(rss_mb(master.pid), 1),
+            "master_cycle_s": (round(sum(tasks.get(t) or 0.0 for t in ("sync", "assign", "pool")),
+                                     3) if tasks else None),
+            "master_rss_mb": round(memory_mb(master.pid), 1),
+            "master_rss_peak_mb": round(memory_mb(master.pid, "VmHWM"), 1),
             "master_cpu_cores": round(cpu["master-a"], 3),
             "workers_cpu_cores": round(worker_cpu, 3),
             "worker_cpu_ms_per_job_per_s": round(worker_cpu * 1000 / jobs, 3),
@@ -186,9 +299,42 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
         }
 
 
+# figures summarised over the runs of one size (for each, more is worse)
+SUMMARISED = ("all_running_s", "scrape_start.p99_s", "scrape_steady.p99_s", "master_cycle_s",
+              "master_task_mean_s.metrics", "master_rss_peak_mb", "master_rss_mb",
+              "worker_rss_mb_max", "workers_cpu_cores", "master_cpu_cores",
+              "zk_writes_per_job_per_s", "flink_rest_requests_per_job_per_s")
+
+
+def _figure(run: dict[str, Any], path: str) -> Any:
+    value: Any = run
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and worst of each figure over the runs of one size. A run in which not every
+    job ran counts as the worst start (None); a failed run is counted, not summarised."""
+    measured = [r for r in runs if "error" not in r]
+    summary: dict[str, Any] = {"runs": len(runs), "failed_runs": len(runs) - len(measured),
+                               "all_running_in_every_run": bool(measured) and len(measured) ==
+                               len(runs) and all(r["all_running_s"] is not None
+                                                 for r in measured)}
+    for path in SUMMARISED:
+        values = [_figure(r, path) for r in measured]
+        known = [v for v in values if v is not None]
+        if not known:
+            continue
+        summary[path] = {"median": round(statistics.median(known), 4),
+                         "worst": None if len(known) < len(values) else round(max(known), 4)}
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1000, 5000, 5000, 5000],
+                        help="Job counts to run, in order; a count given N times runs N times.")
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--deadline", type=float, default=300.0,
                         help="Seconds to wait for every job to run before measuring anyway.")
@@ -196,10 +342,16 @@ def main() -> None:
     exit_on_sigterm()
     runs = []
     for jobs in args.jobs:
-        result = measure(jobs, args.window, args.deadline)
-        print(result)
+        try:
+            result = measure(jobs, args.window, args.deadline)
+        except Exception as exc:  # a figure too: this run could not be measured
+            result = {"jobs": jobs, "error": f"{type(exc).__name__}: {exc}"}
+        print({k: v for k, v in result.items() if k != "flink_rest_requests_per_s_by_route"},
+              flush=True)
         runs.append(result)
-    write_results("scale", {"runs": runs})
+    sizes = sorted({r["jobs"] for r in runs})
+    write_results("scale", {"runs": runs, "summary": {
+        str(n): summarise([r for r in runs if r["jobs"] == n]) for n in sizes}})
 
 
 if __name__ == "__main__":

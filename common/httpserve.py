@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from common.metrics import exposition
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class Endpoints:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+                    self._send(200, exposition(), CONTENT_TYPE_LATEST)
                 elif path in ("/healthz", "/readyz"):
                     check = endpoints.live if path == "/healthz" else endpoints.ready
                     try:

@@ -3,21 +3,23 @@
 Per-job and pool metrics come only from the leading master, which reads every job's status
 from ZooKeeper (a dead worker cannot hide a dead job): `LEADER_VIEW` holds what it last read
 and is empty on a standby, so only one master exports them and a deleted job's series end.
-Per-job series carry `job_name` and `cluster` (`job` is Prometheus' own target label).
+Per-job series (`common/jobseries.py`) carry `job_name` and `cluster` (`job` is Prometheus'
+own target label).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
+from common.jobseries import FAMILIES, JobSample, JobSeries
 from common.pushed import PushHealth, Watching
-from common.records import Phase
 
 # every master
 LEADER = Gauge("flinksched_leader", "1 while this master is the leader")
@@ -47,24 +49,6 @@ FLINK_REST_ERRORS = Counter(
 
 
 @dataclass(frozen=True)
-class JobSample:
-    """One job as the leader last read it from ZooKeeper."""
-
-    name: str
-    cluster: str
-    phase: Phase
-    desired_running: bool
-    restarts: int
-    flink_restarts: int
-    last_checkpoint: float | None  # seconds since the epoch
-    stale_after: float
-    generation: int
-    observed_generation: int
-    config_error: bool
-    checkpoints_durable: bool = True
-
-
-@dataclass(frozen=True)
 class ClusterSample:
     """How the leader last found one cluster watched (its status listener's heartbeat)."""
 
@@ -80,30 +64,64 @@ class PoolSample:
     config_errors: int = 0
     removal_blocked: bool = False
     last_sync: float = 0.0
-    jobs: tuple[JobSample, ...] = field(default_factory=tuple)
     clusters: tuple[ClusterSample, ...] = field(default_factory=tuple)
 
 
 class LeaderView:
-    """A collector exporting what the leader last read; nothing while this master stands by."""
+    """A collector exporting what the leader last read; nothing while this master stands by.
+
+    The pool's gauges and the clusters are a few series, collected on each scrape. The
+    per-job series are encoded by the export pass (`publish`) and served as bytes
+    (`rendered`), with their age as a gauge: a scrape never waits for them, and when the
+    export pass cannot read ZooKeeper the scrape still answers and says how old they are.
+    """
 
     def __init__(self) -> None:
         self._sample: PoolSample | None = None
+        self._series = JobSeries()
+        self._rendered: tuple[bytes, float] | None = None  # (text, monotonic time encoded)
         self._lock = threading.Lock()
+        self._encoding = threading.Lock()  # one export pass at a time uses the encoder
 
     def update(self, **fields: Any) -> None:
         with self._lock:
             self._sample = replace(self._sample or PoolSample(), **fields)
 
+    def publish(self, jobs: Iterable[JobSample], clusters: tuple[ClusterSample, ...],
+                still_leading: Callable[[], bool]) -> int:
+        """Encode the jobs' series for the following scrapes; the number of series lines.
+        Nothing is kept when leadership ended meanwhile (`still_leading`, asked last)."""
+        with self._encoding:  # not under `_lock`: the sync's updates never wait for this
+            text = self._series.render(jobs)
+        with self._lock:
+            if not still_leading():
+                self._sample = self._rendered = None
+                return 0
+            self._rendered = (text, time.monotonic())
+            self._sample = replace(self._sample or PoolSample(), clusters=clusters)
+        return text.count(b"\n") - 2 * len(FAMILIES)
+
+    def rendered(self) -> bytes:
+        """The per-job series as the last export pass encoded them (b"" while standing by)."""
+        rendered = self._rendered
+        return rendered[0] if rendered is not None else b""
+
     def clear(self) -> None:
         with self._lock:
-            self._sample = None
+            self._sample = self._rendered = None
+            self._series = JobSeries()
 
     def describe(self) -> list[Metric]:
         return []  # collected on every scrape; nothing to check at registration
 
     def collect(self) -> Iterator[Metric]:
-        sample = self._sample
+        sample, rendered = self._sample, self._rendered
+        if rendered is not None:
+            yield GaugeMetricFamily(
+                "flinksched_job_series_age_seconds",
+                "Seconds since the export pass encoded the per-job series this scrape "
+                "serves (it runs every 5 s; more means it cannot read ZooKeeper)",
+                value=time.monotonic() - rendered[1])
         if sample is None:
             return
         for name, help_text, value in (
@@ -118,7 +136,6 @@ class LeaderView:
              sample.last_sync),
         ):
             yield GaugeMetricFamily(f"flinksched_{name}", help_text, value=value)
-        yield from self._jobs(sample.jobs)
         yield from self._clusters(sample.clusters)
 
     @staticmethod
@@ -140,46 +157,11 @@ class LeaderView:
                 dropped.add_metric([cluster.name], cluster.push.heartbeat.dropped)
         yield from (up, age, dropped)
 
-    def _jobs(self, jobs: tuple[JobSample, ...]) -> Iterator[Metric]:
-        labels = ["job_name", "cluster"]
-
-        def gauge(name: str, help_text: str) -> GaugeMetricFamily:
-            return GaugeMetricFamily(f"flinksched_job_{name}", help_text, labels=labels)
-
-        up = gauge("up", "1 while the job's current attempt is RUNNING")
-        desired = gauge("desired_running", "1 when the job should run (not suspended, removed)")
-        phase = GaugeMetricFamily("flinksched_job_phase", "1 for the job's current phase "
-                                  "(the only phase exported for it)",
-                                  labels=[*labels, "phase"])
-        restarts = CounterMetricFamily("flinksched_job_restarts",
-                                       "Restarts flinksched made of the job", labels=labels)
-        flink_restarts = gauge("flink_restarts", "Flink's own restarts of the current attempt")
-        checkpoint = gauge("last_checkpoint_timestamp_seconds",
-                           "Completion time of the newest checkpoint recorded for the job")
-        stale = gauge("checkpoint_stale_after_seconds",
-                      "Checkpoint age past which the job alerts (spec.alerts)")
-        generation = gauge("spec_generation", "Desired generation")
-        observed = gauge("observed_generation", "Generation the running attempt carries")
-        held = gauge("config_error", "1 while the job's config file has a problem")
-        durable = gauge("checkpoints_durable", "0 while Flink keeps the job's checkpoints only "
-                        "in memory (no external path): a restart can use only a savepoint")
-        for job in jobs:
-            values = [job.name, job.cluster]
-            up.add_metric(values, 1 if job.phase == Phase.RUNNING else 0)
-            desired.add_metric(values, 1 if job.desired_running else 0)
-            phase.add_metric([*values, job.phase], 1)  # only the current phase: 1 series a job
-            restarts.add_metric(values, job.restarts)
-            flink_restarts.add_metric(values, job.flink_restarts)
-            if job.last_checkpoint:
-                checkpoint.add_metric(values, job.last_checkpoint)
-            stale.add_metric(values, job.stale_after)
-            generation.add_metric(values, job.generation)
-            observed.add_metric(values, job.observed_generation)
-            held.add_metric(values, 1 if job.config_error else 0)
-            durable.add_metric(values, 1 if job.checkpoints_durable else 0)
-        yield from (up, desired, phase, restarts, flink_restarts, checkpoint, stale, generation,
-                    observed, held, durable)
-
-
 LEADER_VIEW = LeaderView()
 REGISTRY.register(LEADER_VIEW)
+
+
+def exposition() -> bytes:
+    """What a scrape of /metrics gets: this process's metrics, encoded now (a few dozen
+    series), then the leader's per-job series as its last export pass encoded them."""
+    return generate_latest(REGISTRY) + LEADER_VIEW.rendered()

@@ -19,6 +19,7 @@ from kazoo.exceptions import KazooException
 from common import metrics
 from common.errors import FencedError, StoreError
 from common.httpserve import loop_liveness
+from common.jobseries import JobSample
 from common.records import Fence, JobStatus
 from common.store import Store
 from scheduler.assign import plan_assignments
@@ -244,7 +245,7 @@ class Master:
             except StoreError as exc:
                 logger.warning("job %s: per-job metrics left out: %s", name, exc)
                 continue
-            samples.append(metrics.JobSample(
+            samples.append(JobSample(
                 name=name,
                 cluster=str(record.cluster.get("metadata", {}).get("name", "")),
                 phase=status.phase,
@@ -262,8 +263,6 @@ class Master:
         clusters = sorted({sample.cluster for sample in samples if sample.cluster})
         pushes = tuple(metrics.ClusterSample(name, self.store.listener(name))
                        for name in clusters)
-        if self.leading:  # still: leadership may have ended while this read
-            metrics.LEADER_VIEW.update(jobs=tuple(samples), clusters=pushes)
-        else:
-            metrics.LEADER_VIEW.clear()
+        # encoded here, off the scrape; kept only if this master still leads
+        metrics.LEADER_VIEW.publish(samples, pushes, lambda: self.leading)
         return ""

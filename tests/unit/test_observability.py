@@ -4,10 +4,9 @@ import json
 import logging
 
 import httpx
-from prometheus_client import generate_latest
-
 from common import metrics
 from common.httpserve import Endpoints
+from common.jobseries import JobSample
 from common.logsetup import JsonFormatter
 from common.records import Phase
 
@@ -35,20 +34,28 @@ def test_health_endpoints_answer_the_checks_and_say_why() -> None:
 
 
 def test_only_the_leader_exports_jobs_and_a_deleted_job_leaves_no_series() -> None:
-    job = metrics.JobSample(name="orders", cluster="prod", phase=Phase.CRASH_LOOP,
-                            desired_running=True, restarts=3, flink_restarts=0,
-                            last_checkpoint=None, stale_after=600.0, generation=2,
-                            observed_generation=2, config_error=False)
-    metrics.LEADER_VIEW.update(jobs=(job,), workers=2)
-    text = generate_latest().decode()
+    job = JobSample(name="orders", cluster="prod", phase=Phase.CRASH_LOOP,
+                    desired_running=True, restarts=3, flink_restarts=0,
+                    last_checkpoint=None, stale_after=600.0, generation=2,
+                    observed_generation=2, config_error=False)
+    metrics.LEADER_VIEW.update(workers=2)
+    metrics.LEADER_VIEW.publish([job], (), lambda: True)
+    text = metrics.exposition().decode()
     assert 'flinksched_job_phase{cluster="prod",job_name="orders",phase="CrashLoopBackOff"} 1.0' \
         in text
     assert "flinksched_job_restarts_total" in text and "flinksched_workers 2.0" in text
     assert "flinksched_job_last_checkpoint_timestamp_seconds{" not in text  # none yet
-    metrics.LEADER_VIEW.update(jobs=())
-    assert "job_name=" not in generate_latest().decode()
+    assert "flinksched_job_series_age_seconds " in text
+    metrics.LEADER_VIEW.publish([], (), lambda: True)
+    assert "job_name=" not in metrics.exposition().decode()
+    metrics.LEADER_VIEW.publish([job], (), lambda: False)  # leadership ended while it read
+    assert "job_name=" not in metrics.exposition().decode()
+    metrics.LEADER_VIEW.update(workers=2)
+    metrics.LEADER_VIEW.publish([job], (), lambda: True)
     metrics.LEADER_VIEW.clear()  # stepped down
-    assert "flinksched_workers " not in generate_latest().decode()
+    text = metrics.exposition().decode()
+    assert "flinksched_workers " not in text and "job_name=" not in text
+    assert "flinksched_job_series_age_seconds" not in text
 
 
 def test_json_logs_carry_the_job_attempt_and_flink_job_id() -> None:
