@@ -47,7 +47,9 @@ class Endpoints:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self._send(200, exposition(), CONTENT_TYPE_LATEST)
+                    compressed = "gzip" in self.headers.get("Accept-Encoding", "")
+                    self._send(200, exposition(compressed), CONTENT_TYPE_LATEST,
+                               "gzip" if compressed else "")
                 elif path in ("/healthz", "/readyz"):
                     check = endpoints.live if path == "/healthz" else endpoints.ready
                     try:
@@ -59,9 +61,12 @@ class Endpoints:
                     self._send(404, b"not found: try /metrics, /healthz or /readyz\n",
                                "text/plain")
 
-            def _send(self, code: int, body: bytes, content_type: str) -> None:
+            def _send(self, code: int, body: bytes, content_type: str,
+                      encoding: str = "") -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
+                if encoding:
+                    self.send_header("Content-Encoding", encoding)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -58,9 +58,9 @@ class Family:
         return f"{self.name}_total" if self.kind == "counter" else self.name
 
     @property
-    def header(self) -> str:
+    def header(self) -> bytes:
         text = self.help.replace("\\", r"\\").replace("\n", r"\n")
-        return f"# HELP {self.exposed} {text}\n# TYPE {self.exposed} {self.kind}\n"
+        return f"# HELP {self.exposed} {text}\n# TYPE {self.exposed} {self.kind}\n".encode()
 
 
 def _job(name: str, help_text: str, value: Callable[[JobSample], float | None],
@@ -99,17 +99,17 @@ def _label(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def job_lines(job: JobSample) -> tuple[str, ...]:
-    """The job's line in each family, in FAMILIES' order ("" where it has no sample)."""
+def job_lines(job: JobSample) -> tuple[bytes, ...]:
+    """The job's line in each family, in FAMILIES' order (b"" where it has no sample)."""
     labels = f'cluster="{_label(job.cluster)}",job_name="{_label(job.name)}"'
     lines = []
     for family in FAMILIES:
         value = family.value(job)
         if value is None:
-            lines.append("")
+            lines.append(b"")
             continue
         extra = f',phase="{_label(job.phase)}"' if family.by_phase else ""
-        lines.append(f"{family.exposed}{{{labels}{extra}}} {_number(value)}\n")
+        lines.append(f"{family.exposed}{{{labels}{extra}}} {_number(value)}\n".encode())
     return tuple(lines)
 
 
@@ -117,13 +117,13 @@ class JobSeries:
     """Encodes the per-job families, keeping each job's lines until its sample changes."""
 
     def __init__(self) -> None:
-        self._lines: dict[JobSample, tuple[str, ...]] = {}
+        self._lines: dict[JobSample, tuple[bytes, ...]] = {}
         self.encoded = 0  # jobs encoded so far (the rest were reused)
 
     def render(self, jobs: Iterable[JobSample]) -> bytes:
         """Every family with one line per job, in the order of `jobs`."""
         known = self._lines
-        lines: dict[JobSample, tuple[str, ...]] = {}
+        lines: dict[JobSample, tuple[bytes, ...]] = {}
         for job in jobs:
             found = known.get(job)
             if found is None:
@@ -131,8 +131,8 @@ class JobSeries:
                 self.encoded += 1
             lines[job] = found
         self._lines = lines  # jobs gone or changed are forgotten
-        parts: list[str] = []
+        parts: list[bytes] = []
         for index, family in enumerate(FAMILIES):
             parts.append(family.header)
             parts.extend(each[index] for each in lines.values())
-        return "".join(parts).encode()
+        return b"".join(parts)

@@ -9,8 +9,10 @@ own target label).
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from common.jobseries import FAMILIES, JobSample, JobSeries
+from common.jobseries import JobSample, JobSeries
 from common.pushed import PushHealth, Watching
 
 # every master
@@ -67,19 +69,42 @@ class PoolSample:
     clusters: tuple[ClusterSample, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class Rendering:
+    """The per-job series of one export pass: as text, and gzip-compressed up to a flush
+    point, so that a compressed scrape only compresses what it adds (`finish`)."""
+
+    text: bytes
+    compressed: bytes
+    compressor: Any  # zlib's Compress object after `compressed`; copied, never used itself
+    at: float  # monotonic time it was encoded
+
+    @classmethod
+    def of(cls, text: bytes) -> Rendering:
+        compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # a gzip member
+        compressed = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        return cls(text, compressed, compressor, time.monotonic())
+
+    def finish(self, more: bytes) -> bytes:
+        """One gzip member holding these series, then `more`."""
+        tail = self.compressor.copy()
+        end: bytes = tail.compress(more) + tail.flush()
+        return self.compressed + end
+
+
 class LeaderView:
     """A collector exporting what the leader last read; nothing while this master stands by.
 
     The pool's gauges and the clusters are a few series, collected on each scrape. The
     per-job series are encoded by the export pass (`publish`) and served as bytes
-    (`rendered`), with their age as a gauge: a scrape never waits for them, and when the
+    (`serve`), with their age as a gauge: a scrape never waits for them, and when the
     export pass cannot read ZooKeeper the scrape still answers and says how old they are.
     """
 
     def __init__(self) -> None:
         self._sample: PoolSample | None = None
         self._series = JobSeries()
-        self._rendered: tuple[bytes, float] | None = None  # (text, monotonic time encoded)
+        self._rendered: Rendering | None = None
         self._lock = threading.Lock()
         self._encoding = threading.Lock()  # one export pass at a time uses the encoder
 
@@ -88,23 +113,25 @@ class LeaderView:
             self._sample = replace(self._sample or PoolSample(), **fields)
 
     def publish(self, jobs: Iterable[JobSample], clusters: tuple[ClusterSample, ...],
-                still_leading: Callable[[], bool]) -> int:
-        """Encode the jobs' series for the following scrapes; the number of series lines.
-        Nothing is kept when leadership ended meanwhile (`still_leading`, asked last)."""
+                still_leading: Callable[[], bool]) -> None:
+        """Encode the jobs' series for the following scrapes. Nothing is kept when
+        leadership ended meanwhile (`still_leading`, asked last)."""
         with self._encoding:  # not under `_lock`: the sync's updates never wait for this
-            text = self._series.render(jobs)
+            rendering = Rendering.of(self._series.render(jobs))
         with self._lock:
             if not still_leading():
                 self._sample = self._rendered = None
-                return 0
-            self._rendered = (text, time.monotonic())
+                return
+            self._rendered = rendering
             self._sample = replace(self._sample or PoolSample(), clusters=clusters)
-        return text.count(b"\n") - 2 * len(FAMILIES)
 
-    def rendered(self) -> bytes:
-        """The per-job series as the last export pass encoded them (b"" while standing by)."""
-        rendered = self._rendered
-        return rendered[0] if rendered is not None else b""
+    def serve(self, live: bytes, compressed: bool) -> bytes:
+        """The per-job series as the last export pass encoded them (none while standing
+        by), then `live`; as one gzip member when `compressed`."""
+        rendering = self._rendered
+        if not compressed:
+            return live if rendering is None else rendering.text + live
+        return gzip.compress(live, 1) if rendering is None else rendering.finish(live)
 
     def clear(self) -> None:
         with self._lock:
@@ -121,7 +148,7 @@ class LeaderView:
                 "flinksched_job_series_age_seconds",
                 "Seconds since the export pass encoded the per-job series this scrape "
                 "serves (it runs every 5 s; more means it cannot read ZooKeeper)",
-                value=time.monotonic() - rendered[1])
+                value=time.monotonic() - rendered.at)
         if sample is None:
             return
         for name, help_text, value in (
@@ -161,7 +188,9 @@ LEADER_VIEW = LeaderView()
 REGISTRY.register(LEADER_VIEW)
 
 
-def exposition() -> bytes:
-    """What a scrape of /metrics gets: this process's metrics, encoded now (a few dozen
-    series), then the leader's per-job series as its last export pass encoded them."""
-    return generate_latest(REGISTRY) + LEADER_VIEW.rendered()
+def exposition(compressed: bool = False) -> bytes:
+    """What a scrape of /metrics gets: the leader's per-job series as its last export pass
+    encoded them, then this process's own metrics, encoded now (a few dozen series). With
+    `compressed` (the scraper accepts gzip, as Prometheus does), a gzip body whose per-job
+    part the export pass compressed too: a scrape compresses only its own few series."""
+    return LEADER_VIEW.serve(generate_latest(REGISTRY), compressed)

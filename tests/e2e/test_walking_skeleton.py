@@ -4,6 +4,7 @@ on a real ZooKeeper, a real Flink session cluster and real master and worker pro
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def test_job_reaches_running_and_status_shows_it(control: ControlPlane, store: S
     assert ('flinksched_job_phase{cluster="default",job_name="skeleton-running",'
             'phase="Running"} 1.0') in exposition
     assert "flinksched_workers 1.0" in exposition
+    age = re.search(r"^flinksched_job_series_age_seconds (\S+)$", exposition, re.M)
+    assert age is not None and float(age.group(1)) < 10  # encoded by a pass every 5 s
 
 
 def test_failed_job_restarts_from_the_newest_checkpoint(

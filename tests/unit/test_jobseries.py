@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -90,7 +91,7 @@ def test_a_scrape_during_a_slow_export_pass_answers_at_once_with_the_last_series
     encoding, release = threading.Event(), threading.Event()
     real = jobseries.job_lines
 
-    def slow(job: JobSample) -> tuple[str, ...]:
+    def slow(job: JobSample) -> tuple[bytes, ...]:
         encoding.set()
         release.wait(30)  # an export pass stuck while encoding (a loaded machine)
         return real(job)
@@ -114,3 +115,32 @@ def test_a_scrape_during_a_slow_export_pass_answers_at_once_with_the_last_series
         export.join(10)
     text = httpx.get(endpoint, timeout=5).text
     assert 'flinksched_job_up{cluster="prod",job_name="orders"} 0.0' in text  # the new pass
+
+
+def test_a_compressed_scrape_is_one_gzip_member_holding_exactly_the_plain_text() -> None:
+    live = b"# HELP flinksched_leader 1 while this master is the leader\nflinksched_leader 1.0\n"
+    try:
+        for published in (False, True):
+            if published:
+                metrics.LEADER_VIEW.publish(JOBS, (), lambda: True)
+            plain = metrics.LEADER_VIEW.serve(live, compressed=False)
+            body = metrics.LEADER_VIEW.serve(live, compressed=True)
+            # one member: decoders that read only the first (httpx's, for one) miss nothing
+            decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            assert decoder.decompress(body) + decoder.flush() == plain
+            assert decoder.eof and decoder.unused_data == b""
+            assert plain.endswith(live) and (b'job_name="orders"' in plain) is published
+    finally:
+        metrics.LEADER_VIEW.clear()
+
+
+def test_the_endpoint_compresses_only_for_a_scraper_that_accepts_gzip(endpoint: str) -> None:
+    metrics.LEADER_VIEW.publish(JOBS, (), lambda: True)
+    with httpx.Client() as client:
+        zipped = client.get(endpoint, headers={"Accept-Encoding": "gzip"})
+        plain = client.get(endpoint, headers={"Accept-Encoding": "identity"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert "Content-Encoding" not in plain.headers
+    assert int(zipped.headers["Content-Length"]) < int(plain.headers["Content-Length"]) / 3
+    for answer in (zipped, plain):
+        assert 'flinksched_job_up{cluster="prod",job_name="orders"} 1.0' in answer.text

@@ -4,6 +4,7 @@ import json
 import logging
 
 import httpx
+
 from common import metrics
 from common.httpserve import Endpoints
 from common.jobseries import JobSample
