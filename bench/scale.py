@@ -22,11 +22,12 @@ reported as such, with everything it started stopped.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import queue
 import re
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -85,39 +86,64 @@ def memory_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+def _scrape(url: str, stage: Any, stop: Any, out: Any) -> None:
+    """The scraper process: GET /metrics once a second, as Prometheus does (gzip, 10 s
+    timeout), sending (stage, seconds or None) for each scrape."""
+    with httpx.Client(timeout=SCRAPE_TIMEOUT, headers={"Accept-Encoding": "gzip"}) as client:
+        while not stop.is_set():
+            started = time.monotonic()
+            took: float | None
+            try:
+                client.get(url).raise_for_status()
+                took = time.monotonic() - started
+            except httpx.HTTPError:
+                took = None
+            out.put((stage.value, took))
+            stop.wait(max(0.0, SCRAPE_EVERY - (time.monotonic() - started)))
+
+
 class Scraper:
-    """Reads the leader's /metrics as Prometheus would, once a second, in its own thread, and
-    keeps each scrape's duration under the stage the run was in; a scrape that timed out or
-    failed is kept as None."""
+    """Scrapes the leader's /metrics from a process of its own, as Prometheus would (the
+    benchmark's own threads, reading thousands of statuses, must not delay the scrapes it
+    times), and keeps each scrape's duration under the stage the run was in; a scrape that
+    timed out or failed is kept as None."""
+
+    STAGES = ("start", "steady")
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.stage = "start"
-        self.times: dict[str, list[float | None]] = {"start": [], "steady": []}
-        self.text = ""  # the newest complete answer
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
-        self._thread.start()
+        context = multiprocessing.get_context("spawn")
+        self._stage = context.Value("i", 0)
+        self._stop = context.Event()
+        self._out: Any = context.Queue()
+        self._process = context.Process(target=_scrape, name="scraper", daemon=True,
+                                        args=(url, self._stage, self._stop, self._out))
+        self._process.start()
+        self.times: dict[str, list[float | None]] = {stage: [] for stage in self.STAGES}
 
-    def _run(self) -> None:
-        with httpx.Client(timeout=SCRAPE_TIMEOUT) as client:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                took: float | None
-                try:
-                    answer = client.get(self.url)
-                    answer.raise_for_status()
-                    took = time.monotonic() - started
-                    if "flinksched_job_up{" in answer.text:  # before that: no leader yet
-                        self.text = answer.text
-                except httpx.HTTPError:
-                    took = None
-                self.times[self.stage].append(took)
-                self._stop.wait(max(0.0, SCRAPE_EVERY - (time.monotonic() - started)))
+    @property
+    def stage(self) -> str:
+        return self.STAGES[self._stage.value]
+
+    @stage.setter
+    def stage(self, stage: str) -> None:
+        self._stage.value = self.STAGES.index(stage)
 
     def stop(self) -> None:
+        """Stop the scraper, collecting every scrape it timed (drained before the join: a
+        process exits only once what it queued has been read)."""
         self._stop.set()
-        self._thread.join(SCRAPE_TIMEOUT + 5)
+        deadline = time.monotonic() + SCRAPE_TIMEOUT + 5
+        while time.monotonic() < deadline:
+            try:
+                stage, took = self._out.get(timeout=0.5)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    break
+                continue
+            self.times[self.STAGES[stage]].append(took)
+        self._process.join(1)
+        if self._process.is_alive():
+            self._process.kill()
 
     def summary(self, stage: str) -> dict[str, Any]:
         """Median, p99 and worst in seconds; a failed scrape counts as the timeout."""
@@ -129,6 +155,14 @@ class Scraper:
                 "median_s": round(statistics.median(values), 3),
                 "p99_s": round(values[min(len(values) - 1, int(0.99 * len(values)))], 3),
                 "worst_s": round(values[-1], 3)}
+
+
+def master_tasks(url: str) -> dict[str, tuple[float, float]]:
+    """(sum of seconds, count) of each master task so far; empty when /metrics failed."""
+    try:
+        return task_totals(httpx.get(url, timeout=30).text)
+    except httpx.HTTPError:
+        return {}
 
 
 def task_totals(text: str) -> dict[str, tuple[float, float]]:
@@ -185,7 +219,7 @@ def sim_requests(sim: str) -> dict[str, int]:
     return {path: n for path, n in stats["requests"].items() if not path.startswith("/_sim")}
 
 
-def sample(control: ControlPlane, sim: str, scraper: Scraper) -> dict[str, Any]:
+def sample(control: ControlPlane, sim: str, metrics_url: str) -> dict[str, Any]:
     namespace = control.root.strip("/")
     mntr = zk_mntr(control.cluster.zk_hosts)
     requests = sim_requests(sim)
@@ -196,7 +230,7 @@ def sample(control: ControlPlane, sim: str, scraper: Scraper) -> dict[str, Any]:
         "zk_bytes": int(mntr.get(f"zk_sum_{namespace}_write_per_namespace", 0)),
         "rest": sum(requests.values()),
         "rest_by_route": requests,
-        "tasks": task_totals(scraper.text),
+        "tasks": master_tasks(metrics_url),
         "cpu": {name: cpu_seconds(p.pid) for name, p in control.processes.items()},
     }
 
@@ -230,7 +264,8 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
                                       "--spare-workers", "0", "--worker-slots", str(SLOTS))
         if not wait_for(lambda: port_open(master_port), 60):
             raise RuntimeError("the master did not open its metrics port within 60 s")
-        scraper = Scraper(f"http://127.0.0.1:{master_port}/metrics")  # from its first answer
+        metrics_url = f"http://127.0.0.1:{master_port}/metrics"
+        scraper = Scraper(metrics_url)  # from the master's first answer on
         try:
             for index in range(workers):
                 control.start_worker(f"worker-{index}", slots=SLOTS, nice=WORKER_NICE)
@@ -247,9 +282,9 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
                 print(f"not RUNNING: {waiting}\nlogs kept in {kept}", flush=True)
             scraper.stage = "steady"
             time.sleep(10)  # let the first checkpoint statistics and restart counts settle
-            before = sample(control, sim, scraper)
+            before = sample(control, sim, metrics_url)
             time.sleep(window)  # the measurement window itself
-            after = sample(control, sim, scraper)
+            after = sample(control, sim, metrics_url)
         finally:
             scraper.stop()
         seconds = after["at"] - before["at"]
