@@ -212,7 +212,8 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
                   config_dir, cycle_interval, worker_slots=worker_slots,
                   spare_workers=spare_workers, removal=RemovalGuard(max_removal_share),
                   removal_grace=removal_grace, git_interval=git_interval,
-                  git=GitMirror(config_git, branch, config_dir) if config_git else None)
+                  git=GitMirror(config_git, branch, config_dir) if config_git else None,
+                  manage_heap=True)  # this process is the master alone
     if endpoints is not None:
         endpoints.live, endpoints.ready = node.liveness, node.readiness
     try:

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 METRICS_INTERVAL = 5.0  # per-job gauges; Prometheus scrapes every 15-30 s
 READ_ONLY_TASKS = ("metrics",)
+LOADING_FULL_GC_AFTER = 1000  # young passes before a full one while loading (Python's: 10)
 
 
 class Master:
@@ -53,6 +54,7 @@ class Master:
         removal_grace: float = 600.0,
         git: GitMirror | None = None,
         git_interval: float = 30.0,
+        manage_heap: bool = False,
     ) -> None:
         self.store = store
         self.id = master_id
@@ -71,7 +73,8 @@ class Master:
         self.last_run = 0.0  # monotonic time a periodic job last started
         self.fence: Fence | None = None
         self.leading = False
-        self.heap_settled = False  # see _settle_heap
+        self.manage_heap = manage_heap  # the process is this master's alone (see _settle_heap)
+        self._gc_thresholds: tuple[int, int, int] | None = None  # while full passes wait
         self.last_messages: dict[str, str] = {}
         self._lock = threading.Lock()
         self._scheduler = BackgroundScheduler(timezone="UTC")
@@ -168,6 +171,8 @@ class Master:
         if not self.leading:
             logger.info("master %s: became leader", self.id)
             self.config_sync.forget()
+            if self.manage_heap and self._gc_thresholds is None:
+                self._defer_full_collections()
             self.wake()
         self._set_leading(True)
         return True
@@ -175,6 +180,9 @@ class Master:
     def _set_leading(self, leading: bool) -> None:
         if not leading:
             metrics.LEADER_VIEW.clear()  # only the leader exports jobs and the pool
+            if self._gc_thresholds is not None:  # stepped down while loading
+                gc.set_threshold(*self._gc_thresholds)
+                self._gc_thresholds = None
         self.leading = leading
         metrics.LEADER.set(1 if leading else 0)
 
@@ -267,19 +275,31 @@ class Master:
                        for name in clusters)
         # encoded here, off the scrape; kept only if this master still leads
         metrics.LEADER_VIEW.publish(samples, pushes, lambda: self.leading)
-        if cached is not None and not self.heap_settled:
+        if cached is not None and self._gc_thresholds is not None:
             self._settle_heap(len(records))
         return ""
 
+    # -- the heap ------------------------------------------------------------------------
+    # A full pass of Python's cyclic garbage collector scans every object the process holds
+    # (a few hundred thousand with 5,000 jobs) and holds the interpreter lock meanwhile: on
+    # a loaded machine such passes took up to 3.7 s, and a scrape of /metrics waited for
+    # each. They came every few seconds while the leader loaded its jobs (the collector
+    # runs one each time the heap has grown by a quarter) and found nothing to collect.
+    def _defer_full_collections(self) -> None:
+        """While a new leader loads its jobs: no full pass (young objects are still
+        collected), until `_settle_heap` or until it steps down."""
+        self._gc_thresholds = gc.get_threshold()
+        young, middle, _ = self._gc_thresholds
+        gc.set_threshold(young, middle, LOADING_FULL_GC_AFTER)
+
     def _settle_heap(self, jobs: int) -> None:
-        """Once the leader holds every record (and its validated spec) and every status, keep
-        them out of the cyclic garbage collector's full passes. Each full pass scans every
-        object the process holds, a few hundred thousand with 5,000 jobs, and holds the
-        interpreter lock meanwhile: on a loaded machine such passes took up to 3.7 s, and a
-        scrape of /metrics waited for each. What is held now is replaced only by reference
-        (a record when its config changes, a status when it is read again) and is freed by
-        reference counting as before; it holds no cycles for the collector to find."""
+        """The leader holds every record (and its validated spec) and every status: keep
+        them out of full passes from now on, which then scan only what came later. They are
+        replaced by reference (a record when its config changes, a status when it is read
+        again) and freed by reference counting as before; they hold no cycles."""
+        assert self._gc_thresholds is not None
         gc.freeze()
-        self.heap_settled = True
-        logger.info("master %s: %d objects of %d jobs' state kept out of full garbage "
-                    "collections", self.id, gc.get_freeze_count(), jobs)
+        gc.set_threshold(*self._gc_thresholds)
+        self._gc_thresholds = None
+        logger.info("master %s: loaded the state of %d job(s); %d objects kept out of full "
+                    "garbage collections", self.id, jobs, gc.get_freeze_count())

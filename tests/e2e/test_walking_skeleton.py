@@ -70,6 +70,7 @@ def test_job_reaches_running_and_status_shows_it(control: ControlPlane, store: S
     assert "flinksched_workers 1.0" in exposition
     age = re.search(r"^flinksched_job_series_age_seconds (\S+)$", exposition, re.M)
     assert age is not None and float(age.group(1)) < 10  # encoded by a pass every 5 s
+    assert "loaded the state of 1 job(s);" in control.log("master-a")  # heap settled
 
 
 def test_failed_job_restarts_from_the_newest_checkpoint(

@@ -9,7 +9,8 @@ import pytest
 
 from common.errors import FencedError
 from common.memstore import MemoryStore
-from common.records import Fence, JobStatus, Phase
+from common.records import Fence, JobRecord, JobStatus, Phase
+from scheduler import configsync
 from scheduler.configsync import ConfigSync
 from tests.unit.configtexts import CLUSTER
 from tests.unit.test_plan import job
@@ -105,3 +106,29 @@ def test_a_master_that_lost_its_session_writes_nothing(configs: Path) -> None:
     with pytest.raises(FencedError):
         ConfigSync(store, "master-a", configs).run(fence)
     assert store.jobs() == {}
+
+
+class CopyingStore(MemoryStore):
+    """Reads give new objects, as decoding ZooKeeper's bytes does."""
+
+    def jobs(self) -> dict[str, JobRecord]:
+        return {name: replace(record) for name, record in super().jobs().items()}
+
+
+def test_records_read_again_unchanged_stay_the_objects_already_held(
+        configs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (configs / "a.yaml").write_text(job("a"))
+    (configs / "b.yaml").write_text(job("b"))
+    store = CopyingStore()
+    sync, fence = ConfigSync(store, "master-a", configs), leader(store)
+    sync.run(fence)
+    monkeypatch.setattr(configsync, "RECORDS_REREAD", 0.0)  # every sync reads them again
+    sync.run(fence)
+    held = dict(sync.records or {})
+    validated = held["a"].model  # validated once, kept with the object
+    changed = replace(store.jobs()["b"], generation=7)  # changed in ZooKeeper meanwhile
+    store.put_jobs([(changed, False, "")], fence)
+    sync.run(fence)
+    records = sync.records or {}
+    assert records["a"] is held["a"] and records["a"].model is validated
+    assert records["b"] is not held["b"] and records["b"].generation == 7
