@@ -2,9 +2,10 @@
 
     python -m bench.metrics_scale --jobs 2000
 
-The master's own export reads every job's record and status from ZooKeeper (every 5 s);
-a scrape then renders what it read. Reported: the export pass, and the time and size of
-`GET /metrics` as Prometheus sees them, median of `--runs` scrapes.
+The master's own export pass reads every job's record and status from ZooKeeper and
+encodes the per-job series (every 5 s); a scrape sends what it encoded. Reported: the export
+pass, and the time and (uncompressed) size of `GET /metrics` as Prometheus sees them
+(gzip), median of `--runs` scrapes.
 """
 
 from __future__ import annotations
