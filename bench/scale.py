@@ -189,16 +189,15 @@ def statuses(store: Store) -> dict[str, Any] | None:
 
 def running(store: Store) -> int | None:
     found = statuses(store)
-    if found is None:
-        return None
+    return None if found is None else count_running(found)
+
+
+def count_running(found: dict[str, Any]) -> int:
     return sum(1 for s in found.values() if s is not None and s.phase == Phase.RUNNING)
 
 
-def not_running(store: Store, examples: int = 10) -> dict[str, Any]:
+def not_running(found: dict[str, Any], examples: int = 10) -> dict[str, Any]:
     """The jobs that are not RUNNING: how many in each phase, and a few with their reasons."""
-    found = statuses(store)
-    if found is None:
-        return {"unread": "ZooKeeper did not answer"}
     waiting = {name: s for name, s in found.items() if s is None or s.phase != Phase.RUNNING}
     return {
         "phases": dict(Counter("(no status)" if s is None else str(s.phase)
@@ -270,12 +269,15 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
             for index in range(workers):
                 control.start_worker(f"worker-{index}", slots=SLOTS, nice=WORKER_NICE)
             all_running = ramp(store, sim, jobs, started, deadline)
-            up = running(store) or 0
+            found = statuses(store)  # one read for how many run and which do not
             at = time.monotonic() - started
+            up = count_running(found or {})
             print(f"{up} of {jobs} jobs RUNNING {at:.0f}s after the start; measuring "
                   f"{window:g}s", flush=True)
-            waiting = not_running(store) if all_running is None else None
-            if waiting is not None:
+            waiting = None
+            if all_running is None:
+                waiting = (not_running(found) if found is not None
+                           else {"unread": "ZooKeeper did not answer"})
                 kept = Path(tempfile.mkdtemp(prefix="flinksched-scale-logs-"))
                 shutil.copytree(control.workdir, kept, dirs_exist_ok=True,
                                 ignore=shutil.ignore_patterns("configs", "*.jar"))
@@ -305,6 +307,7 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
             "all_running_s": round(all_running, 1) if all_running is not None else None,
             "deadline_s": deadline,
             "running_when_measured": up,
+            "counted_at_s": round(at, 1),
             "not_running": waiting,
             "window_s": round(seconds, 1),
             "scrape_start": scraper.summary("start"),

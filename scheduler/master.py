@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 METRICS_INTERVAL = 5.0  # per-job gauges; Prometheus scrapes every 15-30 s
 READ_ONLY_TASKS = ("metrics",)
-LOADING_FULL_GC_AFTER = 1000  # young passes before a full one while loading (Python's: 10)
+LOADING_FULL_GC_AFTER = 1000  # middle-generation passes per full one while loading (Python: 10)
 
 
 class Master:
@@ -75,6 +75,7 @@ class Master:
         self.leading = False
         self.manage_heap = manage_heap  # the process is this master's alone (see _settle_heap)
         self._gc_thresholds: tuple[int, int, int] | None = None  # while full passes wait
+        self._heap_lock = threading.Lock()
         self.last_messages: dict[str, str] = {}
         self._lock = threading.Lock()
         self._scheduler = BackgroundScheduler(timezone="UTC")
@@ -180,9 +181,7 @@ class Master:
     def _set_leading(self, leading: bool) -> None:
         if not leading:
             metrics.LEADER_VIEW.clear()  # only the leader exports jobs and the pool
-            if self._gc_thresholds is not None:  # stepped down while loading
-                gc.set_threshold(*self._gc_thresholds)
-                self._gc_thresholds = None
+            self._restore_collections()  # if it stepped down while loading
         self.leading = leading
         metrics.LEADER.set(1 if leading else 0)
 
@@ -284,22 +283,31 @@ class Master:
     # (a few hundred thousand with 5,000 jobs) and holds the interpreter lock meanwhile: on
     # a loaded machine such passes took up to 3.7 s, and a scrape of /metrics waited for
     # each. They came every few seconds while the leader loaded its jobs (the collector
-    # runs one each time the heap has grown by a quarter) and found nothing to collect.
+    # runs one each time the heap has grown by a quarter) and found almost nothing to collect.
     def _defer_full_collections(self) -> None:
         """While a new leader loads its jobs: no full pass (young objects are still
         collected), until `_settle_heap` or until it steps down."""
-        self._gc_thresholds = gc.get_threshold()
-        young, middle, _ = self._gc_thresholds
-        gc.set_threshold(young, middle, LOADING_FULL_GC_AFTER)
+        with self._heap_lock:
+            self._gc_thresholds = gc.get_threshold()
+            young, middle, _ = self._gc_thresholds
+            gc.set_threshold(young, middle, LOADING_FULL_GC_AFTER)
+
+    def _restore_collections(self) -> bool:
+        """Python's own thresholds again; False when they were not deferred."""
+        with self._heap_lock:
+            if self._gc_thresholds is None:
+                return False
+            gc.set_threshold(*self._gc_thresholds)
+            self._gc_thresholds = None
+            return True
 
     def _settle_heap(self, jobs: int) -> None:
         """The leader holds every record (and its validated spec) and every status: keep
         them out of full passes from now on, which then scan only what came later. They are
         replaced by reference (a record when its config changes, a status when it is read
         again) and freed by reference counting as before; they hold no cycles."""
-        assert self._gc_thresholds is not None
+        if not self._restore_collections():  # stepped down meanwhile
+            return
         gc.freeze()
-        gc.set_threshold(*self._gc_thresholds)
-        self._gc_thresholds = None
         logger.info("master %s: loaded the state of %d job(s); %d objects kept out of full "
                     "garbage collections", self.id, jobs, gc.get_freeze_count())
