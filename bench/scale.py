@@ -41,6 +41,7 @@ from bench.stackutil import (
     exit_on_sigterm,
     flink_simulator,
     local_stack,
+    memory_mb,
     write_results,
     zk_mntr,
     zk_store,
@@ -76,14 +77,6 @@ def write_configs(directory: Path, rest_url: str, jobs: int) -> None:
     for index in range(jobs):
         name = f"job-{index:05d}"
         (directory / f"{name}.yaml").write_text(JOB % {"name": name, "jar": jar.as_uri()})
-
-
-def memory_mb(pid: int, field: str = "VmRSS") -> float:
-    """Resident memory now (VmRSS) or at its peak so far (VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _scrape(url: str, stage: Any, stop: Any, out: Any) -> None:

@@ -6,24 +6,17 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from bench.stackutil import local_stack, write_results
+from bench.stackutil import local_stack, memory_mb, write_results
+from common.records import Phase
 from common.store import Store
 from tests.waiting import wait_until
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
 def all_running(store: Store, names: list[str]) -> bool:
-    return all(store.status(name)[0].phase == "Running" for name in names)
+    return all(store.status(name)[0].phase == Phase.RUNNING for name in names)
 
 
 def main() -> None:
@@ -39,13 +32,13 @@ def main() -> None:
             worker = control.start_worker(slots=20)
             wait_until(lambda: all_running(store, names), 120, "1 job RUNNING")
             time.sleep(5)  # let the steady state settle before reading memory, not a sync
-            report["worker_rss_mb_1_job"] = rss_mb(worker.pid)
+            report["worker_rss_mb_1_job"] = memory_mb(worker.pid)
             names = [f"mem-{i}" for i in range(20)]
             for name in names[1:]:
                 control.write_job(name)
             wait_until(lambda: all_running(store, names), 300, "20 jobs RUNNING")
             time.sleep(5)
-            report["worker_rss_mb_20_jobs"] = rss_mb(worker.pid)
+            report["worker_rss_mb_20_jobs"] = memory_mb(worker.pid)
         finally:
             client.stop()
     write_results("worker-memory", report)
