@@ -18,6 +18,7 @@ from typing import Any
 
 from common.records import Checkpoint, JobRecord, JobStatus, Phase
 from common.store import Store
+from scheduler.devstack.flinkhome import DEFAULT_VERSION
 from scheduler.devstack.services import free_port, port_open, wait_for
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.stack import PUSH_ROOT, PUSH_SETTINGS, Cluster, ControlPlane
@@ -136,11 +137,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def flink_simulator(checkpoint_ms: int = 30_000) -> Iterator[str]:
-    """bench/flinksim in its own process; yields its REST URL."""
+def flink_simulator(checkpoint_ms: int = 30_000,
+                    flink_version: str = DEFAULT_VERSION) -> Iterator[str]:
+    """bench/flinksim in its own process, answering as `flink_version`; yields its REST URL."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "bench.flinksim", "--port", str(port),
-                                "--checkpoint-ms", str(checkpoint_ms)],
+                                "--checkpoint-ms", str(checkpoint_ms),
+                                "--flink-version", flink_version],
                                cwd=Path(__file__).resolve().parents[1],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

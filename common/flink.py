@@ -22,6 +22,7 @@ from common.errors import (
     JobAlreadySubmitted,
 )
 from common.flinkaccess import ClusterAccess
+from common.flinkversion import FlinkVersion
 from common.jobstate import TERMINAL_STATES as TERMINAL_STATES
 from common.metrics import FLINK_REST_ERRORS, FLINK_REST_SECONDS
 
@@ -117,6 +118,12 @@ class FlinkClient:
         return FlinkRequestFailed(status, summary, path)
 
     # -- cluster -------------------------------------------------------------------------
+    def flink_version(self) -> FlinkVersion | None:
+        """The cluster's Flink version from GET /config; None when it reports none that
+        reads as a version."""
+        found = self._request("GET", "/config", "config")
+        return FlinkVersion.parse(found.get("flink-version")) if isinstance(found, dict) else None
+
     def jobmanager_config(self) -> dict[str, str]:
         entries = self._request("GET", "/jobmanager/config", "jobmanager_config")
         return {str(e["key"]): str(e["value"]) for e in entries}
@@ -157,11 +164,18 @@ class FlinkClient:
             "GET", f"/jobs/{job_id}/exceptions", "exceptions", allow_404=True,
             params={"maxExceptions": 1},
         )
-        if not found:
+        if not isinstance(found, dict):
             return ""
-        history = (found.get("exceptionHistory") or {}).get("entries") or []
-        trace = str(history[0].get("stacktrace", "")) if history else ""
-        return _innermost_cause(trace or str(found.get("root-exception", "")))
+        # Flink 1.20 answers null for both while its exception cache has not caught up.
+        history = found.get("exceptionHistory")
+        entries = history.get("entries") if isinstance(history, dict) else None
+        first = entries[0] if isinstance(entries, list) and entries else None
+        trace = first.get("stacktrace") if isinstance(first, dict) else None
+        root = found.get("root-exception")
+        for text in (trace, root):
+            if isinstance(text, str) and text.strip():
+                return _innermost_cause(text)
+        return ""
 
     def cancel(self, job_id: str) -> None:
         """Cancel; a job that is gone or has ended already is no error (409 from Flink)."""

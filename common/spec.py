@@ -21,10 +21,10 @@ from pydantic import (
 )
 
 from common.durations import parse_duration
+from common.flinkversion import CHECKPOINT_INTERVAL
 from common.schedules import schedule_trigger
 
 API_VERSION = "flinksched/v1"
-CHECKPOINT_INTERVAL_KEY = "execution.checkpointing.interval"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -128,7 +128,7 @@ class FlinkJobSpec(_Strict):
     @property
     def checkpoint_interval(self) -> float | None:
         """Seconds between the job's checkpoints, when its configuration sets them."""
-        configured = self.flinkConfiguration.get(CHECKPOINT_INTERVAL_KEY)
+        configured = CHECKPOINT_INTERVAL.read(self.flinkConfiguration)
         try:
             return parse_duration(configured) if configured is not None else None
         except ValueError:

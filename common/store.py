@@ -16,6 +16,7 @@ Layout under the root (default `/flinksched`):
     assignments/<worker-id>/<name> assignment; its czxid is the epoch (written by the leader)
     events/<name prefix>           the newest status change Flink pushed for the job
     listeners/<cluster>            ephemeral, a cluster's status listener's heartbeat
+    clusters/<cluster>             what workers saw of the cluster: its Flink version
 
 The store's code is split by responsibility: `common.zknodes` (paths, session, fenced
 transactions, watches), `common.membership` (election, workers, assignments, config sync),
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
+from common.clusterinfo import ClusterSeen, parse_cluster_seen
 from common.errors import ConflictError, StoreError
 from common.jobstore import UNKNOWN, JobWatcher, Unknown
 from common.membership import Membership
@@ -339,6 +341,32 @@ class Store(Membership, PushNodes):
         # Watched once it exists: a watch set first would fire on the creation itself.
         self.register_push(name, then=lambda: self.watch_pushed(name, watcher.pushed_changed,
                                                                 active))
+
+    # -- clusters: what workers saw of them ----------------------------------------------
+    def cluster_seen(self, cluster: str) -> ClusterSeen | str | None:
+        """What a worker last saw of the cluster; None: nothing yet; a str: why the node
+        could not be used."""
+        if not cluster or "/" in cluster:
+            return f"no cluster node for {cluster!r}"
+        try:
+            data, _ = self.zk.get(self._path("clusters", cluster))
+        except NoNodeError:
+            return None
+        try:
+            return parse_cluster_seen(cluster, data)
+        except StoreError as exc:
+            return str(exc)
+
+    def put_cluster_seen(self, seen: ClusterSeen) -> None:
+        """Unfenced: any worker may say what it saw, and they see the same cluster."""
+        path = self._path("clusters", seen.cluster)
+        try:
+            self.zk.set(path, seen.to_bytes())
+        except NoNodeError:
+            try:
+                self.zk.create(path, seen.to_bytes(), makepath=True)
+            except NodeExistsError:
+                self.zk.set(path, seen.to_bytes())
 
     @staticmethod
     def _decoded(data: bytes | Failed | None, parse: Callable[[str, bytes], T], name: str,

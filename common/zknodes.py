@@ -49,7 +49,7 @@ class ZkNodes:
 
     def ensure_layout(self) -> None:
         for part in ("leader", "workers", "jobs", "assignments", "overrides", "events",
-                     "listeners"):
+                     "listeners", "clusters"):
             self.zk.ensure_path(self._path(part))
 
     @property

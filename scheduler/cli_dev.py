@@ -119,6 +119,7 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
         sys.exit(2)
     settings = ZkSettings(hosts=stack.config.zk_hosts)
     store = connect(settings)
+    gone: list[str] = []
     try:
         rows = status_rows(store)
         if wait:
@@ -127,6 +128,9 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
                 # The rows shown are the ones judged: a job retried with backoff alternates
                 # between SubmitFailed and Submitting, and the table shows what settled it.
                 while not (rows and all(_settled(stack, row) for row in rows)):
+                    gone = stack.exited_control()
+                    if gone:
+                        break
                     if time.monotonic() > deadline:
                         console.print("[yellow]not every job is RUNNING yet; see below[/]")
                         break
@@ -148,6 +152,9 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
     click.echo(render_table(rows, color=sys.stdout.isatty()) if rows else "no jobs configured")
     for line in _not_running(rows):
         click.echo(line)
+    if gone:
+        click.echo("flinksched dev up: " + "; ".join(gone), err=True)
+        sys.exit(2)
 
 
 @dev.command()

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from common.clusterinfo import REPORT_INTERVAL, ClusterSeen, version_notes
 from common.durations import format_duration
 from common.records import PHASES
 from scheduler.cli_context import Context, require_job
@@ -109,6 +110,7 @@ def describe(obj: Context, job: str, event_count: int) -> None:
         config = store.config_state()
         cluster_name = str(record.cluster.get("metadata", {}).get("name", ""))
         push = store.listener(cluster_name)
+        seen = store.cluster_seen(cluster_name)
     console = _console()
     commit = f" (commit {record.commit[:12]})" if record.commit else ""
     console.print(f"[bold]{job}[/]  generation {record.generation}  from {record.source}{commit}")
@@ -127,6 +129,7 @@ def describe(obj: Context, job: str, event_count: int) -> None:
                   f"worker {owner[0] if owner else '-'}")
     console.print(f"cluster      {cluster_name or '-'} ({record.rest_url}), watched by "
                   f"{escape(push.describe())}")
+    _print_flink_version(console, seen)
     console.print(f"generation   observed {status.observed_generation} / "
                   f"desired {record.generation}")
     console.print(f"restarts     {status.restarts} (Flink's own, this attempt: "
@@ -152,6 +155,20 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     console.print("[bold]events[/]")
     for event in events:
         console.print(f"  {_when(float(event['ts']))}  {event['source']}: {event['message']}")
+
+
+def _print_flink_version(console: Console, seen: ClusterSeen | str | None) -> None:
+    if seen is None:
+        console.print("flink        version not reported yet (a worker running a job on the "
+                      f"cluster reports it within {REPORT_INTERVAL:g} s)")
+        return
+    if isinstance(seen, str):
+        console.print(f"flink        version unknown: {escape(seen)}")
+        return
+    console.print(f"flink        {escape(seen.flink_version)} (its REST API, to worker "
+                  f"{escape(seen.seen_by)} at {_when(seen.seen_at)})")
+    for note in version_notes(seen.version):
+        console.print(f"             [yellow]{escape(note)}[/]")
 
 
 @click.command()

@@ -1,4 +1,6 @@
-"""Session fixtures: one real ZooKeeper and one real Flink session cluster for the whole run."""
+"""Session fixtures: one real ZooKeeper and one real Flink session cluster for the whole run,
+and a second cluster, of the other supported major Flink version, started when a test
+parametrized with `on_each_flink` first needs it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,16 @@ import pytest
 from common.store import Store
 from scheduler.devstack.services import free_port
 from scheduler.devstack.stack import DevStack, StackConfig
-from tests.stack import PUSH_ROOT, PUSH_SETTINGS, Cluster, ControlPlane
+from tests.stack import (
+    PRIMARY_VERSION,
+    PUSH_ROOT,
+    PUSH_SETTINGS,
+    REPO,
+    SECOND_VERSION,
+    Cluster,
+    ControlPlane,
+    FlinkUnderTest,
+)
 from tests.tcpproxy import TcpProxy
 from tests.zkserver import store_on
 
@@ -52,14 +63,48 @@ def cluster(devstack: DevStack, push_proxy: TcpProxy) -> Cluster:
                    example_jar=jar, state_dir=devstack.state_dir, push_proxy=push_proxy)
 
 
+@pytest.fixture(scope="session")
+def second_devstack(devstack: DevStack,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """A Flink cluster of SECOND_VERSION beside the session's, on the same ZooKeeper; its
+    example job is compiled against its own Flink."""
+    state = tmp_path_factory.mktemp(f"flink-{SECOND_VERSION}")
+    config = StackConfig(state_dir=state, zk_port=devstack.config.zk_port,
+                         rest_port=free_port(), rpc_port=free_port(), workers=0, push_root=None,
+                         flink_version=SECOND_VERSION,
+                         build_dir=REPO / "build" / f"flink-{SECOND_VERSION}")
+    stack = DevStack(config)
+    try:
+        stack.state_dir.mkdir(parents=True, exist_ok=True)
+        stack.prepare()
+        stack.start_flink()
+        yield stack
+    finally:
+        stack.down()
+
+
 @pytest.fixture
-def control(cluster: Cluster, tmp_path: Path) -> Iterator[ControlPlane]:
-    plane = ControlPlane(cluster, tmp_path)
+def flink(request: pytest.FixtureRequest) -> FlinkUnderTest:
+    """The cluster a test runs on: the session's, or with `on_each_flink` each version's."""
+    version = getattr(request, "param", PRIMARY_VERSION)
+    if version == PRIMARY_VERSION:
+        return FlinkUnderTest(version, request.getfixturevalue("devstack"),
+                              request.getfixturevalue("cluster"))
+    stack: DevStack = request.getfixturevalue("second_devstack")
+    cluster = Cluster(zk_hosts=stack.config.zk_hosts, rest_url=stack.config.rest_url,
+                      example_jar=stack.config.build_dir / "flinksched-example.jar",
+                      state_dir=stack.state_dir, flink_version=version)
+    return FlinkUnderTest(version, stack, cluster)
+
+
+@pytest.fixture
+def control(flink: FlinkUnderTest, tmp_path: Path) -> Iterator[ControlPlane]:
+    plane = ControlPlane(flink.cluster, tmp_path)
     try:
         yield plane
     finally:
         plane.stop_all()
-        cluster.cancel_all()
+        flink.cluster.cancel_all()
 
 
 @pytest.fixture

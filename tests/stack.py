@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -12,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from ruamel.yaml import YAML
 
+from common.flinkversion import parse_version
 from common.jobids import flink_job_id, name_prefix
+from scheduler.devstack import flinkhome
+from scheduler.devstack.stack import DevStack
 from tests.tcpproxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,16 +32,49 @@ PUSH_SETTINGS = (("flinksched.push.heartbeat-interval", f"{PUSH_HEARTBEAT:g}s"),
                  ("flinksched.push.queue-capacity", "16"),
                  ("flinksched.push.zookeeper.session-timeout", "6s"))
 
+# The suite runs on a cluster of FLINKSCHED_FLINK_VERSION (2.3.0 unless set); the tests of the
+# core behaviours run once more on a cluster of the other supported major version.
+PRIMARY_VERSION = flinkhome.FLINK_VERSION
+SECOND_VERSION = (flinkhome.LTS_VERSION if parse_version(PRIMARY_VERSION).major >= 2
+                  else flinkhome.DEFAULT_VERSION)
+FLINK_VERSIONS = (PRIMARY_VERSION, SECOND_VERSION)
+PRIMARY_PUSHES = parse_version(PRIMARY_VERSION).has_status_listener
+# A test taking the `flink` fixture runs once on each version's cluster.
+on_each_flink = pytest.mark.parametrize("flink", FLINK_VERSIONS, indirect=True)
+
+
+def outside_ephemeral_ports(count: int) -> list[int]:
+    """`count` consecutive free ports below the kernel's ephemeral range. A port a test picks
+    and a stack binds later must be one no outgoing connection (ZooKeeper's, Flink's) can be
+    given in between, as any port of that range can."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        first = random.randrange(10_000, low - count)
+        ports = list(range(first, first + count))
+        if all(_bindable(port) for port in ports):
+            return ports
+    raise RuntimeError(f"no {count} free consecutive ports between 10000 and {low}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
 
 @dataclass
 class Cluster:
-    """The session's Flink cluster and ZooKeeper, started once."""
+    """A Flink session cluster and the ZooKeeper, started once per test session."""
 
     zk_hosts: str
     rest_url: str
     example_jar: Path
     state_dir: Path
     push_proxy: TcpProxy | None = None  # between the listener and ZooKeeper, when there is one
+    flink_version: str = PRIMARY_VERSION
 
     def get(self, path: str) -> Any:
         response = httpx.get(self.rest_url + path, timeout=10)
@@ -83,6 +122,15 @@ class Cluster:
         for job in (self.get("/jobs") or {}).get("jobs", []):
             if job["status"] not in ("FAILED", "CANCELED", "FINISHED"):
                 httpx.patch(f"{self.rest_url}/jobs/{job['id']}", params={"mode": "cancel"})
+
+
+@dataclass(frozen=True)
+class FlinkUnderTest:
+    """The cluster a test runs on, and the dev stack that started it."""
+
+    version: str
+    devstack: DevStack
+    cluster: Cluster
 
 
 @dataclass

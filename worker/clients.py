@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from common.errors import FlinkschedError
 from common.flink import MAX_CONNECTIONS, FlinkClient
 from common.flinkaccess import ClusterAccess
+from common.flinkversion import FlinkVersion
 from common.jobids import NAME_PREFIX_LENGTH
 from common.keyedlocks import KeyedLocks
 
@@ -224,6 +225,10 @@ class FlinkClients:
     def cluster_config(self, client: FlinkClient) -> dict[str, str]:
         """GET /jobmanager/config, cached: it changes only when the cluster is reconfigured."""
         return self._cached("config", client, CONFIG_TTL, client.jobmanager_config)
+
+    def flink_version(self, client: FlinkClient) -> FlinkVersion | None:
+        """GET /config's version, cached as the configuration is."""
+        return self._cached("version", client, CONFIG_TTL, client.flink_version)
 
     def states(self, client: FlinkClient) -> ClusterStates:
         """The cluster's job listing, shared by the worker's supervisors (started on first use)."""

@@ -24,6 +24,7 @@ from common.httpserve import loop_liveness
 from common.records import WorkerInfo
 from common.store import Store
 from worker.clients import FlinkClients
+from worker.clusterreport import REPORT_INTERVAL, ClusterReporter
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache
 from worker.supervisor import JobSupervisor
@@ -68,6 +69,7 @@ class Worker:
         # its slot until its thread ends, so repeated lapses cannot pile up threads.
         self.draining: list[JobSupervisor] = []
         self.scheduler = BackgroundScheduler(timezone="UTC")  # scheduled savepoints
+        self.clusters = ClusterReporter(store, worker_id)
         self._session = -1
         self._wake = threading.Event()
         self.last_loop = 0.0  # monotonic time of the last reconcile pass
@@ -98,6 +100,8 @@ class Worker:
     def run(self, stop: threading.Event,
             before_shutdown: Callable[[], None] | None = None) -> None:
         self.scheduler.start()
+        self.scheduler.add_job(self.report_clusters, "interval", seconds=REPORT_INTERVAL,
+                               id="cluster-report", max_instances=1, coalesce=True)
         self._register()
         self.store.watch_assignments(self.id, self._wake.set)
         logger.info("worker %s ready with %d slot(s)", self.id, self.slots)
@@ -113,6 +117,11 @@ class Worker:
         if before_shutdown is not None:
             before_shutdown()
         self.shutdown()
+
+    def report_clusters(self) -> None:
+        """Record the Flink version of each cluster this worker's jobs run on."""
+        self.clusters.report(found for supervisor in list(self.supervisors.values())
+                             if (found := supervisor.cluster) is not None)
 
     def _register(self) -> None:
         self.store.ensure_worker_dir(self.id)

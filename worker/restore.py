@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from common.errors import FlinkUnreachable
+from common.flinkversion import CHECKPOINT_DIR
 from common.jobids import flink_job_id, name_prefix
 from common.records import Checkpoint, JobRecord, JobStatus
 from worker.observation import Need, RestoreCandidates
@@ -22,9 +23,6 @@ from worker.restorecheck import CHK_DIR, checkpoint_number, is_placeholder, loca
 from worker.target import DeploymentTarget
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
-
 
 def from_flink_stats(stats: Mapping[str, Any] | None) -> list[Checkpoint]:
     """Completed checkpoint, savepoint and restored checkpoint from GET /jobs/<id>/checkpoints."""
@@ -67,12 +65,9 @@ def reports_placeholder(stats: Mapping[str, Any] | None) -> bool:
 
 
 def checkpoint_dir(job_config: Mapping[str, str], cluster_config: Mapping[str, str]) -> str | None:
-    """The job's checkpoint directory: a job-level setting wins over the cluster's."""
-    for config in (job_config, cluster_config):
-        for key in CHECKPOINT_DIR_KEYS:
-            if config.get(key):
-                return config[key]
-    return None
+    """The job's checkpoint directory: a job-level setting wins over the cluster's, under
+    either the 2.x or the 1.x name of the key."""
+    return CHECKPOINT_DIR.read(job_config, cluster_config)
 
 
 def retained_on_disk(directory: str, job_id_prefix: str) -> list[Checkpoint]:

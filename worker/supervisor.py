@@ -80,6 +80,14 @@ class JobSupervisor:
         self._thread.join(timeout)
 
     @property
+    def cluster(self) -> tuple[str, DeploymentTarget] | None:
+        """The job's FlinkCluster's name and the target it runs on, once a cycle made it."""
+        made = self._target
+        if made is None:
+            return None
+        return str((made[0].get("metadata") or {}).get("name", "")), made[1]
+
+    @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 

@@ -14,12 +14,11 @@ from typing import Any, Protocol
 from common.errors import JarMissing
 from common.flink import FlinkClient
 from common.flinkaccess import ClusterAccess
+from common.flinkversion import CHECKPOINT_RETENTION, FlinkVersion
 from common.jobids import name_prefix
 from common.records import JobRecord
 from worker.clients import ClusterStates, FlinkClients
 from worker.jars import JarCache
-
-RETENTION_KEY = "execution.checkpointing.externalized-checkpoint-retention"
 
 
 def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, Any]:
@@ -31,7 +30,7 @@ def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, 
         "programArgsList": list(job.args),
         "allowNonRestoredState": job.allowNonRestoredState,
         # flinksched restores from retained checkpoints: keep them when a job is cancelled.
-        "flinkConfiguration": {RETENTION_KEY: "RETAIN_ON_CANCELLATION",
+        "flinkConfiguration": {CHECKPOINT_RETENTION.name: "RETAIN_ON_CANCELLATION",
                                **spec.flinkConfiguration},
     }
     if job.entryClass:
@@ -48,6 +47,8 @@ class DeploymentTarget(Protocol):
     of the place its job runs. Failures raise the project's errors (FlinkUnreachable: try
     again later; FlinkRequestFailed or JarError: refused; JobAlreadySubmitted: adopt)."""
 
+    @property
+    def rest_url(self) -> str: ...  # where the target's Flink REST API answers
     # Held while the supervisor acts on the target (a cluster limits how many act at once).
     def turn(self) -> contextlib.AbstractContextManager[Any]: ...
     # The attempt's state (None: unknown to the target), and whether a shared listing that
@@ -67,6 +68,8 @@ class DeploymentTarget(Protocol):
     def root_exception(self, job_id: str) -> str: ...
     def restart_count(self, job_id: str) -> int | None: ...
     def config(self) -> dict[str, str]: ...
+    # The Flink version the target reports (None: none that reads as one).
+    def version(self) -> FlinkVersion | None: ...
 
 
 class Targets(Protocol):
@@ -177,3 +180,6 @@ class SessionCluster:
 
     def config(self) -> dict[str, str]:
         return self.clients.cluster_config(self.client)
+
+    def version(self) -> FlinkVersion | None:
+        return self.clients.flink_version(self.client)

@@ -1,6 +1,7 @@
 """The simulator's HTTP side (aiohttp): Flink's REST paths and shapes, plus /_sim controls.
 
     python -m bench.flinksim --port 8081 [--latency-ms 5] [--checkpoint-ms 1000]
+                             [--flink-version 1.20.3]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bench.flinksim.state import TERMINAL, Cluster, Job, now_ms
+from scheduler.devstack.flinkhome import DEFAULT_VERSION
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CLUSTER = web.AppKey("cluster", Cluster)
@@ -61,17 +63,15 @@ def _job(request: web.Request) -> Job | None:
 
 
 async def jobmanager_config(request: web.Request) -> web.Response:
-    return web.json_response([
-        {"key": "execution.checkpointing.dir", "value": "file:/sim/checkpoints"},
-        {"key": "execution.checkpointing.savepoint-dir", "value": "file:/sim/savepoints"},
-        {"key": "web.refresh-interval", "value": "3000"},
-    ])
+    return web.json_response([{"key": key, "value": value} for key, value in
+                              request.app[CLUSTER].jobmanager_config().items()])
 
 
 async def config(request: web.Request) -> web.Response:
     return web.json_response({"refresh-interval": 3000, "timezone-name": "UTC",
-                              "timezone-offset": 0, "flink-version": "2.3.0-sim",
-                              "flink-revision": "sim", "features": {}})
+                              "timezone-offset": 0,
+                              "flink-version": str(request.app[CLUSTER].flink_version),
+                              "flink-revision": "flinksim", "features": {}})
 
 
 async def jars(request: web.Request) -> web.Response:
@@ -315,8 +315,10 @@ def main() -> None:
                         help="Checkpoint interval of jobs that do not set one.")
     parser.add_argument("--operation-ms", type=int, default=200,
                         help="How long a savepoint, stop or disposal takes.")
+    parser.add_argument("--flink-version", default=DEFAULT_VERSION,
+                        help="The Flink release it answers as (1.20.x or 2.x).")
     args = parser.parse_args()
-    cluster = Cluster(args.checkpoint_ms, args.operation_ms)
+    cluster = Cluster(args.checkpoint_ms, args.operation_ms, args.flink_version)
     cluster.latency_ms = args.latency_ms
     # A large accept backlog: dozens of workers open their connections in the same second.
     web.run_app(make_app(cluster), host=args.host, port=args.port, print=None, backlog=2048,

@@ -9,6 +9,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.flinkversion import CHECKPOINT_DIR as CHECKPOINT_DIR_KEY
+from common.flinkversion import SAVEPOINT_DIR as SAVEPOINT_DIR_KEY
+from common.flinkversion import parse_version
+from scheduler.devstack.flinkhome import DEFAULT_VERSION
+
 TERMINAL = ("FAILED", "CANCELED", "FINISHED")
 SAVEPOINT_DIR = "file:/sim/savepoints"
 CHECKPOINT_DIR = "file:/sim/checkpoints"
@@ -78,7 +83,18 @@ class Operation:
 
 
 class Cluster:
-    def __init__(self, checkpoint_ms: int = 1000, operation_ms: int = 200) -> None:
+    def jobmanager_config(self) -> dict[str, str]:
+        """GET /jobmanager/config: the checkpoint keys under the names a cluster of this
+        version is typically configured with (1.x names on 1.20, as the dev stack writes)."""
+        legacy = self.flink_version.major < 2
+        return {(key.legacy[0] if legacy else key.name): value
+                for key, value in ((CHECKPOINT_DIR_KEY, CHECKPOINT_DIR),
+                                   (SAVEPOINT_DIR_KEY, SAVEPOINT_DIR))} | {
+            "web.refresh-interval": "3000"}
+
+    def __init__(self, checkpoint_ms: int = 1000, operation_ms: int = 200,
+                 flink_version: str = DEFAULT_VERSION) -> None:
+        self.flink_version = parse_version(flink_version)  # the Flink it answers as
         self.default_checkpoint_ms = checkpoint_ms
         self.operation_ms = operation_ms
         self.jars: dict[str, dict[str, Any]] = {}

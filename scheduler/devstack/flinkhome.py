@@ -1,8 +1,11 @@
-"""A FLINK_HOME laid out from the PyPI wheels, and a Flink configuration for local work.
+"""A FLINK_HOME laid out from PyPI, one per Flink version, and a Flink configuration for
+local work.
 
-`apache-flink` carries bin/ and conf/, `apache-flink-libraries` carries lib/, opt/, plugins/.
-Both are fetched with `pip download --no-deps` (installing apache-flink would pull in Beam,
-pandas and pyarrow) into a cache directory shared by every checkout on the machine.
+`apache-flink` carries bin/ and conf/, `apache-flink-libraries` carries lib/, opt/, plugins/:
+as a wheel from 2.0 on, as a source archive with the jars under deps/ before (1.20.x). Both
+are fetched with `pip download --no-deps` (installing apache-flink would pull in Beam, pandas
+and pyarrow) into a cache directory shared by every checkout on the machine, where homes of
+several versions sit side by side.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -20,10 +24,20 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from common.errors import DevStackError
+from common.flinkversion import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_RETENTION,
+    RETAINED_CHECKPOINTS,
+    SAVEPOINT_DIR,
+    TESTED_LINES,
+    FlinkVersion,
+    parse_version,
+)
 from scheduler.devstack.javabuild import LISTENER_FACTORY
 
-FLINK_VERSION = os.environ.get("FLINKSCHED_FLINK_VERSION", "2.3.0")
-WHEELS = ("apache-flink", "apache-flink-libraries")
+DEFAULT_VERSION = "2.3.0"
+LTS_VERSION = "1.20.3"  # the long-term-support line's release the tests run beside the default
+FLINK_VERSION = os.environ.get("FLINKSCHED_FLINK_VERSION", "").strip() or DEFAULT_VERSION
 LAYOUT = ("bin", "conf", "lib", "opt", "plugins", "log")
 
 
@@ -40,30 +54,45 @@ def dist_jar(home: Path, version: str = FLINK_VERSION) -> Path:
     return home / "lib" / f"flink-dist-{version}.jar"
 
 
+def checked_version(version: str) -> FlinkVersion:
+    """The version the dev stack is asked to run, refused (naming the tested lines) unless it
+    is a release of one of them."""
+    try:
+        parsed = parse_version(version)
+    except ValueError as exc:
+        raise DevStackError(f"FLINKSCHED_FLINK_VERSION: {exc}") from None
+    if parsed.line not in TESTED_LINES:
+        raise DevStackError(
+            f"FLINKSCHED_FLINK_VERSION: Flink {version} is not one the dev stack runs; it "
+            f"runs a release of {', '.join(TESTED_LINES)} (e.g. {LTS_VERSION} or "
+            f"{DEFAULT_VERSION})")
+    return parsed
+
+
 def ensure_flink_home(version: str = FLINK_VERSION) -> Path:
-    """The laid-out FLINK_HOME, downloading and unpacking the wheels on first use."""
+    """The laid-out FLINK_HOME of `version`, downloading and unpacking it on first use."""
+    checked_version(version)
     home = flink_home(version)
     if dist_jar(home, version).is_file():
         return home
-    wheels = cache_dir() / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "-q", "-d", str(wheels),
-        *(f"{name}=={version}" for name in WHEELS),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise DevStackError(
-            f"could not download Flink {version} wheels from PyPI: {result.stderr.strip()[-500:]}"
-        )
+    downloads = cache_dir() / "wheels"
+    downloads.mkdir(parents=True, exist_ok=True)
+    _pip_download(f"apache-flink=={version}", downloads, "--only-binary=:all:")
+    # A wheel where PyPI has one; else the source archive, which holds the same jars.
+    _pip_download(f"apache-flink-libraries=={version}", downloads, "--prefer-binary")
     staging = Path(tempfile.mkdtemp(prefix=f"flink-{version}-", dir=cache_dir()))
     try:
-        for wheel in wheels.glob(f"apache_flink*-{version}-*.whl"):
-            _unpack(wheel, staging)
+        for wheel in downloads.glob(f"apache_flink*-{version}-*.whl"):
+            _unpack_wheel(wheel, staging)
+        for archive in downloads.glob(f"apache[-_]flink[-_]libraries-{version}.tar.gz"):
+            _unpack_source_archive(archive, staging)
         for part in ("bin", "conf", "lib"):
             if not (staging / part).is_dir():
-                raise DevStackError(f"the Flink {version} wheels have no {part}/ directory")
+                raise DevStackError(f"the Flink {version} packages from PyPI have no {part}/ "
+                                    "directory")
+        if not dist_jar(staging, version).is_file():
+            raise DevStackError(f"the Flink {version} packages from PyPI have no "
+                                f"lib/flink-dist-{version}.jar")
         for script in (staging / "bin").iterdir():
             script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         if home.exists():
@@ -75,7 +104,17 @@ def ensure_flink_home(version: str = FLINK_VERSION) -> Path:
     return home
 
 
-def _unpack(wheel: Path, target: Path) -> None:
+def _pip_download(requirement: str, into: Path, *options: str) -> None:
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", *options,
+               "--disable-pip-version-check", "-q", "-d", str(into), requirement]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DevStackError(f"could not download {requirement} from PyPI: "
+                            f"{result.stderr.strip()[-500:]}")
+
+
+def _unpack_wheel(wheel: Path, target: Path) -> None:
+    """pyflink/<part>/... of a wheel, for the parts of LAYOUT."""
     with zipfile.ZipFile(wheel) as archive:
         for member in archive.infolist():
             parts = member.filename.split("/")
@@ -87,6 +126,23 @@ def _unpack(wheel: Path, target: Path) -> None:
                 continue
             destination.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(member) as source, destination.open("wb") as out:
+                shutil.copyfileobj(source, out)
+
+
+def _unpack_source_archive(path: Path, target: Path) -> None:
+    """<package>/deps/<part>/... of a source archive, for the parts of LAYOUT; regular files
+    only (never a link or a path outside `target`)."""
+    with tarfile.open(path, "r:gz") as archive:
+        for member in archive:
+            parts = member.name.split("/")
+            if (len(parts) < 4 or parts[1] != "deps" or parts[2] not in LAYOUT
+                    or not member.isfile() or ".." in parts):
+                continue
+            destination = target.joinpath(*parts[2:])
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            assert source is not None  # a regular file
+            with source, destination.open("wb") as out:
                 shutil.copyfileobj(source, out)
 
 
@@ -129,10 +185,12 @@ def link_lib_dir(home: Path, lib_dir: Path, extra: list[Path]) -> Path:
 
 
 def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPorts,
-                     durable: bool = True, push: PushTarget | None = None) -> Path:
+                     durable: bool = True, push: PushTarget | None = None,
+                     version: str = FLINK_VERSION) -> Path:
     """A conf dir for a local session cluster: fast heartbeats, local retained checkpoints,
     and, with `push`, the status listener. `durable=False` leaves out the checkpoint and
-    savepoint directories, as Flink ships."""
+    savepoint directories, as Flink ships. A 1.x cluster gets its checkpoint keys under their
+    1.x names, as clusters configured before 2.0 have them."""
     conf_dir.mkdir(parents=True, exist_ok=True)
     for shipped in (home / "conf").iterdir():
         if shipped.name != "config.yaml":
@@ -142,6 +200,16 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
     java_opts = shipped_conf.get("env", {}).get("java", {}).get("opts", {}).get("all", "")
     tmp = state_dir / "flink-tmp"
     tmp.mkdir(parents=True, exist_ok=True)
+    legacy_names = checked_version(version).major < 2
+    checkpoint_keys = {
+        key.legacy[0] if legacy_names and key.legacy else key.name: value
+        for key, value in (
+            (CHECKPOINT_DIR, (state_dir / "checkpoints").resolve().as_uri()),
+            (SAVEPOINT_DIR, (state_dir / "savepoints").resolve().as_uri()),
+            (RETAINED_CHECKPOINTS, 3),
+            (CHECKPOINT_RETENTION, "RETAIN_ON_CANCELLATION"),
+        )
+    }
     settings = {
         "env.java.opts.all": java_opts,
         "jobmanager.rpc.address": "localhost",
@@ -156,10 +224,7 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
         "taskmanager.memory.process.size": "2048m",
         "taskmanager.numberOfTaskSlots": 24,
         "parallelism.default": 1,
-        "execution.checkpointing.dir": (state_dir / "checkpoints").resolve().as_uri(),
-        "execution.checkpointing.savepoint-dir": (state_dir / "savepoints").resolve().as_uri(),
-        "execution.checkpointing.num-retained": 3,
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        **(checkpoint_keys if durable else {}),
         # With the defaults a TaskManager needs ~50 s to rejoin a restarted JobManager.
         "heartbeat.interval": 1000,
         "heartbeat.timeout": 6000,
@@ -167,12 +232,10 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
         "web.tmpdir": str(tmp),
         "web.cancel.enable": True,
     }
-    if not durable:
-        for key in ("execution.checkpointing.dir", "execution.checkpointing.savepoint-dir",
-                    "execution.checkpointing.num-retained",
-                    "execution.checkpointing.externalized-checkpoint-retention"):
-            del settings[key]
     if push is not None:
+        if not checked_version(version).has_status_listener:
+            raise DevStackError(f"Flink {version} cannot load the status listener: job status "
+                                "listeners (JobStatusChangedListener) came with Flink 2")
         settings.update(push.settings())
     path = conf_dir / "config.yaml"
     with path.open("w") as out:

@@ -77,6 +77,22 @@ def start(service: Service) -> int:
     return process.pid
 
 
+def exited(service: Service) -> bool:
+    """Started (its pid file is there: only `stop` removes it) and no longer running."""
+    return service.pid_file.exists() and running_pid(service) is None
+
+
+def last_log_line(service: Service) -> str:
+    """The last line the service logged: what a process that exited said last."""
+    try:
+        with service.log_file.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+            lines = log.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
 def stop(service: Service, timeout: float = 20.0, sig: int = signal.SIGTERM) -> bool:
     """Stop the service's whole process group; True when something was stopped."""
     pid = running_pid(service)

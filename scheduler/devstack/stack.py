@@ -20,7 +20,16 @@ from common.errors import DevStackError
 from scheduler.devstack import flinkhome, prometheus, zookeeper
 from scheduler.devstack.javabuild import EXAMPLE_JOB, STATUS_LISTENER, build_jar
 from scheduler.devstack.ports import holder
-from scheduler.devstack.services import Service, port_open, running_pid, start, stop, wait_for
+from scheduler.devstack.services import (
+    Service,
+    exited,
+    last_log_line,
+    port_open,
+    running_pid,
+    start,
+    stop,
+    wait_for,
+)
 
 Progress = Callable[[str], None]
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +61,14 @@ class StackConfig:
     push_zk: str = ""  # the ZooKeeper the listener reaches ("": zk_hosts)
     push_settings: tuple[tuple[str, str], ...] = ()  # more flinksched.push.* settings
     cluster_name: str = "default"  # the FlinkCluster of configs/clusters.yaml
+    flink_version: str = flinkhome.FLINK_VERSION  # FLINKSCHED_FLINK_VERSION, else 2.3.0
+
+    @property
+    def pushes(self) -> bool:
+        """Whether the cluster loads the status listener: asked for, and a Flink 2 cluster
+        (Flink 1.x has no job status listeners; its jobs are watched by polling)."""
+        return self.push_root is not None and flinkhome.checked_version(
+            self.flink_version).has_status_listener
 
     @property
     def zk_hosts(self) -> str:
@@ -80,7 +97,7 @@ class DevStack:
         self.config = config
         self.progress = progress
         self.state_dir = config.state_dir.resolve()
-        self.flink_home = flinkhome.flink_home()
+        self.flink_home = flinkhome.flink_home(config.flink_version)
 
     # -- services ------------------------------------------------------------------------
     def _service(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Service:
@@ -131,24 +148,33 @@ class DevStack:
         """Everything that needs no running process: Java, Flink, ZooKeeper, the example jar."""
         self.progress("checking Java")
         check_java()
-        self.progress(f"fetching Flink {flinkhome.FLINK_VERSION} from PyPI (cached)")
-        self.flink_home = flinkhome.ensure_flink_home()
+        version = self.config.flink_version
+        self.progress(f"fetching Flink {version} from PyPI (cached)")
+        self.flink_home = flinkhome.ensure_flink_home(version)
         self.progress("finding ZooKeeper")
         zookeeper.ensure_server_script()
         if self.config.prometheus:
             self.progress("finding Prometheus")
             prometheus.ensure_prometheus()
-        self.progress("compiling the example job and the status listener")
-        dist = flinkhome.dist_jar(self.flink_home)
-        build_jar(STATUS_LISTENER, REPO, dist, self.config.build_dir)
+        dist = flinkhome.dist_jar(self.flink_home, version)
+        if self.config.pushes:
+            self.progress("compiling the example job and the status listener")
+            build_jar(STATUS_LISTENER, REPO, dist, self.config.build_dir)
+        else:
+            self.progress("compiling the example job")
         return build_jar(EXAMPLE_JOB, REPO, dist, self.config.build_dir)
 
     @staticmethod
     def build_listener(out_dir: Path) -> Path:
-        """The status listener's jar, compiled against the Flink the dev stack fetches."""
+        """The status listener's jar, compiled against the Flink the dev stack fetches (a
+        Flink 2 release: Flink 1.x has no job status listeners)."""
+        version = flinkhome.FLINK_VERSION
+        if not flinkhome.checked_version(version).has_status_listener:
+            raise DevStackError(f"the status listener needs Flink 2 and FLINKSCHED_FLINK_VERSION "
+                                f"is {version}: Flink 1.x has no job status listeners")
         check_java()
-        home = flinkhome.ensure_flink_home()
-        return build_jar(STATUS_LISTENER, REPO, flinkhome.dist_jar(home), out_dir)
+        home = flinkhome.ensure_flink_home(version)
+        return build_jar(STATUS_LISTENER, REPO, flinkhome.dist_jar(home, version), out_dir)
 
     def start_zookeeper(self) -> None:
         self.progress(f"starting ZooKeeper on {self.config.zk_hosts}")
@@ -159,13 +185,21 @@ class DevStack:
                                 f"{self.zookeeper_service().log_file}")
 
     def start_flink(self) -> None:
-        self.progress(f"starting the Flink session cluster at {self.config.rest_url}")
+        version = self.config.flink_version
+        self.progress(f"starting the Flink {version} session cluster at {self.config.rest_url}")
         ports = flinkhome.FlinkPorts(rest=self.config.rest_port, rpc=self.config.rpc_port)
-        push = None if self.config.push_root is None else flinkhome.PushTarget(
-            self.config.push_zk or self.config.zk_hosts, self.config.push_root,
-            self.config.cluster_name, dict(self.config.push_settings))
+        push = None
+        if self.config.pushes:
+            assert self.config.push_root is not None
+            push = flinkhome.PushTarget(
+                self.config.push_zk or self.config.zk_hosts, self.config.push_root,
+                self.config.cluster_name, dict(self.config.push_settings))
+        elif self.config.push_root is not None:
+            self.progress(f"Flink {version} has no job status listeners: flinksched watches "
+                          "its jobs by polling")
+        self._claim_version(version)
         flinkhome.write_flink_conf(self.flink_home, self.state_dir / "flink-conf", self.state_dir,
-                                   ports, push=push)
+                                   ports, push=push, version=version)
         flinkhome.link_lib_dir(self.flink_home, self.state_dir / "flink-lib",
                                [] if push is None else
                                [self.config.build_dir / STATUS_LISTENER.name])
@@ -175,6 +209,18 @@ class DevStack:
         if not wait_for(lambda: self._taskmanagers() > 0, 120, interval=0.25):
             raise DevStackError("no TaskManager registered within 120 s; see "
                                 f"{self.flink_service('taskmanager').log_file}")
+
+    def _claim_version(self, version: str) -> None:
+        """Record the Flink version this state dir runs; a cluster of another version still
+        running from an earlier `dev up` is an error, not a silent mix."""
+        marker = self.state_dir / "flink-version"
+        recorded = marker.read_text().strip() if marker.is_file() else ""
+        running = [role for role in ("jobmanager", "taskmanager")
+                   if running_pid(self.flink_service(role)) is not None]
+        if running and recorded and recorded != version:
+            raise DevStackError(f"this stack's Flink {recorded} cluster is running and Flink "
+                                f"{version} was asked for: `flinksched dev down` first")
+        marker.write_text(version + "\n")
 
     def start_jobmanager(self) -> None:
         start(self.flink_service("jobmanager"))
@@ -193,6 +239,13 @@ class DevStack:
         self.progress("starting the master and workers")
         for service in self.control_services():
             start(service)
+
+    def exited_control(self) -> list[str]:
+        """A line for each master or worker `up` started that has exited since, with the last
+        thing it logged (a port taken meanwhile, a bad flag): the jobs it would run never
+        will, so waiting for them is pointless."""
+        return [f"{service.name} exited: {last_log_line(service) or 'nothing logged'} (see "
+                f"{service.log_file})" for service in self.control_services() if exited(service)]
 
     def start_prometheus(self) -> None:
         self.progress(f"starting Prometheus on http://127.0.0.1:{self.config.prometheus_port}")

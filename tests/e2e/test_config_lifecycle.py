@@ -19,7 +19,7 @@ from common.store import Store
 from scheduler.cli import cli
 from scheduler.devstack.services import free_port
 from tests.gitutil import git
-from tests.stack import ControlPlane
+from tests.stack import ControlPlane, FlinkUnderTest, on_each_flink
 from tests.waiting import holds_for, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -50,8 +50,9 @@ def messages(store: Store, name: str) -> list[str]:
     return [str(event["message"]) for event in store.events(name)]
 
 
+@on_each_flink
 def test_parallelism_change_upgrades_through_a_savepoint(
-    control: ControlPlane, store: Store
+    flink: FlinkUnderTest, control: ControlPlane, store: Store
 ) -> None:
     first = running_with_a_checkpoint(control, store, "cfg-upgrade")
 
@@ -76,7 +77,9 @@ def test_parallelism_change_upgrades_through_a_savepoint(
     assert any(m.startswith("attempt 1 stopped with savepoint") for m in events)
 
 
-def test_suspend_and_resume_through_the_yaml(control: ControlPlane, store: Store) -> None:
+@on_each_flink
+def test_suspend_and_resume_through_the_yaml(flink: FlinkUnderTest, control: ControlPlane,
+                                             store: Store) -> None:
     first = running_with_a_checkpoint(control, store, "cfg-suspend")
 
     control.write_job("cfg-suspend", state="suspended")

@@ -1,6 +1,7 @@
-"""The Flink REST simulator cannot drift from Flink: the same client calls run against the real
-session cluster and against bench/flinksim, and their answers must agree in outcome and shape
-(every field the simulator sends, Flink sends too, with the same JSON type)."""
+"""The Flink REST simulator cannot drift from Flink: the same client calls run against a real
+session cluster and against bench/flinksim told to answer as the same Flink version, and their
+answers must agree in outcome and shape (every field the simulator sends, Flink sends too,
+with the same JSON type). Run on a cluster of each supported major version."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ import pytest
 from bench.stackutil import flink_simulator
 from common.errors import JarMissing, JobAlreadySubmitted
 from common.flink import FlinkClient
+from common.flinkversion import CHECKPOINT_DIR
 from common.jobids import flink_job_id
-from tests.stack import Cluster
+from tests.stack import Cluster, FlinkUnderTest, on_each_flink
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[str]:
-    with flink_simulator(checkpoint_ms=500) as url:
+@pytest.fixture
+def simulator(flink: FlinkUnderTest) -> Iterator[str]:
+    """The simulator, answering as the version of the cluster the test runs on."""
+    with flink_simulator(checkpoint_ms=500, flink_version=flink.version) as url:
         yield url
 
 
@@ -91,8 +94,12 @@ class Side:
         return wait_until(finished, 60, f"savepoint on {self.url}")
 
 
-def test_the_simulator_answers_as_flink_does(cluster: Cluster, simulator: str) -> None:
+@on_each_flink
+def test_the_simulator_answers_as_flink_does(flink: FlinkUnderTest, simulator: str) -> None:
+    cluster = flink.cluster
     real, sim = Side(cluster.rest_url, cluster, "real"), Side(simulator, cluster, "sim")
+    assert real.get("/config")["flink-version"] == flink.version
+    assert sim.get("/config")["flink-version"] == flink.version
     try:
         for side in (real, sim):
             assert side.client.run_jar(side.jar_id, side.body) == side.job_id
@@ -106,15 +113,19 @@ def test_the_simulator_answers_as_flink_does(cluster: Cluster, simulator: str) -
             side.wait_for_state("RUNNING")
             wait_until(side.has_checkpoint, 60, f"a checkpoint on {side.url}")
             assert side.client.restart_count(side.job_id) in (None, 0)  # Flink: after ~10 s
-            assert "execution.checkpointing.dir" in side.client.jobmanager_config()
+            assert CHECKPOINT_DIR.read(side.client.jobmanager_config())
             assert side.job_id in [j["id"] for j in side.client.jobs()]
 
         for path in ("/jobs", "/jobs/{id}", "/jobs/{id}/status", "/jobs/{id}/checkpoints",
                      "/jobs/{id}/exceptions?maxExceptions=1", "/jobs/{id}/metrics?get=numRestarts",
-                     "/jars", "/jobmanager/config", "/jobs/overview",
+                     "/jars", "/jobmanager/config", "/jobs/overview", "/config",
                      f"/jobs/{flink_job_id('contract-nobody', 1)}/status"):
             assert_within(shape(sim.get(path.format(id=sim.job_id))),
                           shape(real.get(path.format(id=real.job_id))), path)
+        # The checkpoint directory under the name this version's clusters are configured with.
+        named = [{key for key in side.client.jobmanager_config() if key in CHECKPOINT_DIR.names}
+                 for side in (real, sim)]
+        assert named[0] == named[1], f"checkpoint directory key: Flink {named[0]}, sim {named[1]}"
 
         outcomes = []
         for side in (real, sim):

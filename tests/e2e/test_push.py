@@ -19,11 +19,13 @@ from common.flink import FlinkClient
 from common.jobids import flink_job_id, name_prefix
 from common.store import Store
 from scheduler.devstack.services import free_port
-from tests.stack import PUSH_ROOT, Cluster, ControlPlane
+from tests.stack import PRIMARY_PUSHES, PRIMARY_VERSION, PUSH_ROOT, Cluster, ControlPlane
 from tests.waiting import wait_until
 from tests.zkserver import store_on
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not PRIMARY_PUSHES, reason=f"Flink {PRIMARY_VERSION} has no "
+                                 "job status listeners: its clusters are watched by polling")]
 
 SLOW_POLL = 60.0  # the jobs' pollInterval: a restart sooner than this was noticed by a push
 NOTICED_WITHIN = 2.0  # FAILED → the worker's claim of the next attempt, with the listener

@@ -17,8 +17,7 @@ from common.records import JobStatus
 from common.store import Store
 from scheduler.cli import cli
 from scheduler.devstack.services import free_port, kill, running_pid
-from scheduler.devstack.stack import DevStack
-from tests.stack import ControlPlane
+from tests.stack import ControlPlane, FlinkUnderTest, on_each_flink
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +29,9 @@ def newest_retained_checkpoint(checkpoint_root: Path, job_id: str) -> str:
     return max(completed, key=lambda d: int(d.name.split("-")[1])).name
 
 
-def test_job_reaches_running_and_status_shows_it(control: ControlPlane, store: Store) -> None:
+@on_each_flink
+def test_job_reaches_running_and_status_shows_it(flink: FlinkUnderTest, control: ControlPlane,
+                                                 store: Store) -> None:
     job_id = control.write_job("skeleton-running")
     metrics_port = free_port()
     control.start_master("master-a", "--metrics-port", str(metrics_port))
@@ -63,6 +64,16 @@ def test_job_reaches_running_and_status_shows_it(control: ControlPlane, store: S
         up = 'flinksched_job_up{cluster="default",job_name="skeleton-running"} 1.0'
         return text if up in text else None
 
+    # Each cluster's version, as its REST API reports it to the worker, and what it lacks.
+    def described() -> str | None:
+        shown = runner.invoke(cli, ["--zk", control.cluster.zk_hosts, "--root", control.root,
+                                    "describe", "skeleton-running"])
+        return shown.output if f"flink        {flink.version} (" in shown.output else None
+
+    description = wait_until(described, 30, f"describe to show Flink {flink.version}")
+    no_listener = "no status listener: Flink 1.20 has no job status listeners"
+    assert (no_listener in description) == flink.version.startswith("1.")
+
     exposition = wait_until(scraped, 20, "the master's /metrics to show the job up")
     assert "flinksched_leader 1.0" in exposition
     assert ('flinksched_job_phase{cluster="default",job_name="skeleton-running",'
@@ -73,8 +84,9 @@ def test_job_reaches_running_and_status_shows_it(control: ControlPlane, store: S
     assert "loaded the state of 1 job(s);" in control.log("master-a")  # heap settled
 
 
+@on_each_flink
 def test_failed_job_restarts_from_the_newest_checkpoint(
-    control: ControlPlane, store: Store, tmp_path: Path
+    flink: FlinkUnderTest, control: ControlPlane, store: Store, tmp_path: Path
 ) -> None:
     marker = tmp_path / "fail-once"
     first = control.write_job("skeleton-failover", args=["--fail-marker", str(marker)])
@@ -110,9 +122,11 @@ def test_failed_job_restarts_from_the_newest_checkpoint(
     assert restart["noticedBy"] == "poll"
 
 
+@on_each_flink
 def test_jobmanager_restart_resumes_from_disk_reuploads_the_jar_and_spends_no_restart_budget(
-    control: ControlPlane, store: Store, devstack: DevStack
+    flink: FlinkUnderTest, control: ControlPlane, store: Store
 ) -> None:
+    devstack = flink.devstack
     # No restart budget at all: a job the cluster lost did not fail, so it comes back anyway.
     first = control.write_job("skeleton-jm-loss", restartPolicy={"maxRestarts": 0})
     control.start_master()

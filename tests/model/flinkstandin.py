@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import FlinkRequestFailed, FlinkUnreachable, JobAlreadySubmitted
+from common.flinkversion import FlinkVersion
 from common.jobids import name_prefix
 from common.records import JobRecord
 
@@ -34,6 +35,8 @@ class Attempt:
 
 
 class FlinkStandIn:
+    rest_url = "http://flink-stand-in"
+
     def __init__(self, name: str, now: Callable[[], float]) -> None:
         self.prefix = name_prefix(name)
         self.now = now  # seconds since the epoch, the model's clock
@@ -181,3 +184,7 @@ class FlinkStandIn:
     def config(self) -> dict[str, str]:
         self._reach()
         return {"execution.checkpointing.dir": "s3://ckpt"} if self.durable else {}
+
+    def version(self) -> FlinkVersion | None:
+        self._reach()
+        return FlinkVersion(2, 3, 0)

@@ -3,6 +3,7 @@ silence): every case is a flinksched error naming the endpoint, never a crash.""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -23,11 +24,37 @@ ANSWERS: dict[str, tuple[int, str, bytes]] = {
 }
 
 
+# GET /jobs/<id>/exceptions as Flink answers it while its cache of the running job is in use
+# (Flink 1.20 sends the fields as null; 2.x leaves them out), as Flink 1.20 answers once it
+# has the failure (the root is a JobException, the job's own exception its cause), and junk.
+EXCEPTIONS: dict[str, object] = {
+    "nulls": {"root-exception": None, "timestamp": None, "all-exceptions": [],
+              "truncated": False, "exceptionHistory": {"entries": [], "truncated": False}},
+    "lts": {"root-exception": "org.apache.flink.runtime.JobException: Recovery is suppressed",
+            "exceptionHistory": {"entries": [{
+                "exceptionName": "org.apache.flink.runtime.JobException",
+                "stacktrace": "org.apache.flink.runtime.JobException: Recovery is suppressed by "
+                              "NoRestartBackoffTimeStrategy\n\tat org.apache.flink.X.y(X.java:1)"
+                              "\nCaused by: java.lang.IllegalStateException: injected failure\n"
+                              "\tat dev.flinksched.examples.StatefulCounter.z(S.java:2)"}]}},
+    "junk": {"root-exception": 5, "exceptionHistory": {"entries": "none"}},
+    "listed": [],
+}
+for _name, _answer in EXCEPTIONS.items():
+    ANSWERS[f"/{_name}/jobs/x/exceptions"] = (200, "application/json",
+                                              json.dumps(_answer).encode())
+VERSIONS = {"v120": "1.20.3", "v23": "2.3.0", "vjunk": 12, "vnone": None}
+for _name, _version in VERSIONS.items():
+    ANSWERS[f"/{_name}/config"] = (200, "application/json",
+                                   json.dumps({"flink-version": _version}).encode())
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/slow/"):
             time.sleep(2)  # the silence itself: the client gives up after 0.5 s
-        status, kind, body = ANSWERS.get(self.path, (404, "text/plain", b""))
+        path = self.path.split("?", 1)[0]
+        status, kind, body = ANSWERS.get(path, (404, "text/plain", b""))
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -63,5 +90,32 @@ def test_an_unreachable_cluster_is_unreachable() -> None:
     try:
         with pytest.raises(FlinkUnreachable, match=re.escape("127.0.0.1:9/jobs/x/status")):
             client.job_state("x")
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(("prefix", "cause"), [
+    ("nulls", ""),  # not reported yet: the status says so and asks again, never "None"
+    ("lts", "java.lang.IllegalStateException: injected failure"),
+    ("junk", ""),
+    ("listed", ""),
+])
+def test_root_exceptions_are_read_from_each_versions_answer(server: str, prefix: str,
+                                                            cause: str) -> None:
+    client = FlinkClient(f"{server}/{prefix}", timeout=2)
+    try:
+        assert client.root_exception("x") == cause
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(("prefix", "version"), [
+    ("v120", "1.20.3"), ("v23", "2.3.0"), ("vjunk", None), ("vnone", None)])
+def test_the_cluster_version_is_read_or_unknown(server: str, prefix: str,
+                                                version: str | None) -> None:
+    client = FlinkClient(f"{server}/{prefix}", timeout=2)
+    try:
+        found = client.flink_version()
+        assert (str(found) if found else None) == version
     finally:
         client.close()

@@ -1,6 +1,8 @@
 package dev.flinksched.examples;
 
 import java.io.File;
+import java.util.HashMap;
+import java.util.Map;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.OpenContext;
@@ -13,7 +15,6 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 import org.apache.flink.util.Collector;
-import org.apache.flink.util.ParameterTool;
 
 /**
  * The example and test job of flinksched: a rate-limited generator, a keyed counter kept in
@@ -23,15 +24,18 @@ import org.apache.flink.util.ParameterTool;
  * file exists, deleting it), --fail-always-marker PATH (fail on every record while it exists),
  * --operator-uid UID (the counter's uid: another one is a program whose state cannot be mapped
  * from an earlier checkpoint without allowNonRestoredState).
+ *
+ * <p>It compiles against Flink 1.20 and 2.x alike, so it parses its own arguments (Flink's
+ * ParameterTool moved package in 2.0).
  */
 public class StatefulCounter {
 
     public static void main(String[] args) throws Exception {
-        ParameterTool params = ParameterTool.fromArgs(args);
-        double rate = params.getDouble("rate", 20);
-        long keys = params.getLong("keys", 8);
-        String failMarker = params.get("fail-marker", "");
-        String failAlwaysMarker = params.get("fail-always-marker", "");
+        Map<String, String> params = options(args);
+        double rate = Double.parseDouble(params.getOrDefault("rate", "20"));
+        long keys = Long.parseLong(params.getOrDefault("keys", "8"));
+        String failMarker = params.getOrDefault("fail-marker", "");
+        String failAlwaysMarker = params.getOrDefault("fail-always-marker", "");
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         DataGeneratorSource<Long> source =
@@ -42,11 +46,25 @@ public class StatefulCounter {
                 .keyBy(value -> value % keys)
                 .process(new CountPerKey(failMarker, failAlwaysMarker))
                 .name("count-per-key")
-                .uid(params.get("operator-uid", "count-per-key"))
+                .uid(params.getOrDefault("operator-uid", "count-per-key"))
                 .sinkTo(new DiscardingSink<>())
                 .name("discard");
 
-        env.execute(params.get("name", "flinksched-stateful-counter"));
+        env.execute(params.getOrDefault("name", "flinksched-stateful-counter"));
+    }
+
+    /** "--key value" pairs; a key without a value (or followed by another key) is "true". */
+    static Map<String, String> options(String[] args) {
+        Map<String, String> found = new HashMap<>();
+        for (int i = 0; i < args.length; i++) {
+            if (!args[i].startsWith("--")) {
+                throw new IllegalArgumentException("unexpected argument " + args[i]);
+            }
+            String key = args[i].substring(2);
+            boolean hasValue = i + 1 < args.length && !args[i + 1].startsWith("--");
+            found.put(key, hasValue ? args[++i] : "true");
+        }
+        return found;
     }
 
     /** Counts records per key in keyed state; throws when a failure marker is present. */

@@ -1,0 +1,37 @@
+"""`flinksched dev up` notices a master or worker that exited (a port taken after it was
+checked, a bad flag) and says what it logged last, instead of waiting for jobs nobody runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from scheduler.devstack.services import Service, exited, last_log_line, running_pid, start, stop
+from scheduler.devstack.stack import DevStack, StackConfig
+from tests.waiting import wait_until
+
+SAID_LAST = "cannot serve on 0.0.0.0:40006: Address already in use"
+
+
+def test_a_control_process_that_exited_is_reported_with_its_last_line(tmp_path: Path) -> None:
+    stack = DevStack(StackConfig(state_dir=tmp_path, workers=1))
+    master, worker = stack.control_services()
+    # Stand-ins under the same names (their pid and log files): one runs, one exits.
+    running = Service(master.name, [sys.executable, "-c", "import time; time.sleep(60)"], {},
+                      tmp_path)
+    failing = Service(worker.name, [sys.executable, "-c",
+                                    f"print('starting'); print({SAID_LAST!r}); exit(1)"], {},
+                      tmp_path)
+    try:
+        start(running)
+        start(failing)
+        wait_until(lambda: running_pid(failing) is None, 10, "the failing stand-in to exit")
+        assert not exited(running) and exited(failing)
+        assert last_log_line(failing) == SAID_LAST
+        [line] = stack.exited_control()
+        assert line.startswith(f"worker-0 exited: {SAID_LAST} (see ")
+        assert line.endswith("logs/worker-0.log)")
+    finally:
+        stop(running)
+        stop(failing)
+    assert stack.exited_control() == [], "stopped on purpose is not exited"

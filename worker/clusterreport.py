@@ -1,0 +1,59 @@
+"""Saying what this worker sees of its jobs' clusters: each cluster's Flink version, written
+to ZooKeeper (`clusters/<name>`, see common/clusterinfo.py) when it differs from what this
+worker last wrote there. Runs off the supervisors' and the reconcile loop's paths (a cluster
+that does not answer holds up only this)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from kazoo.exceptions import KazooException
+
+from common.clusterinfo import REPORT_INTERVAL as REPORT_INTERVAL
+from common.clusterinfo import ClusterSeen
+from common.errors import FlinkschedError
+from common.store import Store
+from worker.target import DeploymentTarget
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterReporter:
+    def __init__(self, store: Store, worker_id: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self.clock = clock
+        self._written: dict[str, tuple[str, str]] = {}  # cluster -> (version, REST URL)
+
+    def report(self, clusters: Iterable[tuple[str, DeploymentTarget]]) -> None:
+        """One pass over the clusters this worker's jobs run on."""
+        done = set()
+        for name, target in clusters:
+            if not name or name in done:
+                continue
+            done.add(name)
+            try:
+                version = target.version()
+            except FlinkschedError as exc:
+                logger.debug("cluster %s: version not read: %s", name, exc)
+                continue
+            if version is None:
+                continue
+            seen = (str(version), target.rest_url)
+            if self._written.get(name) == seen:
+                continue
+            try:
+                self.store.put_cluster_seen(ClusterSeen(name, seen[0], seen[1], self.clock(),
+                                                        self.worker_id))
+            except KazooException as exc:
+                logger.info("cluster %s: its version was not recorded: %r", name, exc)
+                continue
+            if name in self._written:
+                logger.info("cluster %s now reports Flink %s (was %s)", name, seen[0],
+                            self._written[name][0])
+            else:
+                logger.info("cluster %s runs Flink %s", name, seen[0])
+            self._written[name] = seen
