@@ -6,6 +6,7 @@ that does not answer holds up only this)."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -27,9 +28,23 @@ class ClusterReporter:
         self.worker_id = worker_id
         self.clock = clock
         self._written: dict[str, tuple[str, str]] = {}  # cluster -> (version, REST URL)
+        self._lock = threading.Lock()  # one pass at a time (the interval's, or a sooner one)
+        self._forget = False
+
+    def forget(self) -> None:
+        """Write everything again on the next pass: this worker registered in a new session,
+        perhaps with a ZooKeeper that lost or rolled back its data."""
+        self._forget = True  # taken by the next pass: never waits for one in progress
 
     def report(self, clusters: Iterable[tuple[str, DeploymentTarget]]) -> None:
         """One pass over the clusters this worker's jobs run on."""
+        with self._lock:
+            if self._forget:
+                self._forget = False
+                self._written.clear()
+            self._report(clusters)
+
+    def _report(self, clusters: Iterable[tuple[str, DeploymentTarget]]) -> None:
         done = set()
         for name, target in clusters:
             if not name or name in done:

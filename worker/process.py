@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from worker.target import SessionTargets
 logger = logging.getLogger(__name__)
 
 RECONCILE_INTERVAL = 1.0
+FIRST_REPORT_AFTER = 1.0  # seconds after taking jobs: their supervisors made their targets
 SHUTDOWN_GRACE = 5.0
 
 
@@ -127,6 +129,7 @@ class Worker:
         self.store.ensure_worker_dir(self.id)
         self.store.register_worker(self.info())
         self._session = self.store.session_id
+        self.clusters.forget()
 
     def reconcile(self) -> None:
         """Match the running supervisors to the assignments: start, stop, re-register."""
@@ -167,6 +170,11 @@ class Worker:
             self.supervisors[name] = supervisor
             supervisor.start()
             logger.info("worker %s: owns job %s (epoch %d)", self.id, name, claimed.epoch)
+        # A cluster new to this worker is reported after its jobs' first cycles, not at the
+        # next pass of the interval.
+        self.scheduler.add_job(self.report_clusters, "date", id="cluster-report-soon",
+                               replace_existing=True,
+                               run_date=datetime.now(UTC) + timedelta(seconds=FIRST_REPORT_AFTER))
 
     def _drop_all(self, why: str) -> None:
         for name, supervisor in self.supervisors.items():

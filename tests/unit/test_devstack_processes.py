@@ -24,7 +24,7 @@ def test_a_control_process_that_exited_is_reported_with_its_last_line(tmp_path: 
                       tmp_path)
     try:
         start(running)
-        start(failing)
+        failed_pid = start(failing)
         wait_until(lambda: running_pid(failing) is None, 10, "the failing stand-in to exit")
         assert not exited(running) and exited(failing)
         assert last_log_line(failing) == SAID_LAST
@@ -35,3 +35,4 @@ def test_a_control_process_that_exited_is_reported_with_its_last_line(tmp_path: 
         stop(running)
         stop(failing)
     assert stack.exited_control() == [], "stopped on purpose is not exited"
+    assert not Path(f"/proc/{failed_pid}").exists(), "the exited process was reaped, no zombie"

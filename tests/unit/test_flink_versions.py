@@ -116,6 +116,10 @@ def test_a_worker_writes_a_clusters_version_once_and_again_when_it_changes() -> 
     reporter.report([("main", target)])  # type: ignore[list-item]
     assert [(w.cluster, w.flink_version, w.seen_by, w.seen_at) for w in store.writes] == [
         ("main", "1.20.3", "worker-a", 100.0), ("main", "2.3.0", "worker-a", 100.0)]
+    # Registered again in a new session (ZooKeeper may have lost the node): written again.
+    reporter.forget()
+    reporter.report([("main", Reporting(new))])  # type: ignore[list-item]
+    assert [w.flink_version for w in store.writes] == ["1.20.3", "2.3.0", "2.3.0"]
 
 
 def test_the_dev_stack_runs_releases_of_the_tested_lines_only() -> None:
