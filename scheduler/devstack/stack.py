@@ -149,6 +149,7 @@ class DevStack:
         self.progress("checking Java")
         check_java()
         version = self.config.flink_version
+        flinkhome.checked_version(version)
         self.progress(f"fetching Flink {version} from PyPI (cached)")
         self.flink_home = flinkhome.ensure_flink_home(version)
         self.progress("finding ZooKeeper")
@@ -197,7 +198,8 @@ class DevStack:
         elif self.config.push_root is not None:
             self.progress(f"Flink {version} has no job status listeners: flinksched watches "
                           "its jobs by polling")
-        self._claim_version(version)
+        self.refuse_version_switch()
+        (self.state_dir / "flink-version").write_text(version + "\n")
         flinkhome.write_flink_conf(self.flink_home, self.state_dir / "flink-conf", self.state_dir,
                                    ports, push=push, version=version)
         flinkhome.link_lib_dir(self.flink_home, self.state_dir / "flink-lib",
@@ -210,17 +212,17 @@ class DevStack:
             raise DevStackError("no TaskManager registered within 120 s; see "
                                 f"{self.flink_service('taskmanager').log_file}")
 
-    def _claim_version(self, version: str) -> None:
-        """Record the Flink version this state dir runs; a cluster of another version still
-        running from an earlier `dev up` is an error, not a silent mix."""
+    def refuse_version_switch(self) -> None:
+        """A cluster of another Flink version still running from an earlier `dev up` is an
+        error, before anything is built or started: never a silent mix of the two."""
         marker = self.state_dir / "flink-version"
         recorded = marker.read_text().strip() if marker.is_file() else ""
         running = [role for role in ("jobmanager", "taskmanager")
                    if running_pid(self.flink_service(role)) is not None]
+        version = self.config.flink_version
         if running and recorded and recorded != version:
             raise DevStackError(f"this stack's Flink {recorded} cluster is running and Flink "
                                 f"{version} was asked for: `flinksched dev down` first")
-        marker.write_text(version + "\n")
 
     def start_jobmanager(self) -> None:
         start(self.flink_service("jobmanager"))
@@ -289,6 +291,7 @@ class DevStack:
     def up(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.refuse_strangers()
+        self.refuse_version_switch()
         self.prepare()
         self.start_zookeeper()
         self.start_flink()

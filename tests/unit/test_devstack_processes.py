@@ -1,11 +1,15 @@
 """`flinksched dev up` notices a master or worker that exited (a port taken after it was
-checked, a bad flag) and says what it logged last, instead of waiting for jobs nobody runs."""
+checked, a bad flag) and says what it logged last, instead of waiting for jobs nobody runs;
+and refuses to start a Flink of another version beside the one still running."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import pytest
+
+from common.errors import DevStackError
 from scheduler.devstack.services import Service, exited, last_log_line, running_pid, start, stop
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.waiting import wait_until
@@ -36,3 +40,21 @@ def test_a_control_process_that_exited_is_reported_with_its_last_line(tmp_path: 
         stop(failing)
     assert stack.exited_control() == [], "stopped on purpose is not exited"
     assert not Path(f"/proc/{failed_pid}").exists(), "the exited process was reaped, no zombie"
+
+
+def test_a_running_cluster_of_another_version_is_refused_before_anything_starts(
+        tmp_path: Path) -> None:
+    (tmp_path / "flink-version").write_text("2.2.1\n")
+    asked = DevStack(StackConfig(state_dir=tmp_path, flink_version="1.20.3"))
+    same = DevStack(StackConfig(state_dir=tmp_path, flink_version="2.2.1"))
+    jobmanager = Service(asked.flink_service("jobmanager").name,
+                         [sys.executable, "-c", "import time; time.sleep(60)"], {}, tmp_path)
+    start(jobmanager)
+    try:
+        with pytest.raises(DevStackError, match=r"this stack's Flink 2\.2\.1 cluster is running "
+                                                r"and Flink 1\.20\.3 was asked for"):
+            asked.refuse_version_switch()
+        same.refuse_version_switch()
+    finally:
+        stop(jobmanager)
+    asked.refuse_version_switch()  # stopped: any version may start
