@@ -51,7 +51,10 @@ class ClusterReporter:
                 continue
             done.add(name)
             try:
-                version = target.version()
+                # In a turn, as the supervisors ask: this worker never has more requests in
+                # flight on one cluster than its turns (and the shared listing).
+                with target.turn():
+                    version = target.version()
             except FlinkschedError as exc:
                 logger.debug("cluster %s: version not read: %s", name, exc)
                 continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,13 @@ class Reporting:
 
     def __init__(self, *answers: FlinkVersion | Exception | None) -> None:
         self.answers = list(answers)
+        self.turns = threading.Semaphore(1)  # a cluster's turns, all taken while one is held
+
+    def turn(self) -> threading.Semaphore:
+        return self.turns
 
     def version(self) -> FlinkVersion | None:
+        assert not self.turns.acquire(blocking=False), "asked in a turn, as supervisors ask"
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
