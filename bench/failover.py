@@ -15,9 +15,11 @@ machine's clock:
               for one restoring the newest checkpoint)
 
 Without the listener: a control plane under a root the cluster's listener does not push to
-(to it, the cluster has no listener). With it: one under the root it pushes to.
+(to it, the cluster has no listener). With it: one under the root it pushes to. On a Flink
+without job status listeners (1.20) the pushed runs are left out and the report says why.
 
     python -m bench.failover --runs 5
+    FLINKSCHED_FLINK_VERSION=1.20.3 python -m bench.failover --runs 5   # -failover-flink-1.20.3
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from typing import Any
 
 from bench.stackutil import local_stack, write_results, zk_store
 from common.flink import FlinkClient
+from common.flinkversion import parse_version
 from common.jobids import flink_job_id, name_prefix
 from common.store import Store
+from scheduler.devstack.flinkhome import DEFAULT_VERSION, FLINK_VERSION
 from tests.stack import PUSH_ROOT, Cluster, ControlPlane
 from tests.waiting import wait_until
 from worker.restore import retained_on_disk
@@ -132,7 +136,8 @@ def main() -> None:
             detection[f"{poll:g}"] = _detection(measure_failovers(
                 cluster, control, store, args.runs, control.workdir / f"fail-{poll:g}", poll))
         control.stop_all()
-        pushed = measure_pushed(cluster, control.workdir / "push", args.runs)
+        listener = parse_version(FLINK_VERSION).has_status_listener
+        pushed = measure_pushed(cluster, control.workdir / "push", args.runs) if listener else []
         cluster.cancel_all()
         # ZooKeeper's record lags Flink, which keeps only the newest few: take the disk's.
         last = newest(retained_on_disk((cluster.state_dir / "checkpoints").as_uri(),
@@ -153,12 +158,18 @@ def main() -> None:
     report["restart_over_bare_restoring"] = (
         report["restart"]["median"] / report["bare_run_restoring"]["median"])
     report["detection_by_poll_s"] = detection
-    report["push"] = {name: percentiles([s[name] for s in pushed])
-                      for name in ("detection", "restart", "total")}
-    report["push"]["noticed_by_push"] = sum(s["pushed"] for s in pushed)
-    report["push"]["runs"] = len(pushed)
+    if pushed:
+        report["push"] = {name: percentiles([s[name] for s in pushed])
+                          for name in ("detection", "restart", "total")}
+        report["push"]["noticed_by_push"] = sum(s["pushed"] for s in pushed)
+        report["push"]["runs"] = len(pushed)
+    else:
+        report["push"] = {"runs": 0, "unavailable": f"Flink {FLINK_VERSION} has no job status "
+                                                    "listeners"}
     report["runs"] = args.runs
-    write_results("failover", report)
+    report["flink_version"] = FLINK_VERSION
+    write_results("failover" if FLINK_VERSION == DEFAULT_VERSION
+                  else f"failover-flink-{FLINK_VERSION}", report)
 
 
 def measure_pushed(cluster: Cluster, workdir: Path, runs: int) -> list[dict[str, float]]:
