@@ -93,7 +93,7 @@ def flink(request: pytest.FixtureRequest) -> FlinkUnderTest:
     stack: DevStack = request.getfixturevalue("second_devstack")
     cluster = Cluster(zk_hosts=stack.config.zk_hosts, rest_url=stack.config.rest_url,
                       example_jar=stack.config.build_dir / "flinksched-example.jar",
-                      state_dir=stack.state_dir, flink_version=version)
+                      state_dir=stack.state_dir)
     return FlinkUnderTest(version, stack, cluster)
 
 

@@ -74,7 +74,6 @@ class Cluster:
     example_jar: Path
     state_dir: Path
     push_proxy: TcpProxy | None = None  # between the listener and ZooKeeper, when there is one
-    flink_version: str = PRIMARY_VERSION
 
     def get(self, path: str) -> Any:
         response = httpx.get(self.rest_url + path, timeout=10)

@@ -83,15 +83,6 @@ class Operation:
 
 
 class Cluster:
-    def jobmanager_config(self) -> dict[str, str]:
-        """GET /jobmanager/config: the checkpoint keys under the names a cluster of this
-        version is typically configured with (1.x names on 1.20, as the dev stack writes)."""
-        legacy = self.flink_version.major < 2
-        return {(key.legacy[0] if legacy else key.name): value
-                for key, value in ((CHECKPOINT_DIR_KEY, CHECKPOINT_DIR),
-                                   (SAVEPOINT_DIR_KEY, SAVEPOINT_DIR))} | {
-            "web.refresh-interval": "3000"}
-
     def __init__(self, checkpoint_ms: int = 1000, operation_ms: int = 200,
                  flink_version: str = DEFAULT_VERSION) -> None:
         self.flink_version = parse_version(flink_version)  # the Flink it answers as
@@ -108,6 +99,15 @@ class Cluster:
         self.scheduled: list[tuple[int, str, str]] = []  # (due epoch ms, "fail"|"lose", job id)
         self._entries: dict[str, bytes] = {}  # each job's entry of GET /jobs, encoded
         self._listing: bytes | None = None  # GET /jobs, encoded; None after any change
+
+    def jobmanager_config(self) -> dict[str, str]:
+        """GET /jobmanager/config: the checkpoint keys under the names a cluster of this
+        version is typically configured with (1.x names on 1.20, as the dev stack writes)."""
+        legacy = self.flink_version.major < 2
+        return {(key.legacy[0] if legacy else key.name): value
+                for key, value in ((CHECKPOINT_DIR_KEY, CHECKPOINT_DIR),
+                                   (SAVEPOINT_DIR_KEY, SAVEPOINT_DIR))} | {
+            "web.refresh-interval": "3000"}
 
     def listing(self) -> bytes:
         """The body of `GET /jobs`. Each job's entry is encoded when its state changes and the
