@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from common.clusterinfo import ClusterSeen
 from common.jobseries import JobSample, JobSeries
 from common.pushed import PushHealth, Watching
 
@@ -52,10 +53,13 @@ FLINK_REST_ERRORS = Counter(
 
 @dataclass(frozen=True)
 class ClusterSample:
-    """How the leader last found one cluster watched (its status listener's heartbeat)."""
+    """How the leader last found one cluster watched (its status listener's heartbeat), and
+    the Flink version a worker last saw it run (None: none reported, or a node that could not
+    be read)."""
 
     name: str
     push: PushHealth
+    seen: ClusterSeen | None = None
 
 
 @dataclass(frozen=True)
@@ -177,12 +181,17 @@ class LeaderView:
         dropped = GaugeMetricFamily("flinksched_cluster_push_dropped",
                                     "Events the listener dropped (queue full) since its "
                                     "JobManager started", labels=labels)
+        info = GaugeMetricFamily("flinksched_cluster_flink_info", "1 for the Flink version "
+                                 "the cluster's REST API reported to a worker (absent until "
+                                 "one did)", labels=["cluster", "flink_version"])
         for cluster in clusters:
             up.add_metric([cluster.name], 1 if cluster.push.watching is Watching.PUSH else 0)
             if cluster.push.heartbeat is not None:
                 age.add_metric([cluster.name], cluster.push.age or 0.0)
                 dropped.add_metric([cluster.name], cluster.push.heartbeat.dropped)
-        yield from (up, age, dropped)
+            if cluster.seen is not None:
+                info.add_metric([cluster.name, cluster.seen.flink_version], 1)
+        yield from (up, age, dropped, info)
 
 LEADER_VIEW = LeaderView()
 REGISTRY.register(LEADER_VIEW)

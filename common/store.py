@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
 
 from common.clusterinfo import ClusterSeen, parse_cluster_seen
 from common.errors import ConflictError, StoreError
@@ -352,6 +352,8 @@ class Store(Membership, PushNodes):
             data, _ = self.zk.get(self._path("clusters", cluster))
         except NoNodeError:
             return None
+        except KazooException as exc:
+            return f"not read: {exc!r}"
         try:
             return parse_cluster_seen(cluster, data)
         except StoreError as exc:

@@ -18,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from kazoo.exceptions import KazooException
 
 from common import metrics
+from common.clusterinfo import ClusterSeen
 from common.errors import FencedError, StoreError
 from common.httpserve import loop_liveness
 from common.jobseries import JobSample
@@ -76,6 +77,7 @@ class Master:
         self.manage_heap = manage_heap  # the process is this master's alone (see _settle_heap)
         self._gc_thresholds: tuple[int, int, int] | None = None  # while full passes wait
         self._heap_lock = threading.Lock()
+        self._cluster_problems: dict[str, str] = {}  # cluster -> why its node was not used
         self.last_messages: dict[str, str] = {}
         self._lock = threading.Lock()
         self._scheduler = BackgroundScheduler(timezone="UTC")
@@ -270,13 +272,25 @@ class Master:
                 checkpoints_durable=status.checkpoints_durable,
             ))
         clusters = sorted({sample.cluster for sample in samples if sample.cluster})
-        pushes = tuple(metrics.ClusterSample(name, self.store.listener(name))
-                       for name in clusters)
+        pushes = tuple(metrics.ClusterSample(name, self.store.listener(name),
+                                             self._cluster_seen(name)) for name in clusters)
         # encoded here, off the scrape; kept only if this master still leads
         metrics.LEADER_VIEW.publish(samples, pushes, lambda: self.leading)
         if cached is not None and self._gc_thresholds is not None:
             self._settle_heap(len(records))
         return ""
+
+    def _cluster_seen(self, name: str) -> ClusterSeen | None:
+        """What a worker recorded of the cluster; a node that cannot be used is logged (when
+        its problem changes) and left out of the metrics, never a failed pass."""
+        seen = self.store.cluster_seen(name)
+        if isinstance(seen, str):
+            if self._cluster_problems.get(name) != seen:
+                logger.warning("cluster %s: %s; its Flink version is not exported", name, seen)
+            self._cluster_problems[name] = seen
+            return None
+        self._cluster_problems.pop(name, None)
+        return seen
 
     # -- the heap ------------------------------------------------------------------------
     # A full pass of Python's cyclic garbage collector scans every object the process holds

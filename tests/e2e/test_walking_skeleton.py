@@ -62,7 +62,9 @@ def test_job_reaches_running_and_status_shows_it(flink: FlinkUnderTest, control:
     def scraped() -> str | None:
         text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
         up = 'flinksched_job_up{cluster="default",job_name="skeleton-running"} 1.0'
-        return text if up in text else None
+        version = ('flinksched_cluster_flink_info{cluster="default",'
+                   f'flink_version="{flink.version}"}} 1.0')
+        return text if up in text and version in text else None
 
     # Each cluster's version, as its REST API reports it to the worker, and what it lacks.
     def described() -> str | None:
@@ -74,7 +76,8 @@ def test_job_reaches_running_and_status_shows_it(flink: FlinkUnderTest, control:
     no_listener = "no status listener: Flink 1.20 has no job status listeners"
     assert (no_listener in description) == flink.version.startswith("1.")
 
-    exposition = wait_until(scraped, 20, "the master's /metrics to show the job up")
+    exposition = wait_until(scraped, 20, "the master's /metrics to show the job up and its "
+                                         "cluster's Flink version")
     assert "flinksched_leader 1.0" in exposition
     assert ('flinksched_job_phase{cluster="default",job_name="skeleton-running",'
             'phase="Running"} 1.0') in exposition

@@ -6,9 +6,11 @@ import logging
 import httpx
 
 from common import metrics
+from common.clusterinfo import ClusterSeen
 from common.httpserve import Endpoints
 from common.jobseries import JobSample
 from common.logsetup import JsonFormatter
+from common.pushed import push_health
 from common.records import Phase
 
 
@@ -67,3 +69,18 @@ def test_json_logs_carry_the_job_attempt_and_flink_job_id() -> None:
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == f"job orders attempt 3 ({'ab' * 16}): attempt 3 RUNNING"
     assert (entry["job"], entry["attempt"], entry["flinkJobId"]) == ("orders", 3, "ab" * 16)
+
+
+def test_the_leader_exports_each_clusters_flink_version_once_a_worker_reported_it() -> None:
+    poll = push_health(None, 0.0, 0.0)
+    seen = ClusterSeen("lts", "1.20.3", "http://jm:8081", 1.0, "worker-a")
+    metrics.LEADER_VIEW.update(workers=1)
+    metrics.LEADER_VIEW.publish([], (metrics.ClusterSample("lts", poll, seen),
+                                     metrics.ClusterSample("new", poll)), lambda: True)
+    try:
+        text = metrics.exposition().decode()
+        assert 'flinksched_cluster_flink_info{cluster="lts",flink_version="1.20.3"} 1.0' in text
+        assert 'flinksched_cluster_flink_info{cluster="new"' not in text  # none reported yet
+        assert 'flinksched_cluster_push_up{cluster="lts"} 0.0' in text
+    finally:
+        metrics.LEADER_VIEW.clear()
