@@ -166,7 +166,8 @@ class FlinkClient:
         )
         if not isinstance(found, dict):
             return ""
-        # Flink 1.20 answers null for both while its exception cache has not caught up.
+        # Flink 1.20 sends `root-exception` (2.0 removed it) as null, and no history entry,
+        # until it has the failure: that is "not reported yet", never the text "None".
         history = found.get("exceptionHistory")
         entries = history.get("entries") if isinstance(history, dict) else None
         first = entries[0] if isinstance(entries, list) and entries else None

@@ -160,7 +160,8 @@ def describe(obj: Context, job: str, event_count: int) -> None:
 def _print_flink_version(console: Console, seen: ClusterSeen | str | None) -> None:
     if seen is None:
         console.print("flink        version not reported yet (a worker running a job on the "
-                      f"cluster reports it within {REPORT_INTERVAL:g} s)")
+                      f"cluster reports it within {REPORT_INTERVAL:g} s of reading it from the "
+                      "cluster's GET /config)")
         return
     if isinstance(seen, str):
         console.print(f"flink        version unknown: {escape(seen)}")

@@ -24,9 +24,9 @@ ANSWERS: dict[str, tuple[int, str, bytes]] = {
 }
 
 
-# GET /jobs/<id>/exceptions as Flink answers it while its cache of the running job is in use
-# (Flink 1.20 sends the fields as null; 2.x leaves them out), as Flink 1.20 answers once it
-# has the failure (the root is a JobException, the job's own exception its cause), and junk.
+# GET /jobs/<id>/exceptions as Flink 1.20 answers it before it has the failure (the field
+# `root-exception`, which 2.0 removed, is null and the history empty), as 1.20 answers once
+# it has it (the root is a JobException, the job's own exception its cause), and junk.
 EXCEPTIONS: dict[str, object] = {
     "nulls": {"root-exception": None, "timestamp": None, "all-exceptions": [],
               "truncated": False, "exceptionHistory": {"entries": [], "truncated": False}},
