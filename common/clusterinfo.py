@@ -8,13 +8,12 @@ decision: every call flinksched makes works alike on Flink 1.20 and 2.x.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from common.errors import StoreError
 from common.flinkversion import FlinkVersion
-from common.records import decode, encode
+from common.records import decode, encode, number
 
 REPORT_INTERVAL = 10.0  # seconds between a worker's reports; the version is read once a minute
 
@@ -46,12 +45,8 @@ def parse_cluster_seen(cluster: str, data: bytes) -> ClusterSeen:
         if not isinstance(value, str) or not value:
             raise StoreError(f"{what}: {key} {value!r} is not a non-empty string")
         texts[key] = value
-    seen_at = raw.get("seenAt")
-    if isinstance(seen_at, bool) or not isinstance(seen_at, int | float) or not math.isfinite(
-            seen_at) or seen_at < 0:
-        raise StoreError(f"{what}: seenAt {seen_at!r} is not a time")
-    return ClusterSeen(cluster, texts["flinkVersion"], texts["restUrl"], float(seen_at),
-                       texts["seenBy"])
+    return ClusterSeen(cluster, texts["flinkVersion"], texts["restUrl"],
+                       number(raw, "seenAt", what), texts["seenBy"])
 
 
 def version_notes(version: FlinkVersion | None) -> list[str]:

@@ -74,6 +74,11 @@ class ConfigKey:
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.legacy)
 
+    def configured_name(self, version: FlinkVersion) -> str:
+        """The name a cluster of `version` is typically configured with: the 1.x name on
+        Flink 1.x (as clusters configured before 2.0 have it), else the 2.x one."""
+        return self.legacy[0] if version.major < 2 and self.legacy else self.name
+
     def read(self, *configs: Mapping[str, str]) -> str | None:
         """The first non-empty value under any of the key's names, in `configs` in order (a
         job's own setting before its cluster's)."""

@@ -11,14 +11,12 @@ Flink's REST API stays the truth it acts on.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
-from typing import Any
 
 from common.errors import StoreError
 from common.jobids import is_job_id, name_prefix
 from common.jobstate import JobState
-from common.records import decode
+from common.records import decode, number
 
 MAX_CAUSE = 500
 # A listener is silent once its heartbeat is older than this many of its own intervals.
@@ -53,22 +51,10 @@ def parse_event(name: str, data: bytes) -> PushedEvent | None:
         raise StoreError(f"status event pushed for job {name}: {raw.get('to')!r} is not a "
                          "state Flink reports")
     what = f"status event pushed for job {name}"
-    at, sequence = _number(raw, "time", what) / 1000.0, _number(raw, "sequence", what)
+    at, sequence = number(raw, "time", what) / 1000.0, number(raw, "sequence", what)
     cause = raw.get("cause", "")
     return PushedEvent(job_id, previous, state, at, str(cause)[:MAX_CAUSE] if cause else "",
                        int(sequence))
-
-
-def _number(raw: dict[str, Any], key: str, what: str, default: float | None = None,
-            positive: bool = False) -> float:
-    """A finite number at `key` (non-negative; `positive`: above zero), else a StoreError
-    naming `what` the value came from."""
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value) or value < 0 or (positive and value == 0):
-        raise StoreError(f"{what}: {key} {value!r} is not a "
-                         f"{'positive' if positive else 'non-negative'} number")
-    return float(value)
 
 
 class Watching(enum.Enum):
@@ -95,9 +81,9 @@ class Heartbeat:
 def parse_heartbeat(cluster: str, data: bytes) -> Heartbeat:
     what = f"status listener heartbeat of cluster {cluster}"
     raw = decode(data, what)
-    counts = {key: int(_number(raw, key, what, default=0))
+    counts = {key: int(number(raw, key, what, default=0))
               for key in ("sent", "dropped", "ignored", "failed")}
-    interval = _number(raw, "interval", what, default=5000, positive=True) / 1000.0
+    interval = number(raw, "interval", what, default=5000, positive=True) / 1000.0
     return Heartbeat(cluster, interval, str(raw.get("flinkVersion", "")), **counts)
 
 

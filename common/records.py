@@ -6,6 +6,7 @@ Keys are camelCase on the wire because the CLI's JSON output is made of the same
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -65,6 +66,18 @@ def decode(data: bytes, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise StoreError(f"{what}: node data is not a JSON object")
     return value
+
+
+def number(raw: dict[str, Any], key: str, what: str, default: float | None = None,
+           positive: bool = False) -> float:
+    """A finite number at `key` of decoded node data (non-negative; `positive`: above zero),
+    else a StoreError naming `what` the value came from."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+            value) or value < 0 or (positive and value == 0):
+        raise StoreError(f"{what}: {key} {value!r} is not a "
+                         f"{'positive' if positive else 'non-negative'} number")
+    return float(value)
 
 
 def encode(value: dict[str, Any]) -> bytes:

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 
 from kazoo.exceptions import KazooException
 
-from common.clusterinfo import REPORT_INTERVAL as REPORT_INTERVAL
 from common.clusterinfo import ClusterSeen
 from common.errors import FlinkschedError
 from common.store import Store

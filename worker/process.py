@@ -20,12 +20,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from kazoo.exceptions import KazooException
 
 from common import metrics
+from common.clusterinfo import REPORT_INTERVAL
 from common.errors import ConflictError, StoreError
 from common.httpserve import loop_liveness
 from common.records import WorkerInfo
 from common.store import Store
 from worker.clients import FlinkClients
-from worker.clusterreport import REPORT_INTERVAL, ClusterReporter
+from worker.clusterreport import ClusterReporter
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache
 from worker.supervisor import JobSupervisor

@@ -103,8 +103,7 @@ class Cluster:
     def jobmanager_config(self) -> dict[str, str]:
         """GET /jobmanager/config: the checkpoint keys under the names a cluster of this
         version is typically configured with (1.x names on 1.20, as the dev stack writes)."""
-        legacy = self.flink_version.major < 2
-        return {(key.legacy[0] if legacy else key.name): value
+        return {key.configured_name(self.flink_version): value
                 for key, value in ((CHECKPOINT_DIR_KEY, CHECKPOINT_DIR),
                                    (SAVEPOINT_DIR_KEY, SAVEPOINT_DIR))} | {
             "web.refresh-interval": "3000"}

@@ -200,9 +200,9 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
     java_opts = shipped_conf.get("env", {}).get("java", {}).get("opts", {}).get("all", "")
     tmp = state_dir / "flink-tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    legacy_names = checked_version(version).major < 2
+    parsed = checked_version(version)
     checkpoint_keys = {
-        key.legacy[0] if legacy_names and key.legacy else key.name: value
+        key.configured_name(parsed): value
         for key, value in (
             (CHECKPOINT_DIR, (state_dir / "checkpoints").resolve().as_uri()),
             (SAVEPOINT_DIR, (state_dir / "savepoints").resolve().as_uri()),
@@ -233,7 +233,7 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
         "web.cancel.enable": True,
     }
     if push is not None:
-        if not checked_version(version).has_status_listener:
+        if not parsed.has_status_listener:
             raise DevStackError(f"Flink {version} cannot load the status listener: job status "
                                 "listeners (JobStatusChangedListener) came with Flink 2")
         settings.update(push.settings())

@@ -45,20 +45,21 @@ def _start_time(pid: int) -> str | None:
     return fields[19]  # starttime, field 22 of /proc/<pid>/stat
 
 
-def _recorded_pid(service: Service) -> int | None:
+def _recorded(service: Service) -> tuple[int, str] | None:
+    """The pid and start time in the service's pid file (None: none, or junk)."""
     try:
-        return int(service.pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+        pid_text, started = service.pid_file.read_text().split()
+        return int(pid_text), started
+    except (OSError, ValueError):
         return None
 
 
 def running_pid(service: Service) -> int | None:
     """The service's pid while the process it started is alive."""
-    try:
-        pid_text, started = service.pid_file.read_text().split()
-        pid = int(pid_text)
-    except (OSError, ValueError):
+    recorded = _recorded(service)
+    if recorded is None:
         return None
+    pid, started = recorded
     return pid if _start_time(pid) == started else None
 
 
@@ -103,11 +104,11 @@ def last_log_line(service: Service) -> str:
 def stop(service: Service, timeout: float = 20.0, sig: int = signal.SIGTERM) -> bool:
     """Stop the service's whole process group; True when something was stopped."""
     pid = running_pid(service)
-    recorded = _recorded_pid(service)
+    recorded = _recorded(service)
     service.pid_file.unlink(missing_ok=True)
     if pid is None:
         if recorded is not None:
-            _reap(recorded)  # it exited by itself: collect it if this process started it
+            _reap(recorded[0])  # it exited by itself: collect it if this process started it
         return False
     signal_group(pid, sig)
     if not wait_for(lambda: _start_time(pid) is None and not group_alive(pid), timeout):
