@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.clusterinfo import ClusterSeen
 from common.jobids import flink_job_id
 from common.records import JobStatus, Phase
 from common.store import Store
@@ -245,6 +246,8 @@ def test_zookeeper_that_lost_its_data_gets_fresh_sessions_and_adopts_running_att
 ) -> None:
     name = "zk-wiped"
     first = start_plane(control, own_zk, own_store, name)
+    wait_until(lambda: isinstance(own_store.cluster_seen("default"), ClusterSeen), 20,
+               "the worker to record the cluster's Flink version")
 
     wiped_at = own_zk.wipe()
 
@@ -256,6 +259,9 @@ def test_zookeeper_that_lost_its_data_gets_fresh_sessions_and_adopts_running_att
                    "the job owned again with attempt 1 RUNNING")
         took = time.monotonic() - wiped_at
         assert any("adopted attempt 1" in m for m in event_messages(fresh, name))
+        # What it recorded went with the data: it is written again in the new session.
+        wait_until(lambda: isinstance(fresh.cluster_seen("default"), ClusterSeen), 20,
+                   "the cluster's Flink version recorded again")
     assert took < control.session_timeout + 10, f"took {took:.1f}s"
     assert control.cluster.submissions(name) == [first], "adopted: no restart, no duplicate"
     for process in ("master-a", "worker-a"):
