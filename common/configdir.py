@@ -152,22 +152,29 @@ def _check_clusters(result: ConfigSet) -> None:
     for name, item in list(result.jobs.items()):
         assert isinstance(item.document, FlinkJob)
         cluster = item.document.spec.cluster
+        problem, where = "", ["spec", "cluster"]
         if cluster not in result.clusters:
-            line, column = locate(item, ["spec", "cluster"])
             known = ", ".join(sorted(result.clusters)) or "none"
+            problem = (f"job {name!r} names FlinkCluster {cluster!r}, which no file defines "
+                       f"(defined: {known})")
+        elif item.document.spec.job.jarURI.startswith("local://") and not _application(
+                result.clusters[cluster]):
+            problem, where = (f"job {name!r} runs on session cluster {cluster!r}: local:// "
+                              "names a path in an application cluster's image; a session "
+                              "cluster needs file://, http(s):// or a path"), [
+                "spec", "job", "jarURI"]
+        if problem:
+            line, column = locate(item, where)
             result.errors.append(
-                ConfigError(
-                    f"job {name!r} names FlinkCluster {cluster!r}, which no file defines "
-                    f"(defined: {known})",
-                    file=item.file,
-                    line=line,
-                    column=column,
-                    field="spec.cluster",
-                    job=name,
-                )
+                ConfigError(problem, file=item.file, line=line, column=column,
+                            field=".".join(where), job=name)
             )
             result.invalid_jobs.add(name)
             del result.jobs[name]
+
+
+def _application(item: Sourced) -> bool:
+    return isinstance(item.document, FlinkCluster) and item.document.spec.application
 
 
 def locate(item: Sourced, loc: list[str]) -> tuple[int | None, int | None]:

@@ -97,5 +97,10 @@ class JarMissing(FlinkError):
     """The cluster forgot the uploaded jar (a restarted JobManager): upload it again."""
 
 
+class ClusterLaunchFailed(FlinkschedError):
+    """A job's own cluster could not be started (no Flink distribution of its version, a
+    process that would not start): the submission is refused, the restart policy decides."""
+
+
 class DevStackError(FlinkschedError):
     """The local development stack could not be prepared or started."""

@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any
 
 from common.errors import StoreError
-from common.spec import FlinkJobSpec
+from common.spec import FlinkClusterSpec, FlinkJobSpec
 
 
 class Phase(StrEnum):
@@ -112,9 +112,24 @@ class JobRecord:
         except ValueError as exc:
             raise StoreError(f"job {self.name}: unreadable spec ({exc})") from exc
 
+    @cached_property
+    def cluster_model(self) -> FlinkClusterSpec:
+        """The FlinkCluster's spec as the loader validated it (an unreadable one: StoreError)."""
+        try:
+            return FlinkClusterSpec.model_validate(self.cluster["spec"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"job {self.name}: unreadable cluster ({exc})") from exc
+
     @property
     def rest_url(self) -> str:
-        return str(self.cluster["spec"]["restUrl"])
+        """The session cluster's REST URL ("" for a cluster of the job's own: each attempt's
+        is in the status)."""
+        return str(self.cluster["spec"].get("restUrl") or "")
+
+    @property
+    def own_cluster(self) -> bool:
+        """The job runs on a cluster of its own (an application cluster), not a session's."""
+        return bool(self.cluster["spec"].get("mode") == "application")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -231,6 +246,8 @@ class JobStatus:
     checkpoints_durable: bool = True
     # last_failure names an attempt whose root exception Flink had not reported yet.
     root_cause_pending: bool = False
+    # The REST API (and web UI) of the current attempt's own cluster; "" on a session cluster.
+    cluster_url: str = ""
 
     @property
     def rejected_paths(self) -> frozenset[str]:
@@ -267,6 +284,7 @@ class JobStatus:
             "rejectedRestores": [r.to_json() for r in self.rejected_restores],
             "checkpointsDurable": self.checkpoints_durable,
             "rootCausePending": self.root_cause_pending,
+            "clusterUrl": self.cluster_url,
         }
 
     @classmethod
@@ -296,6 +314,7 @@ class JobStatus:
                     RejectedRestore.from_json(r) for r in value.get("rejectedRestores", ())),
                 checkpoints_durable=bool(value.get("checkpointsDurable", True)),
                 root_cause_pending=bool(value.get("rootCausePending", False)),
+                cluster_url=str(value.get("clusterUrl", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"unreadable job status ({exc!r})") from exc

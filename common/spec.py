@@ -67,8 +67,10 @@ class JobSection(_Strict):
     def _known_scheme(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("jarURI is empty")
-        if "://" in value and not value.startswith(("file://", "http://", "https://")):
-            raise ValueError(f"jarURI must be file://, http(s):// or a path, got {value!r}")
+        if "://" in value and not value.startswith(("file://", "http://", "https://",
+                                                    "local://")):
+            raise ValueError(f"jarURI must be file://, http(s)://, local:// (in an application "
+                             f"cluster's image) or a path, got {value!r}")
         return value
 
 
@@ -186,10 +188,76 @@ class RestTls(_Strict):
     caFile: str | None = None  # PEM bundle of the CAs trusted for the REST endpoint
 
 
+MemorySize = Annotated[str, Field(pattern=r"(?i)^[0-9]+ *(b|k|kb|m|mb|g|gb|t|tb)?$")]
+FlinkLine = Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+$")]  # "1.20", "2.3"
+
+
+class Resource(_Strict):
+    """A Flink process's size: its total process memory (Flink's syntax: 1024m, 2g) and, on
+    Kubernetes, the CPUs its pod requests."""
+
+    memory: MemorySize = "1024m"
+    cpu: float = Field(default=1.0, gt=0)
+
+
+class JobManagerSpec(_Strict):
+    resource: Resource = Field(default_factory=Resource)
+    podTemplate: dict[str, Any] | None = None  # Kubernetes: merged into the JobManager pod
+
+
+class TaskManagerSpec(_Strict):
+    resource: Resource = Field(default_factory=lambda: Resource(memory="1728m"))
+    replicas: int = Field(default=1, ge=1, strict=True)
+    podTemplate: dict[str, Any] | None = None
+
+
+SESSION_ONLY = ("restUrl", "tls", "auth")
+APPLICATION_ONLY = ("flinkVersion", "image", "jobManager", "taskManager", "podTemplate",
+                    "flinkConfiguration", "serviceAccount")
+
+
 class FlinkClusterSpec(_Strict):
-    restUrl: str = Field(pattern=r"^https?://")
+    """A shared session cluster flinksched reaches at `restUrl`, or (`mode: application`) the
+    template of the cluster each job naming it gets of its own: a JobManager in application
+    mode and its TaskManagers, started for each attempt and torn down with it."""
+
+    mode: Literal["session", "application"] = "session"
+    restUrl: str | None = Field(default=None, pattern=r"^https?://")
     tls: RestTls | None = None
     auth: RestAuth | None = None
+    flinkVersion: FlinkLine | None = None  # checked against the distribution or image
+    image: str | None = None  # Kubernetes: the Flink image (with the job's jar, or fetching it)
+    serviceAccount: str | None = None  # Kubernetes: the Flink pods' service account
+    jobManager: JobManagerSpec = Field(default_factory=JobManagerSpec)
+    taskManager: TaskManagerSpec = Field(default_factory=TaskManagerSpec)
+    podTemplate: dict[str, Any] | None = None  # Kubernetes: merged into both kinds of pod
+    flinkConfiguration: Annotated[dict[str, str], BeforeValidator(_stringify_config)] = Field(
+        default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fields_of_its_mode(self) -> FlinkClusterSpec:
+        fields = type(self).model_fields
+        given = {name for name in (*SESSION_ONLY, *APPLICATION_ONLY)
+                 if getattr(self, name) != fields[name].get_default(call_default_factory=True)}
+        if self.mode == "session":
+            if self.restUrl is None:
+                raise ValueError("a session cluster needs restUrl (or give mode: application "
+                                 "for a cluster of each job's own)")
+            wrong = [f for f in APPLICATION_ONLY if f in given]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)}: only for mode: application (a session "
+                                 "cluster is configured where it runs)")
+        else:
+            wrong = [f for f in SESSION_ONLY if f in given]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)}: not for mode: application (each job's "
+                                 "cluster is started by flinksched; its REST API is found, "
+                                 "not configured)")
+        return self
+
+    @property
+    def application(self) -> bool:
+        return self.mode == "application"
 
 
 class FlinkCluster(_Strict):

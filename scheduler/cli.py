@@ -14,8 +14,9 @@ import socket
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 from kazoo.exceptions import KazooException, NoAuthError
@@ -30,6 +31,10 @@ from scheduler.cli_config import allow_removal, plan, validate
 from scheduler.cli_context import EXIT_UNREACHABLE, Context
 from scheduler.cli_ops import completion, restart, resume, savepoint, suspend
 from scheduler.cli_status import describe, events, leader, status, workers
+
+if TYPE_CHECKING:
+    from worker.appcluster import Launcher
+    from worker.jars import JarCache
 
 logger = logging.getLogger(__name__)
 
@@ -269,9 +274,26 @@ def _runtime(kind: str, settings: ZkSettings, node: Any, slots: int, log_dir: Pa
               help="Only submit jars under these locations (directories, file:// or "
                    "http(s):// prefixes, comma-separated; env FLINKSCHED_ALLOWED_JARS). "
                    "Default: any location.")
+@click.option("--application-runtime", type=click.Choice(["local", "kubernetes"]),
+              envvar="FLINKSCHED_APPLICATION_RUNTIME", default="local", show_default=True,
+              help="Where the clusters of jobs on a cluster of their own (mode: application) "
+                   "run: local processes, or Kubernetes workloads in --namespace.")
+@click.option("--flink-home", "flink_homes", multiple=True, envvar="FLINKSCHED_FLINK_HOME",
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A Flink distribution local application clusters start from; repeat for "
+                   "more Flink versions (env FLINKSCHED_FLINK_HOME, ':'-separated). Its "
+                   "configuration is FLINK_CONF_DIR's when set, else its conf/.")
+@click.option("--applications-dir", envvar="FLINKSCHED_APPLICATIONS_DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              default=Path.home() / ".local" / "state" / "flinksched" / "applications",
+              show_default="~/.local/state/flinksched/applications",
+              help="Where local application clusters keep their logs and records.")
+@click.option("--namespace", envvar="FLINKSCHED_NAMESPACE", default="default",
+              show_default=True, help="Namespace of Kubernetes application clusters.")
 @click.pass_obj
 def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
-           metrics_host: str, allowed_jars: str) -> None:
+           metrics_host: str, allowed_jars: str, application_runtime: str,
+           flink_homes: tuple[Path, ...], applications_dir: Path, namespace: str) -> None:
     """Run a worker: own assigned jobs and keep them running in Flink.
 
     \b
@@ -288,7 +310,9 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
     node = Worker(store, worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
                   slots=slots, metrics_port=endpoints.port if endpoints else 0,
                   act_deadline=timings.act_deadline,
-                  allowed_jars=tuple(p.strip() for p in allowed_jars.split(",") if p.strip()))
+                  allowed_jars=tuple(p.strip() for p in allowed_jars.split(",") if p.strip()),
+                  make_launcher=_launcher(application_runtime, flink_homes, applications_dir,
+                                          namespace, worker_id))
     if endpoints is not None:
         endpoints.live, endpoints.ready = node.liveness, node.readiness
     keeper = keep_session(store, obj.settings)
@@ -299,6 +323,25 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
 
     node.run(stop, before_shutdown)
     close(store)
+
+
+def _launcher(runtime: str, homes: tuple[Path, ...], applications_dir: Path, namespace: str,
+              worker_id: str | None) -> Callable[[JarCache], Launcher] | None:
+    """How this worker starts the clusters of jobs that run on one of their own."""
+    if runtime == "kubernetes":
+        from worker.appkube import KubernetesLauncher
+
+        from scheduler.runtimes.kubernetes import api_client
+
+        client = api_client()
+        return lambda jars: KubernetesLauncher(client, namespace)
+    if not homes:
+        return None  # such jobs are refused with the reason; the others run as ever
+    from worker.applocal import LocalLauncher
+
+    conf = os.environ.get("FLINK_CONF_DIR")
+    return lambda jars: LocalLauncher(applications_dir, list(homes), jars,
+                                      Path(conf) if conf else None)
 
 
 for command in (validate, plan, allow_removal, status, describe, events, workers, leader,

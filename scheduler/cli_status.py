@@ -17,7 +17,7 @@ from rich.text import Text
 
 from common.clusterinfo import REPORT_INTERVAL, ClusterSeen, version_notes
 from common.durations import format_duration
-from common.records import PHASES
+from common.records import PHASES, JobRecord, JobStatus
 from scheduler.cli_context import Context, require_job
 from scheduler.statusview import render_table, select, status_rows
 
@@ -127,9 +127,12 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     console.print(f"phase        {status.phase}" + (f" ({status.reason})" if status.reason else ""))
     console.print(f"flink job    {status.flink_job_id or '-'}  attempt {status.attempt}  "
                   f"worker {owner[0] if owner else '-'}")
-    console.print(f"cluster      {cluster_name or '-'} ({record.rest_url}), watched by "
-                  f"{escape(push.describe())}")
-    _print_flink_version(console, seen)
+    if record.own_cluster:
+        _print_own_cluster(console, cluster_name, record, status, push.describe())
+    else:
+        console.print(f"cluster      {cluster_name or '-'} ({record.rest_url}), watched by "
+                      f"{escape(push.describe())}")
+        _print_flink_version(console, seen)
     console.print(f"generation   observed {status.observed_generation} / "
                   f"desired {record.generation}")
     console.print(f"restarts     {status.restarts} (Flink's own, this attempt: "
@@ -155,6 +158,21 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     console.print("[bold]events[/]")
     for event in events:
         console.print(f"  {_when(float(event['ts']))}  {event['source']}: {event['message']}")
+
+
+def _print_own_cluster(console: Console, cluster_name: str, record: JobRecord,
+                       status: JobStatus, watched: str) -> None:
+    """A job on clusters of its own: which template, where the current one's UI is."""
+    console.print(f"cluster      {cluster_name}: a cluster of the job's own for each attempt "
+                  f"(application mode), watched by {escape(watched)}")
+    if status.cluster_url:
+        console.print(f"own cluster  {escape(status.cluster_url)} (REST API and web UI of "
+                      f"attempt {status.attempt})")
+    else:
+        console.print("own cluster  none running")
+    line = (record.cluster.get("spec") or {}).get("flinkVersion")
+    console.print(f"flink        {escape(str(line))}, as the cluster asks" if line else
+                  "flink        the version of the worker's Flink distribution (or the image)")
 
 
 def _print_flink_version(console: Console, seen: ClusterSeen | str | None) -> None:

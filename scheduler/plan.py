@@ -13,7 +13,7 @@ from typing import Any
 from common.configdir import ConfigSet, Sourced
 from common.errors import StoreError
 from common.records import JobRecord
-from common.spec import FlinkCluster, FlinkJob, spec_hash
+from common.spec import APPLICATION_ONLY, FlinkCluster, FlinkJob, spec_hash
 
 ADDED, CHANGED, REMOVED, RESTORED = "added", "changed", "removed", "restored"
 UNCHANGED, INVALID, KEPT, REMOVING = "unchanged", "invalid", "kept", "removing"
@@ -98,8 +98,21 @@ class RemovalGuard:
 def submit_hash(spec: dict[str, Any], cluster: dict[str, Any]) -> str:
     """The hash of everything a running attempt was submitted with."""
     job = {k: v for k, v in spec["job"].items() if k not in NOT_SUBMITTED}
-    return spec_hash({"job": job, "flinkConfiguration": spec.get("flinkConfiguration", {}),
-                      "restUrl": cluster["spec"]["restUrl"]})
+    submitted = {"job": job, "flinkConfiguration": spec.get("flinkConfiguration", {})}
+    if cluster["spec"].get("mode") == "application":  # the job's own cluster is submitted too
+        return spec_hash({**submitted, "cluster": cluster["spec"]})
+    return spec_hash({**submitted, "restUrl": cluster["spec"]["restUrl"]})
+
+
+def cluster_document(cluster: FlinkCluster) -> dict[str, Any]:
+    """The cluster as a record carries it. A session cluster's document leaves out the
+    application fields (and the mode), so it hashes as it did before they existed: a
+    flinksched upgrade makes no new generation of every job."""
+    document = cluster.model_dump(mode="json")
+    if not cluster.spec.application:
+        for field in ("mode", *APPLICATION_ONLY):
+            document["spec"].pop(field, None)
+    return document
 
 
 def desired_record(config: ConfigSet, item: Sourced, commit: str = "") -> JobRecord:
@@ -109,7 +122,7 @@ def desired_record(config: ConfigSet, item: Sourced, commit: str = "") -> JobRec
     cluster = config.clusters[job.spec.cluster].document
     assert isinstance(cluster, FlinkCluster)
     spec = job.spec.model_dump(mode="json")
-    cluster_json = cluster.model_dump(mode="json")
+    cluster_json = cluster_document(cluster)
     labels = dict(job.metadata.labels)
     digest = spec_hash({"spec": spec, "labels": labels, "cluster": cluster_json})
     return JobRecord(job.name, spec, cluster_json, 1, digest, item.source, labels,

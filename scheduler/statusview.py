@@ -76,6 +76,9 @@ def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
             or ("unreadable status" if status is None else ""),
             "labels": record.labels,
             "cluster": record.cluster.get("metadata", {}).get("name", ""),
+            # On a cluster of its own (application mode), and where that cluster's UI is.
+            "ownCluster": record.own_cluster,
+            "clusterUrl": status.cluster_url if status else "",
             "source": record.source,
             "commit": record.commit,
             "removedAt": record.removed_at or None,
@@ -136,7 +139,9 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: boo
         ]
         if wide:
             labels = ",".join(f"{k}={v}" for k, v in sorted(row["labels"].items()))
-            cells[-1:-1] = [row["cluster"], labels or "-", row["source"]]
+            cluster = row["cluster"] + (f" (own: {row.get('clusterUrl') or 'none running'})"
+                                        if row.get("ownCluster") else "")
+            cells[-1:-1] = [cluster, labels or "-", row["source"]]
         table.append(cells)
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = []

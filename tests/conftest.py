@@ -60,7 +60,8 @@ def devstack(tmp_path_factory: pytest.TempPathFactory,
 def cluster(devstack: DevStack, push_proxy: TcpProxy) -> Cluster:
     jar = devstack.config.build_dir / "flinksched-example.jar"
     return Cluster(zk_hosts=devstack.config.zk_hosts, rest_url=devstack.config.rest_url,
-                   example_jar=jar, state_dir=devstack.state_dir, push_proxy=push_proxy)
+                   example_jar=jar, state_dir=devstack.state_dir, push_proxy=push_proxy,
+                   flink_home=devstack.flink_home)
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +94,7 @@ def flink(request: pytest.FixtureRequest) -> FlinkUnderTest:
     stack: DevStack = request.getfixturevalue("second_devstack")
     cluster = Cluster(zk_hosts=stack.config.zk_hosts, rest_url=stack.config.rest_url,
                       example_jar=stack.config.build_dir / "flinksched-example.jar",
-                      state_dir=stack.state_dir)
+                      state_dir=stack.state_dir, flink_home=stack.flink_home)
     return FlinkUnderTest(version, stack, cluster)
 
 

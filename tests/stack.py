@@ -22,6 +22,7 @@ from common.jobids import flink_job_id, name_prefix
 from scheduler.devstack import flinkhome
 from scheduler.devstack.stack import DevStack
 from tests.tcpproxy import TcpProxy
+from worker.applocal import tear_down_all
 
 REPO = Path(__file__).resolve().parents[1]
 # The session cluster's status listener pushes to this root: a test whose control plane runs
@@ -74,6 +75,17 @@ class Cluster:
     example_jar: Path
     state_dir: Path
     push_proxy: TcpProxy | None = None  # between the listener and ZooKeeper, when there is one
+    flink_home: Path | None = None  # the distribution jobs' own clusters start from
+
+    def own_cluster_env(self, applications_dir: Path) -> dict[str, str]:
+        """What a worker needs to start jobs' own clusters as the dev stack's workers do: the
+        distribution, and the session cluster's configuration and lib dir as their base."""
+        if self.flink_home is None:
+            return {}
+        return {"FLINKSCHED_FLINK_HOME": str(self.flink_home),
+                "FLINK_CONF_DIR": str(self.state_dir / "flink-conf"),
+                "FLINK_LIB_DIR": str(self.state_dir / "flink-lib"),
+                "FLINKSCHED_APPLICATIONS_DIR": str(applications_dir)}
 
     def get(self, path: str) -> Any:
         response = httpx.get(self.rest_url + path, timeout=10)
@@ -153,10 +165,15 @@ class ControlPlane:
         return [sys.executable, "-m", "scheduler", "--zk", zk or self.cluster.zk_hosts,
                 "--root", self.root, "--session-timeout", str(self.session_timeout)]
 
+    @property
+    def applications_dir(self) -> Path:
+        return self.workdir / "applications"
+
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **self.cluster.own_cluster_env(self.applications_dir)}
         with (self.workdir / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, cwd=REPO)
+                                       stdin=subprocess.DEVNULL, cwd=REPO, env=env)
         self.processes[name] = process
         return process
 
@@ -212,6 +229,7 @@ class ControlPlane:
             self.stop_pool_workers()
         finally:  # ZooKeeper not answering must not leave our own children running
             self._stop_children()
+            tear_down_all(self.applications_dir)
 
     def _stop_children(self) -> None:
         for process in self.processes.values():
@@ -237,14 +255,16 @@ class ControlPlane:
         """A FlinkJob YAML file on the session cluster; returns the first attempt's job id.
         Files are replaced atomically, as git-sync and editors that rename do."""
         directory = config_dir or self.config_dir
-        if not (directory / "clusters.yaml").exists():
-            _dump_atomically(directory / "clusters.yaml", [
-                {"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
-                 "metadata": {"name": "default"}, "spec": {"restUrl": self.cluster.rest_url}}])
+        clusters = [{"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
+                     "metadata": {"name": "default"}, "spec": {"restUrl": self.cluster.rest_url}}]
+        if spec.get("cluster") == OWN_CLUSTER:
+            clusters.append(OWN_CLUSTER_DOCUMENT)
+        if not (directory / "clusters.yaml").exists() or len(clusters) > 1:
+            _dump_atomically(directory / "clusters.yaml", clusters)
         documents = [
             {"apiVersion": "flinksched/v1", "kind": "FlinkJob", "metadata": {"name": name},
              "spec": {
-                 "cluster": "default",
+                 "cluster": spec.pop("cluster", "default"),
                  "job": {"jarURI": self.cluster.example_jar.as_uri(),
                          "entryClass": entry_class,
                          "args": ["--rate", "20", *(args or [])],
@@ -257,6 +277,14 @@ class ControlPlane:
         ]
         _dump_atomically(directory / f"{name}.yaml", documents)
         return flink_job_id(name, 1)
+
+
+OWN_CLUSTER = "own"
+# Each job naming it gets a cluster of its own: a JobManager and a TaskManager, small.
+OWN_CLUSTER_DOCUMENT = {
+    "apiVersion": "flinksched/v1", "kind": "FlinkCluster", "metadata": {"name": OWN_CLUSTER},
+    "spec": {"mode": "application", "jobManager": {"resource": {"memory": "768m"}},
+             "taskManager": {"resource": {"memory": "1024m"}}}}
 
 
 def _dump_atomically(path: Path, documents: list[dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@ import logging
 from typing import Any, Protocol
 
 from common.errors import (
+    ClusterLaunchFailed,
     FlinkRequestFailed,
     FlinkschedError,
     FlinkUnreachable,
@@ -88,7 +89,8 @@ class Actor:
                   target: DeploymentTarget) -> Outcome:
         action = decision.action
         assert not isinstance(action, Gather), "gathering is the observer's"
-        acts = isinstance(action, Submit | Resubmit | Cancel | StopWithSavepoint)
+        acts = isinstance(action, Submit | Resubmit | Cancel | StopWithSavepoint) or (
+            decision.release)
         if acts and not self.guard.can_act():
             return Outcome(PAUSED)
         if decision.failure_seen and self.failure_seen is None:
@@ -106,6 +108,10 @@ class Actor:
         explained = not acts and not decision.orphans
         if explained:
             self._events(decision)
+        if decision.release:
+            # Before the status: a removed job's node may be deleted right after it says so.
+            # Only clusters whose attempt ended are released.
+            target.release()
         self.record(decision.status)  # first: a worker that lost the job must not act on it
         if isinstance(action, StopWithSavepoint):
             try:
@@ -154,10 +160,12 @@ class Actor:
             self.record(status.with_changes(phase=Phase.CLUSTER_UNREACHABLE,
                                             reason=str(exc)[:300]))
             return Outcome(f"{prefix}cluster unreachable: {exc}", backoff=True)
-        except (FlinkRequestFailed, JarError) as exc:
+        except (FlinkRequestFailed, JarError, ClusterLaunchFailed) as exc:
             reason = exc.message if isinstance(exc, FlinkRequestFailed) else str(exc)
             return Outcome(f"{prefix}submission refused", rejected=reason.strip()[:1000])
-        self.record(self.current.with_changes(submit_pending=False))
+        # A cluster of the job's own is where its UI is from now on.
+        url = target.rest_url if record.own_cluster else ""
+        self.record(self.current.with_changes(submit_pending=False, cluster_url=url))
         return outcome
 
     def _watch(self, record: JobRecord, target: DeploymentTarget, before: JobStatus,

@@ -222,6 +222,20 @@ class FlinkClients:
                 self._clients[access] = client
             return client
 
+    def drop(self, rest_url: str) -> None:
+        """Forget a cluster that is gone for good (a job's own, torn down): its client, its
+        listing and what was cached of it."""
+        url = rest_url.rstrip("/")
+        with self._lock:
+            for access in [a for a in self._clients if a.rest_url == url]:
+                self._clients.pop(access).close()
+            states = self._states.pop(url, None)
+            self._turns.pop(url, None)
+            for key in [k for k in self._cache if k[1] == url]:
+                del self._cache[key]
+        if states is not None:
+            states.close()
+
     def cluster_config(self, client: FlinkClient) -> dict[str, str]:
         """GET /jobmanager/config, cached: it changes only when the cluster is reconfigured."""
         return self._cached("config", client, CONFIG_TTL, client.jobmanager_config)

@@ -80,6 +80,20 @@ NON_DURABLE = ("its checkpoints are kept only in the JobManager's memory (the cl
 
 
 def decide(obs: Observation) -> Decision:
+    decision = _decide(obs)
+    if _rests(obs, decision):
+        decision = replace(decision, release=True)
+    return decision
+
+
+def _rests(obs: Observation, decision: Decision) -> bool:
+    """The attempt has ended (or is gone) and the decision starts no other one."""
+    state = obs.flink.state
+    return (not obs.flink.unreachable and (state is None or state.terminal)
+            and isinstance(decision.action, Nothing | BackOff))
+
+
+def _decide(obs: Observation) -> Decision:
     status = obs.status
     if status.worker != obs.owner:  # taken over: the status says who owns it now
         status = status.with_changes(worker=obs.owner)
@@ -195,6 +209,7 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
         submit_hash=obs.record.submit_hash,
         restored_from=restore.path if restore else "",
         submit_pending=True,
+        cluster_url="",  # the new attempt's own cluster, once it is started
         stopping="",
         flink_restarts=0,
         since=now,

@@ -131,6 +131,9 @@ class Decision:
     held_rechecked: bool = False  # the held job just looked for a restore point
     failure_seen: bool = False  # an outage starts now (recovery time is measured from here)
     recheck: bool = False  # Flink pushed a state its REST API does not show yet: look again soon
+    # The attempt ended and nothing starts another now: tear down what is left of the job's
+    # own clusters (a session cluster has nothing of the job's to release).
+    release: bool = False
 
 
 def events(*messages: str) -> tuple[Event, ...]:

@@ -64,6 +64,9 @@ class JarCache:
             return path
         if parsed.scheme in ("http", "https"):
             return self._download(jar_uri)
+        if parsed.scheme == "local":
+            raise JarError(f"jar {jar_uri}: local:// names a path in an application cluster's "
+                           "image; a session cluster needs file://, http(s):// or a path")
         raise JarError(f"jar {jar_uri}: unsupported scheme {parsed.scheme!r}")
 
     def _download(self, url: str) -> Path:

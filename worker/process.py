@@ -25,12 +25,13 @@ from common.errors import ConflictError, StoreError
 from common.httpserve import loop_liveness
 from common.records import WorkerInfo
 from common.store import Store
+from worker.appcluster import ApplicationTargets, Launcher, NoLauncher
 from worker.clients import FlinkClients
 from worker.clusterreport import ClusterReporter
 from worker.fencing import ConnectionGuard
 from worker.jars import JarCache
 from worker.supervisor import JobSupervisor
-from worker.target import SessionTargets
+from worker.target import ByClusterKind, SessionCluster, SessionTargets
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Worker:
         download_dir: Path | None = None,
         act_deadline: float = 5.0,
         allowed_jars: tuple[str, ...] = (),
+        make_launcher: Callable[[JarCache], Launcher] | None = None,
     ) -> None:
         self.store = store
         self.id = worker_id
@@ -66,7 +68,9 @@ class Worker:
         self.jars = JarCache(download_dir or Path.home() / ".cache" / "flinksched" / "jars",
                              allowed_jars)
         self.clients = FlinkClients()
-        self.targets = SessionTargets(self.clients, self.jars)
+        launcher = make_launcher(self.jars) if make_launcher else None
+        self.targets = ByClusterKind(SessionTargets(self.clients, self.jars),
+                                     ApplicationTargets(launcher or NoLauncher(), self.clients))
         self.supervisors: dict[str, JobSupervisor] = {}
         # Dropped on a lapsed session and told to stop, but still finishing a call: each keeps
         # its slot until its thread ends, so repeated lapses cannot pile up threads.
@@ -124,7 +128,8 @@ class Worker:
     def report_clusters(self) -> None:
         """Record the Flink version of each cluster this worker's jobs run on."""
         self.clusters.report(found for supervisor in list(self.supervisors.values())
-                             if (found := supervisor.cluster) is not None)
+                             if (found := supervisor.cluster) is not None
+                             and isinstance(found[1], SessionCluster))  # a job's own: its own
 
     def _register(self) -> None:
         self.store.ensure_worker_dir(self.id)

@@ -60,6 +60,8 @@ class DeploymentTarget(Protocol):
     def attempts(self) -> dict[str, str]: ...
     def submit(self, record: JobRecord, job_id: str, restore_path: str) -> None: ...
     def cancel(self, job_id: str) -> None: ...
+    # The job's attempt ended and none starts now: free what is left of it.
+    def release(self) -> None: ...
     def stop_with_savepoint(self, job_id: str) -> str: ...
     def trigger_savepoint(self, job_id: str) -> str: ...
     def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]: ...
@@ -157,6 +159,9 @@ class SessionCluster:
     def cancel(self, job_id: str) -> None:
         self.client.cancel(job_id)
 
+    def release(self) -> None:
+        """Nothing of a session cluster's is the job's alone."""
+
     def stop_with_savepoint(self, job_id: str) -> str:
         return self.client.stop_with_savepoint(job_id)
 
@@ -183,3 +188,17 @@ class SessionCluster:
 
     def version(self) -> FlinkVersion | None:
         return self.clients.flink_version(self.client)
+
+
+class ByClusterKind:
+    """A job on a session cluster gets its view of the session; a job whose cluster is of
+    the application kind, its own clusters."""
+
+    def __init__(self, session: Targets, application: Targets) -> None:
+        self.session = session
+        self.application = application
+
+    def for_job(self, name: str, record: JobRecord,
+                poll_interval: Callable[[], float]) -> DeploymentTarget:
+        kind = self.application if record.own_cluster else self.session
+        return kind.for_job(name, record, poll_interval)

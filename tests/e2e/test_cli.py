@@ -25,7 +25,8 @@ pytestmark = pytest.mark.e2e
 CONTRACT = {"name", "desiredState", "override", "phase", "flinkJobId", "attempt", "worker",
             "since", "restarts", "restartsLastHour", "lastCheckpoint", "generation",
             "observedGeneration", "reason", "labels", "cluster", "source", "commit",
-            "removedAt", "configError", "checkpointsDurable", "rejectedRestores"}
+            "removedAt", "configError", "checkpointsDurable", "rejectedRestores",
+            "ownCluster", "clusterUrl"}
 
 
 def run(control: ControlPlane, *args: str) -> Result:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import kmock
@@ -17,6 +19,22 @@ NAMESPACE = "flink"
 MASTER_DEPLOYMENT = "flinksched-master"
 ACTION_VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create",
                 "DELETE": "delete", "UPDATE": "update", "PATCH": "patch"}
+
+
+SERVER_SET = ("uid", "creationTimestamp")  # what an API server adds to every object it creates
+
+
+class ApiServerEmulator(kmock.KubernetesEmulator):
+    """The emulator, adding on each create what a real API server adds: a uid (an
+    ownerReference names its owner's) and the creation time."""
+
+    async def _handle(self, request: Any) -> Any:
+        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+            metadata = request.data.setdefault("metadata", {})
+            metadata.setdefault("uid", str(uuid.uuid4()))
+            metadata.setdefault("creationTimestamp",
+                                datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return await super()._handle(request)
 
 
 class Emulator:
@@ -35,10 +53,12 @@ class Emulator:
         self.loop.close()
 
     async def _serve(self) -> None:
-        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+        async with ApiServerEmulator() as emulator, kmock.Server(emulator) as server:
             declared: Any = {"namespaced": True}
             emulator.resources["v1/pods"] = declared
             emulator.resources["apps/v1/deployments"] = declared
+            emulator.resources["batch/v1/jobs"] = declared  # jobs' own clusters
+            emulator.resources["v1/services"] = declared
             self.handler = emulator
             self.url = str(server.url).rstrip("/")
             self._ready.set()
@@ -87,7 +107,14 @@ def master_deployment(api: client.ApiClient, name: str = MASTER_DEPLOYMENT) -> N
 def pods(api: client.ApiClient) -> dict[str, Any]:
     listed = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE)
     items: list[Any] = listed.items
-    return {str(p.metadata.name): api.sanitize_for_serialization(p) for p in items}
+    return {str(p.metadata.name): without_server_fields(api.sanitize_for_serialization(p))
+            for p in items}
+
+
+def without_server_fields(document: dict[str, Any]) -> dict[str, Any]:
+    for field in SERVER_SET:
+        document.get("metadata", {}).pop(field, None)
+    return document
 
 
 

@@ -22,6 +22,7 @@ from scheduler.cli import cli
 from scheduler.devstack import prometheus
 from scheduler.runtimes.kubernetes import RBAC_RULES, KubernetesRuntime
 from tests.k8s.conftest import NAMESPACE, Emulator, expected_pod, master_deployment, pods
+from worker.appkube import RBAC_RULES as APP_RBAC_RULES
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "flinksched"
@@ -49,6 +50,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                    "env": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
                    "envFrom": [{"secretRef": {"name": "flink-rest-credentials"}}]},
     },
+    "application-clusters": {"applicationClusters": {"enabled": True}},
 }
 CRDS = {"ServiceMonitor", "PrometheusRule"}
 
@@ -213,6 +215,30 @@ def test_the_role_grants_exactly_what_the_runtime_calls(
     binding = one(documents, "RoleBinding")
     assert binding["subjects"][0]["name"] == master["spec"]["template"]["spec"][
         "serviceAccountName"] == one(documents, "ServiceAccount")["metadata"]["name"]
+
+
+def test_workers_of_own_clusters_get_exactly_the_verbs_their_launcher_calls(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    assert [d for d in rendered["defaults"] if d["metadata"]["name"].endswith("-worker")
+            and d["kind"] in ("Role", "RoleBinding", "ServiceAccount")] == []
+    assert worker_template(rendered["defaults"])["spec"][
+        "automountServiceAccountToken"] is False, "no API access unless it is needed"
+    documents = rendered["application-clusters"]
+    name = f"{RELEASE}-flinksched-worker"
+    role = one(documents, "Role", name)
+    assert role["rules"] == APP_RBAC_RULES
+    binding = one(documents, "RoleBinding", name)
+    assert binding["roleRef"]["name"] == name
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name,
+                                    "namespace": NAMESPACE}]
+    assert one(documents, "ServiceAccount", name)
+    pod = worker_template(documents)["spec"]
+    assert pod["serviceAccountName"] == name and pod["automountServiceAccountToken"] is True
+    container = pod["containers"][0]
+    assert "--application-runtime=kubernetes" in container["args"]
+    assert {"name": "FLINKSCHED_NAMESPACE", "valueFrom": {"fieldRef": {
+        "fieldPath": "metadata.namespace"}}} in container["env"]
 
 
 def test_the_rendered_arguments_are_ones_the_cli_accepts(

@@ -133,6 +133,9 @@ class FlinkStandIn:
         if job_id in self.live():
             self.attempts_by_id[job_id].state = "CANCELED"
 
+    def release(self) -> None:
+        """A session cluster's: nothing of the job's alone."""
+
     def stop_with_savepoint(self, job_id: str) -> str:
         self._reach()
         self.cancels += 1
