@@ -41,6 +41,7 @@ class JobSample:
     observed_generation: int
     config_error: bool
     checkpoints_durable: bool = True
+    own_cluster: bool = False  # runs on a cluster of its own (application mode)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class Family:
     kind: str  # "gauge" or "counter" (exposed with `_total`)
     help: str
     value: Callable[[JobSample], float | None]
-    by_phase: bool = False  # one more label: the job's current phase
+    # One more label and its value for the job (the job's phase, its deployment kind).
+    extra: Callable[[JobSample], tuple[str, str]] | None = None
 
     @property
     def exposed(self) -> str:
@@ -76,7 +78,12 @@ FAMILIES: tuple[Family, ...] = (
          lambda j: 1 if j.desired_running else 0),
     Family("flinksched_job_phase", "gauge",
            "1 for the job's current phase (the only phase exported for it)",
-           lambda j: 1, by_phase=True),
+           lambda j: 1, extra=lambda j: ("phase", j.phase)),
+    Family("flinksched_job_deployment", "gauge",
+           "1 for where the job runs: deployment=\"application\" (a cluster of its own for "
+           "each attempt) or \"session\" (a shared session cluster)",
+           lambda j: 1, extra=lambda j: ("deployment", "application" if j.own_cluster
+                                          else "session")),
     _job("restarts", "Restarts flinksched made of the job", lambda j: j.restarts, "counter"),
     _job("flink_restarts", "Flink's own restarts of the current attempt",
          lambda j: j.flink_restarts),
@@ -102,15 +109,17 @@ def _label(value: str) -> str:
 
 def job_lines(job: JobSample) -> tuple[bytes, ...]:
     """The job's line in each family, in FAMILIES' order (b"" where it has no sample)."""
-    labels = f'cluster="{_label(job.cluster)}",job_name="{_label(job.name)}"'
     lines = []
     for family in FAMILIES:
         value = family.value(job)
         if value is None:
             lines.append(b"")
             continue
-        extra = f',phase="{_label(job.phase)}"' if family.by_phase else ""
-        lines.append(f"{family.exposed}{{{labels}{extra}}} {_number(value)}\n".encode())
+        pairs = [("cluster", job.cluster), ("job_name", job.name)]
+        if family.extra is not None:
+            pairs.append(family.extra(job))
+        labels = ",".join(f'{name}="{_label(text)}"' for name, text in sorted(pairs))
+        lines.append(f"{family.exposed}{{{labels}}} {_number(value)}\n".encode())
     return tuple(lines)
 
 

@@ -314,7 +314,8 @@ class JobStatus:
                     RejectedRestore.from_json(r) for r in value.get("rejectedRestores", ())),
                 checkpoints_durable=bool(value.get("checkpointsDurable", True)),
                 root_cause_pending=bool(value.get("rootCausePending", False)),
-                cluster_url=str(value.get("clusterUrl", "")),
+                # Shown as a link and asked by `dev up`: a URL or nothing.
+                cluster_url=_http_url(value.get("clusterUrl")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"unreadable job status ({exc!r})") from exc
@@ -373,3 +374,8 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         return {"ts": self.timestamp, "source": self.source, "message": self.message, **self.extra}
+
+
+def _http_url(value: object) -> str:
+    text = str(value or "")
+    return text if text.startswith(("http://", "https://")) else ""

@@ -61,8 +61,12 @@ def _confirmed_running(stack: DevStack, row: dict[str, Any]) -> bool:
     """Owned by a live worker and RUNNING in Flink itself: not a status left from a past run."""
     if row["phase"] != Phase.RUNNING or not row["worker"]:
         return False
+    # A job on a cluster of its own is asked there.
+    rest_url = row["clusterUrl"] if row.get("ownCluster") else stack.config.rest_url
+    if not rest_url:
+        return False
     try:
-        answer = httpx.get(f"{stack.config.rest_url}/jobs/{row['flinkJobId']}", timeout=2)
+        answer = httpx.get(f"{rest_url}/jobs/{row['flinkJobId']}", timeout=2)
         return answer.status_code == 200 and (
             JobState.parse(str(answer.json().get("state", ""))) is JobState.RUNNING)
     except (httpx.HTTPError, ValueError):
@@ -140,6 +144,9 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
         close(store)
     out = Console(width=None if sys.stdout.isatty() else 200)
     out.print(f"Flink UI        {stack.config.rest_url}")
+    for row in rows:
+        if row.get("ownCluster") and row.get("clusterUrl"):
+            out.print(f"Flink UI        {row['clusterUrl']} ({row['name']}'s own cluster)")
     out.print(f"ZooKeeper       {stack.config.zk_hosts}")
     out.print(f"master metrics  http://127.0.0.1:{stack.config.master_metrics_port}/metrics")
     for index in range(workers):

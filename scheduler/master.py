@@ -270,6 +270,7 @@ class Master:
                 observed_generation=status.observed_generation,
                 config_error=name in self.config_sync.job_errors,
                 checkpoints_durable=status.checkpoints_durable,
+                own_cluster=record.own_cluster,
             ))
         clusters = sorted({sample.cluster for sample in samples if sample.cluster})
         pushes = tuple(metrics.ClusterSample(name, self.store.listener(name),

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 RECORD = "cluster.json"
 SCAN_TTL = 0.5  # one scan of the process table serves every job's supervisor this long
-TERM_WAIT = 5.0  # a torn-down process that ignores SIGTERM this long is killed
+TERM_WAIT = 5.0  # the longest a teardown waits for its killed processes to be gone
 KEPT_RUNS = 3  # directories (with their logs) kept per job, the newest
 LAST_WORDS_BYTES = 16384
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -325,26 +326,12 @@ class LocalLauncher:
         return process.pid
 
     def tear_down(self, job: str, job_id: str) -> None:
-        run_dir = self._job_dir(job) / job_id
         if not JOB_ID.match(job_id):
             return
-        recorded = read_record(run_dir)
-        (run_dir / RECORD).unlink(missing_ok=True)
-        self.table.invalidate()
-        pids = set(self.table.naming(run_dir)) | {
-            pid for pid, start in (recorded.processes.values() if recorded else ())
-            if process_start(pid) == start}
-        for pid in pids:
-            _signal(pid, signal.SIGKILL)  # the attempt is over: its state is on disk already
-        deadline = time.monotonic() + TERM_WAIT
-        while pids and time.monotonic() < deadline:
-            self._reap()
-            pids = {pid for pid in pids if process_start(pid) is not None}
-            if pids:
-                time.sleep(0.02)
-        self.table.invalidate()
-        if pids:
-            logger.warning("job %s: processes %s of %s outlived SIGKILL", job, sorted(pids),
+        pids = _kill_run(self.table, self._job_dir(job) / job_id)
+        left = _await_gone(pids, self._reap)
+        if left:
+            logger.warning("job %s: processes %s of %s outlived SIGKILL", job, sorted(left),
                            job_id)
 
     def _reap(self) -> None:
@@ -383,19 +370,63 @@ def tear_down_all(root: Path) -> list[str]:
     """Tear down every cluster under `root` (`dev down`, a test's end); the attempts'
     job ids that had processes."""
     table = ProcessTable()
-    stopped = []
+    stopped, pids = [], set()
+    for job_dir in (d for d in _entries(root.resolve()) if d.is_dir()):
+        for run_dir in (d for d in _entries(job_dir) if JOB_ID.match(d.name)):
+            killed = _kill_run(table, run_dir)
+            if killed:
+                stopped.append(run_dir.name)
+                pids |= killed
+    _await_gone(pids, lambda: None)
+    return stopped
+
+
+def _kill_run(table: ProcessTable, run_dir: Path) -> set[int]:
+    """Forget the attempt's record and SIGKILL each of its processes (its state is on disk
+    already): the recorded ones that are still the same processes, and any other that
+    carries its directory (one started after the record was last written)."""
+    recorded = read_record(run_dir)
+    (run_dir / RECORD).unlink(missing_ok=True)
+    table.invalidate()
+    pids = set(table.naming(run_dir)) | {
+        pid for pid, start in (recorded.processes.values() if recorded else ())
+        if process_start(pid) == start}
+    for pid in pids:
+        _signal(pid, signal.SIGKILL)
+    table.invalidate()
+    return pids
+
+
+def _await_gone(pids: set[int], reap: Callable[[], None]) -> set[int]:
+    """The processes still there after TERM_WAIT (none, unless the kernel is stuck)."""
+    deadline = time.monotonic() + TERM_WAIT
+    while pids and time.monotonic() < deadline:
+        reap()  # our own children are zombies until reaped
+        pids = {pid for pid in pids if process_start(pid) is not None}
+        if pids:
+            time.sleep(0.02)
+    return pids
+
+
+def own_clusters(root: Path) -> list[tuple[str, str, int]]:
+    """(job, attempt's job id, JobManager pid) of every cluster under `root` that runs."""
+    table = ProcessTable()
+    found = []
+    for job_dir in sorted(d for d in _entries(root.resolve()) if d.is_dir()):
+        for run_dir in sorted(d for d in _entries(job_dir) if JOB_ID.match(d.name)):
+            recorded = read_record(run_dir)
+            pair = recorded.processes.get("jobmanager") if recorded else None
+            if pair is not None and process_start(pair[0]) == pair[1]:
+                found.append((job_dir.name, run_dir.name, pair[0]))
+                continue
+            pids = [pid for pid, role in table.naming(run_dir).items() if role == "jobmanager"]
+            if pids:
+                found.append((job_dir.name, run_dir.name, min(pids)))
+    return found
+
+
+def _entries(directory: Path) -> list[Path]:
     try:
-        job_dirs = [d for d in root.resolve().iterdir() if d.is_dir()]
+        return list(directory.iterdir())
     except OSError:
         return []
-    for job_dir in job_dirs:
-        for run_dir in job_dir.iterdir():
-            if not JOB_ID.match(run_dir.name):
-                continue
-            pids = table.naming(run_dir)
-            (run_dir / RECORD).unlink(missing_ok=True)
-            for pid in pids:
-                _signal(pid, signal.SIGKILL)
-            if pids:
-                stopped.append(run_dir.name)
-    return stopped

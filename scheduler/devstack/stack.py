@@ -30,6 +30,7 @@ from scheduler.devstack.services import (
     stop,
     wait_for,
 )
+from worker.applocal import own_clusters, tear_down_all
 
 Progress = Callable[[str], None]
 REPO = Path(__file__).resolve().parents[2]
@@ -129,8 +130,21 @@ class DevStack:
             services.append(self._service(f"worker-{index}", [
                 *base, "worker", "--id", f"dev-worker-{index}",
                 "--slots", str(self.config.worker_slots),
-                "--metrics-port", str(self.config.worker_metrics_port + index)]))
+                "--metrics-port", str(self.config.worker_metrics_port + index)],
+                self.own_cluster_env()))
         return services
+
+    @property
+    def applications_dir(self) -> Path:
+        return self.state_dir / "applications"
+
+    def own_cluster_env(self) -> dict[str, str]:
+        """What a worker starts jobs' own clusters with: this stack's Flink, with the session
+        cluster's configuration (its checkpoint directories) and lib dir as their base."""
+        return {"FLINKSCHED_FLINK_HOME": str(self.flink_home),
+                "FLINK_CONF_DIR": str(self.state_dir / "flink-conf"),
+                "FLINK_LIB_DIR": str(self.state_dir / "flink-lib"),
+                "FLINKSCHED_APPLICATIONS_DIR": str(self.applications_dir)}
 
     def prometheus_service(self) -> Service:
         binary = Path(shutil.which("prometheus") or "/usr/bin/prometheus")
@@ -300,13 +314,24 @@ class DevStack:
             self.start_prometheus()
 
     def down(self) -> list[str]:
-        """Stop exactly what `up` started, control plane first; names of what was stopped."""
+        """Stop exactly what `up` started: the control plane first, then the jobs' own
+        clusters its workers started, then Flink and ZooKeeper; names of what was stopped."""
+        stopped = self._stop([self.prometheus_service(), *reversed(self.control_services())])
+        stopped += [f"own cluster {job_id}" for job_id in tear_down_all(self.applications_dir)]
+        return stopped + self._stop([self.flink_service("taskmanager"),
+                                     self.flink_service("jobmanager"), self.zookeeper_service()])
+
+    def _stop(self, services: list[Service]) -> list[str]:
         stopped = []
-        for service in reversed(self.all_services()):
+        for service in services:
             self.progress(f"stopping {service.name}")
             if stop(service):
                 stopped.append(service.name)
         return stopped
 
     def status(self) -> dict[str, int | None]:
-        return {service.name: running_pid(service) for service in self.all_services()}
+        """Each service's pid (None: stopped), then each job's own cluster's JobManager."""
+        found = {service.name: running_pid(service) for service in self.all_services()}
+        for job, job_id, pid in own_clusters(self.applications_dir):
+            found[f"{job} {job_id[-8:]}"] = pid
+        return found

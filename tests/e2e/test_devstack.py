@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from scheduler.devstack.javabuild import LISTENER_FACTORY
 from scheduler.devstack.services import free_port, group_alive
 from tests.stack import PRIMARY_PUSHES, PRIMARY_VERSION, REPO, Cluster, outside_ephemeral_ports
 from tests.waiting import wait_until
+from worker.applocal import own_clusters
 
 pytestmark = pytest.mark.e2e
 
@@ -45,10 +47,11 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
     (config_dir / "clusters.yaml").write_text(
         (config_dir / "clusters.yaml").read_text().replace("8081", str(rest_port))
     )
-    (config_dir / "stateful-counter.yaml").write_text(
-        (config_dir / "stateful-counter.yaml").read_text()
-        .replace("../build/flinksched-example.jar", cluster.example_jar.as_uri())
-    )
+    for example_file in ("stateful-counter.yaml", "stateful-counter-own.yaml"):
+        (config_dir / example_file).write_text(
+            (config_dir / example_file).read_text()
+            .replace("../build/flinksched-example.jar", cluster.example_jar.as_uri())
+        )
     example = (config_dir / "stateful-counter.yaml").read_text()
     # A job that cannot start: `dev up` reports it with its whole reason, without waiting.
     (config_dir / "bad-entry.yaml").write_text(
@@ -58,6 +61,7 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
              "--zk-port", str(zk_port), "--rest-port", str(rest_port),
              "--rpc-port", str(rpc_port), "--metrics-port", str(metrics_port),
              "--workers", "1"]  # the worker's metrics port is the next one
+    applications = tmp_path / "state" / "applications"
     try:
         began = time.monotonic()
         up = _flinksched("dev", "up", *ports)
@@ -65,6 +69,15 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
         assert time.monotonic() - began < 120, "no wait on a job that waits for a person"
         assert f"http://localhost:{rest_port}" in up.stdout
         assert "stateful-counter" in up.stdout and "Running" in up.stdout
+        # The example once more, on a cluster of its own: its JobManager and TaskManager
+        # started by the worker, its UI shown.
+        own_ui = re.search(r"(http://localhost:\d+) \(stateful-counter-own's own cluster\)",
+                           up.stdout)
+        assert own_ui is not None and own_ui.group(1) != f"http://localhost:{rest_port}", (
+            up.stdout)
+        status_lines = _flinksched("dev", "status", *ports).stdout
+        assert re.search(r"stateful-counter-own \w{8}\s+running, pid \d+", status_lines), (
+            status_lines)
         lines = [line for line in up.stdout.splitlines() if line.startswith("bad-entry is ")]
         assert len(lines) == 1 and "SubmitFailed" in lines[0], up.stdout
         assert "dev.flinksched.examples.NoSuchClass" in lines[0], "the whole reason"
@@ -95,7 +108,8 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
             (config_dir / f"more-{number}.yaml").write_text(
                 example.replace("name: stateful-counter", f"name: more-{number}")
                 .replace("parallelism: 2", "parallelism: 1"))
-        wanted = {"stateful-counter", *(f"more-{number}" for number in range(10))}
+        wanted = {"stateful-counter", "stateful-counter-own",
+                  *(f"more-{number}" for number in range(10))}
         seen: dict[str, str] = {}
 
         def all_running() -> bool:
@@ -115,6 +129,8 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
     assert down.returncode == 0, down.stderr
     for name, pid in pids.items():
         assert group_alive(pid) == [], f"{name} (process group {pid}) is still running"
+    assert own_clusters(applications) == [], "the job's own cluster is torn down too"
+    assert "own cluster " in down.stdout
     assert not list((tmp_path / "state" / "pids").glob("*.pid"))
 
 

@@ -25,7 +25,8 @@ spec:
 def test_example_configs_are_valid() -> None:
     config = load_config_paths([Path(__file__).resolve().parents[2] / "configs"])
     assert config.errors == []
-    assert list(config.jobs) == ["stateful-counter"] and list(config.clusters) == ["default"]
+    assert sorted(config.jobs) == ["stateful-counter", "stateful-counter-own"]
+    assert list(config.clusters) == ["default", "own"]
 
 
 def test_relative_jar_resolves_against_the_file_and_durations_parse(tmp_path: Path) -> None:

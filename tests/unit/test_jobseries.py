@@ -25,6 +25,7 @@ JOB = JobSample(name="orders", cluster="prod", phase=Phase.RUNNING, desired_runn
 JOBS = [
     JOB,
     replace(JOB, name="no-checkpoint-yet", phase=Phase.CRASH_LOOP, last_checkpoint=None,
+            own_cluster=True,
             desired_running=False, config_error=True, checkpoints_durable=False),
     replace(JOB, name='odd "name" \\ with\nnewline', cluster="", restarts=10**12,
             stale_after=0.5),
@@ -39,7 +40,8 @@ class Reference:
 
     def collect(self) -> Iterator[Metric]:
         for family in FAMILIES:
-            labels = ["job_name", "cluster", *(["phase"] if family.by_phase else [])]
+            extra = family.extra
+            labels = ["job_name", "cluster", *([extra(JOB)[0]] if extra else [])]
             built: GaugeMetricFamily | CounterMetricFamily = (
                 CounterMetricFamily(family.name, family.help, labels=labels)
                 if family.kind == "counter"
@@ -48,7 +50,7 @@ class Reference:
                 value = family.value(job)
                 if value is not None:
                     built.add_metric([job.name, job.cluster,
-                                      *([job.phase] if family.by_phase else [])], value)
+                                      *([extra(job)[1]] if extra else [])], value)
             yield built
 
 
