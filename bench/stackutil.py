@@ -41,7 +41,8 @@ def local_stack(flink: bool = True, keep: bool = False) -> Iterator[tuple[Cluste
         stack.start_zookeeper()
         if flink:
             stack.start_flink()
-        cluster = Cluster(stack.config.zk_hosts, stack.config.rest_url, jar, stack.state_dir)
+        cluster = Cluster(stack.config.zk_hosts, stack.config.rest_url, jar, stack.state_dir,
+                          flink_home=stack.flink_home)
         control = ControlPlane(cluster, work / "control")
         control.workdir.mkdir()
         yield cluster, control
