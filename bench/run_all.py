@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "failover": ("bench.failover", ["--runs", "10"], ["--runs", "3", "--polls"]),
     "failover-ha": ("bench.failover_ha", ["--runs", "5"], ["--runs", "1"]),
     "state-faults": ("bench.state_faults", ["--runs", "5"], ["--runs", "1"]),
+    "own-clusters": ("bench.own_clusters", ["--runs", "5"], ["--runs", "1"]),
     "worker-memory": ("bench.worker_memory", [], []),
     "assignment": ("bench.assignment", [], ["--runs", "1"]),
     "status-scale": ("bench.status_scale", [], ["--runs", "1"]),
@@ -129,6 +130,24 @@ def _state_faults(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _own_clusters(r: dict[str, Any]) -> list[Row]:
+    own, session, memory = r["own"], r["session"], r["memory"]
+
+    def pair(figure: str) -> str:
+        return f"{_s(own[figure]['median'])} / {_s(own[figure]['worst'])}"
+
+    return [
+        ("own cluster: first start → RUNNING, median / worst (session cluster: median)",
+         f"{pair('first_start')} ({_s(session['first_start']['median'])})", ""),
+        ("own cluster: FAILED → RUNNING, median / worst (session cluster: median)",
+         f"{pair('failed_to_running')} ({_s(session['failed_to_running']['median'])})", ""),
+        ("own cluster: JobManager SIGKILL → RUNNING, median / worst",
+         pair("jobmanager_sigkill_to_running"), ""),
+        ("own cluster: resident memory of its JobManager + TaskManager (768m + 1024m)",
+         f"{memory['own_cluster']['total_mb']:.0f} MB", ""),
+    ]
+
+
 def _scale(r: dict[str, Any]) -> list[Row]:
     """Per job count: the value of a single run, or median / worst over repeated runs."""
     rows: list[Row] = []
@@ -199,6 +218,7 @@ TABLES: dict[str, Rows] = {
         *[(f"config file changed → new attempt submitted ({mode})", _s(v["median_s"]), "< 2 s")
           for mode, v in r.get("change_to_submitted", {}).items()]],
     "state-faults": _state_faults,
+    "own-clusters": _own_clusters,
     "metrics-scale": lambda r: [(f"leader's /metrics with {r['jobs']:,} jobs: time / size",
                                  f"{_s(r['scrape_s_median'])} / "
                                  f"{r['response_bytes'] / 1e6:.2f} MB", "")],
