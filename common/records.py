@@ -98,6 +98,9 @@ class JobRecord:
     submit_hash: str = ""  # hash of what a running attempt was submitted with (see plan.py)
     commit: str = ""  # git commit of the config checkout this generation came from
     removed_at: float = 0.0  # when its config disappeared; 0 while it is configured
+    # The cluster document of the generations before the job moved to `cluster`: its attempt
+    # may still run there, to be stopped there before one starts on the new cluster.
+    previous_cluster: dict[str, Any] | None = None
 
     @property
     def removed(self) -> bool:
@@ -142,6 +145,7 @@ class JobRecord:
             "submitHash": self.submit_hash,
             "commit": self.commit,
             "removedAt": self.removed_at,
+            **({"previousCluster": self.previous_cluster} if self.previous_cluster else {}),
         }
 
     @classmethod
@@ -162,6 +166,7 @@ class JobRecord:
                 submit_hash=str(value.get("submitHash", "")),
                 commit=str(value.get("commit", "")),
                 removed_at=float(value.get("removedAt", 0.0)),
+                previous_cluster=_cluster_document(value.get("previousCluster")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"job {name}: unreadable record ({exc!r})") from exc
@@ -379,3 +384,11 @@ class Event:
 def _http_url(value: object) -> str:
     text = str(value or "")
     return text if text.startswith(("http://", "https://")) else ""
+
+
+def _cluster_document(value: object) -> dict[str, Any] | None:
+    """A FlinkCluster document as the master copies it (metadata and spec), or None."""
+    if (isinstance(value, dict) and isinstance(value.get("spec"), dict)
+            and isinstance(value.get("metadata"), dict)):
+        return value
+    return None

@@ -329,9 +329,8 @@ def _launcher(runtime: str, homes: tuple[Path, ...], applications_dir: Path, nam
               worker_id: str | None) -> Callable[[JarCache], Launcher] | None:
     """How this worker starts the clusters of jobs that run on one of their own."""
     if runtime == "kubernetes":
-        from worker.appkube import KubernetesLauncher
-
         from scheduler.runtimes.kubernetes import api_client
+        from worker.appkube import KubernetesLauncher
 
         client = api_client()
         return lambda jars: KubernetesLauncher(client, namespace)

@@ -205,7 +205,11 @@ def _configured(wanted: JobRecord, existing: JobRecord | None) -> Change:
         moved = existing.source != source
         refreshed = replace(existing, source=source) if moved else None
         return Change(name, UNCHANGED, "none", source, record=refreshed)
-    record = replace(wanted, generation=existing.generation + 1)
+    # A job moving to another cluster keeps where it came from: its attempt is stopped
+    # there before one starts on the new cluster.
+    previous = existing.cluster if existing.cluster != wanted.cluster else (
+        existing.previous_cluster)
+    record = replace(wanted, generation=existing.generation + 1, previous_cluster=previous)
     fields = tuple(field_changes(_comparable(existing), _comparable(record)))
     return Change(name, CHANGED, upgrade_action(existing, record), source, fields, record)
 
@@ -223,8 +227,16 @@ def upgrade_action(old: JobRecord, new: JobRecord) -> str:
         return "resume from the suspend savepoint" + (" with the new spec" if resubmit else "")
     if resubmit:
         mode = new.model.job.upgradeMode
-        return f"{mode}: {UPGRADE_ACTIONS[mode]}"
+        moved = _cluster_name(old) != _cluster_name(new)
+        return f"{mode}: {UPGRADE_ACTIONS[mode]}" + (
+            f" (moving from cluster {_cluster_name(old)} to {_cluster_name(new)}: the attempt "
+            f"is stopped on {_cluster_name(old)}, the next starts on {_cluster_name(new)})"
+            if moved else "")
     return "applied in place, no restart"
+
+
+def _cluster_name(record: JobRecord) -> str:
+    return str(record.cluster.get("metadata", {}).get("name", ""))
 
 
 def _suspended(stored: JobRecord) -> bool:

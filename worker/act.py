@@ -85,8 +85,10 @@ class Actor:
         return failure
 
     # -- carrying a decision out -------------------------------------------------------------
-    def carry_out(self, decision: Decision, record: JobRecord,
-                  target: DeploymentTarget) -> Outcome:
+    def carry_out(self, decision: Decision, record: JobRecord, target: DeploymentTarget,
+                  submit_to: DeploymentTarget | None = None) -> Outcome:
+        """`target`: where the status's attempt runs; `submit_to`: where a new attempt
+        starts, when that is elsewhere (the job moved to another cluster)."""
         action = decision.action
         assert not isinstance(action, Gather), "gathering is the observer's"
         acts = isinstance(action, Submit | Resubmit | Cancel | StopWithSavepoint) or (
@@ -123,7 +125,7 @@ class Actor:
             target.cancel(orphan)
         outcome = Outcome(decision.message, backoff=decision.backoff, soon=decision.recheck)
         if isinstance(action, Submit | Resubmit):
-            outcome = self._submit(record, target, decision.message if isinstance(
+            outcome = self._submit(record, submit_to or target, decision.message if isinstance(
                 action, Submit) else "")
         elif isinstance(action, Cancel):
             target.cancel(action.job_id)

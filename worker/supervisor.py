@@ -8,9 +8,11 @@ logged when it changes.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -18,10 +20,11 @@ from kazoo.exceptions import KazooException
 
 from common.errors import ConflictError, FencedError, FlinkschedError, StoreError
 from common.jobstore import JobStore
-from common.records import CommandKind, Fence, JobRecord
+from common.records import CommandKind, Fence, JobRecord, JobStatus
 from worker.act import ActGuard, Actor
 from worker.decide import decide
 from worker.decisions import Gather, Outcome
+from worker.moves import left_behind
 from worker.observation import Clock, Observation, RestartCommand
 from worker.observe import Observer, restart_command, system_clock
 from worker.savepoints import SavepointKeeper
@@ -63,6 +66,9 @@ class JobSupervisor:
         self.actor = Actor(store, name, owner, guard, self.observer, self.savepoints)
         self.watched = WatchedJob(store, name, self._wake.set)
         self._target: tuple[dict[str, Any], DeploymentTarget] | None = None
+        # The cluster the job moved from (its document's JSON) and its target; None as the
+        # target once nothing of the job's is left there.
+        self._previous_target: tuple[str, DeploymentTarget | None] | None = None
         self._thread = threading.Thread(target=self.run, name=f"job-{name}", daemon=True)
 
     # -- thread --------------------------------------------------------------------------
@@ -179,23 +185,25 @@ class JobSupervisor:
         self.savepoints.configure(record.model.savepoints.schedule)
         status = self.actor.status()
         target = self.target(record)
-        with target.turn():
+        # Where the status's attempt runs: the cluster the job moved from, until it ended.
+        running_on = self._attempt_target(record, status) or target
+        with running_on.turn():
             observation = self.observer.observe(
-                record, status, target, self.actor.memory(), self.watched.override(),
+                record, status, running_on, self.actor.memory(), self.watched.override(),
                 self._restart_command(), stop_failure=self.actor.take_stop_failure(),
                 savepoint_pending=self.savepoints.pending is not None,
                 pushed=self.watched.pushed())
-            return self._decide_and_act(observation, record, target)
+            return self._decide_and_act(observation, record, running_on, target)
 
     def _decide_and_act(self, observation: Observation, record: JobRecord,
-                        target: DeploymentTarget) -> Outcome:
+                        target: DeploymentTarget, submit_to: DeploymentTarget) -> Outcome:
         outcome = Outcome("no decision")
         for _ in range(MAX_STEPS):
             decision = decide(observation)
             if isinstance(decision.action, Gather):
                 observation = self.observer.gather(observation, decision.action.need, target)
                 continue
-            outcome = self.actor.carry_out(decision, record, target)
+            outcome = self.actor.carry_out(decision, record, target, submit_to)
             if not outcome.rejected:
                 return outcome
             observation = observation.after_rejection(self.actor.current, outcome.rejected)
@@ -209,6 +217,48 @@ class JobSupervisor:
             self._target = (record.cluster, self.targets.for_job(
                 self.name, record, lambda: self.poll_interval))
         return self._target[1]
+
+    def _attempt_target(self, record: JobRecord, status: JobStatus) -> DeploymentTarget | None:
+        """The cluster the job moved from while its attempt is known there (None: the job's
+        own cluster). Attempts left alive there beside it are cancelled; once nothing of
+        the job's runs there, what is left is released and the cluster no longer asked."""
+        previous = self._previous(record)
+        if previous is None:
+            return None
+        try:
+            with previous.turn():
+                listed = previous.attempts()
+        except FlinkschedError as exc:
+            # Whether the attempt still runs there is unknown: never start one beside it.
+            logger.info("job %s: cluster it moved from not readable: %s", self.name, exc)
+            return previous
+        left = left_behind(listed, status.flink_job_id)
+        if left.runs_there:
+            return previous
+        for orphan in left.orphans:
+            if self.guard.can_act():
+                previous.cancel(orphan)
+                self.actor.event(f"cancelled attempt {orphan} on the cluster the job moved "
+                                 "from: the job runs on its new cluster")
+        if left.done:
+            previous.release()
+            previous.unwatch()
+            assert self._previous_target is not None  # made by `_previous`
+            self._previous_target = (self._previous_target[0], None)
+        return None
+
+    def _previous(self, record: JobRecord) -> DeploymentTarget | None:
+        """The target of the cluster the record says the job moved from, made once per
+        such cluster; None when there is none or it was found done with."""
+        document = record.previous_cluster
+        if document is None or document == record.cluster:
+            return None
+        key = json.dumps(document, sort_keys=True)
+        if self._previous_target is None or self._previous_target[0] != key:
+            moved_from = replace(record, cluster=document, previous_cluster=None)
+            self._previous_target = (key, self.targets.for_job(
+                self.name, moved_from, lambda: self.poll_interval))
+        return self._previous_target[1]
 
     def _restart_command(self) -> RestartCommand | None:
         """Queue savepoint requests; return the oldest restart command, kept until carried out."""

@@ -49,9 +49,9 @@ class OwnJob:
         self.marker = marker
         self.rate = 20
 
-    def write(self, **spec: Any) -> None:
-        self.control.write_job(JOB, cluster=OWN_CLUSTER, args=[
-            "--fail-marker", str(self.marker), "--rate", str(self.rate)], **spec)
+    def write(self, cluster: str = OWN_CLUSTER) -> None:
+        self.control.write_job(JOB, cluster=cluster, args=[
+            "--fail-marker", str(self.marker), "--rate", str(self.rate)])
 
     def status(self) -> JobStatus:
         return self.store.status(JOB)[0]
@@ -239,6 +239,28 @@ def test_killed_worker_leaves_the_cluster_running_and_the_next_adopts_it(
               and own.jobmanager_pid(before.flink_job_id) == pid, 2,
               "the same attempt running on the same JobManager")
     assert adopted.attempt == before.attempt and adopted.restarts == before.restarts
+
+
+def test_moving_the_job_to_the_session_cluster_and_back_never_runs_it_twice(
+        own: OwnJob, cluster: Cluster) -> None:
+    """Each move stops the attempt with a savepoint where it runs, then starts the next on
+    the other cluster from it; what is left on the cluster it left is torn down."""
+    before = own.running()
+    own.write(cluster="default")
+    on_session = wait_until(lambda: own.status_if(
+        lambda s: s.attempt == before.attempt + 1 and s.phase == Phase.RUNNING), 60,
+        "the next attempt RUNNING on the session cluster")
+    assert on_session.cluster_url == "" and on_session.restored_from == (
+        on_session.savepoints[-1].path)
+    assert cluster.running_ids(JOB) == [on_session.flink_job_id]
+    wait_until(lambda: not own.processes(), 20, "the cluster it left torn down")
+
+    own.write()  # and back to a cluster of its own
+    back = own.running(on_session.attempt + 1)
+    assert back.restored_from == back.savepoints[-1].path != on_session.restored_from
+    assert cluster.running_ids(JOB) == [], "stopped on the session cluster"
+    assert cluster.job_state(on_session.flink_job_id) == "FINISHED"
+    own.alone(back)
 
 
 def test_removal_tears_the_cluster_down(own: OwnJob) -> None:

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from common.configdir import ConfigSet, Sourced
 from common.errors import ClusterLaunchFailed, FlinkUnreachable, JobAlreadySubmitted
 from common.flinkversion import FlinkVersion
 from common.jobids import flink_job_id
 from common.jobstate import JobState
 from common.records import JobRecord, JobStatus, Phase
-from common.spec import FlinkCluster
-from scheduler.plan import cluster_document, submit_hash
+from common.spec import FlinkCluster, FlinkJob
+from scheduler.plan import build_plan, cluster_document, submit_hash
 from tests.unit.decisions_util import observe, record, settle, status, suspended, with_flink
 from worker.appcluster import STARTUP_GRACE, ApplicationCluster, NoLauncher, Running
 from worker.applocal import (
@@ -35,6 +36,7 @@ from worker.applocal import (
 from worker.appplan import REQUIRED, flat_config, plan
 from worker.clients import FlinkClients
 from worker.decisions import BackOff, Nothing, Submit
+from worker.moves import LeftBehind, left_behind
 
 OWN: dict[str, Any] = {"metadata": {"name": "own"}, "spec": {
     "mode": "application", "jobManager": {"resource": {"memory": "768m"}},
@@ -339,3 +341,46 @@ def test_a_status_names_the_attempts_own_cluster_and_reads_only_a_url() -> None:
     assert JobStatus.from_json(kept.to_json()) == kept
     assert JobStatus.from_json({**kept.to_json(), "clusterUrl": "javascript:alert(1)"}) == (
         JobStatus())
+
+
+# -- a job moving between clusters -------------------------------------------------------------
+def test_a_move_keeps_the_cluster_left_until_the_next_move() -> None:
+
+    def config(cluster: str, rate: str) -> ConfigSet:
+        job = FlinkJob.model_validate({
+            "apiVersion": "flinksched/v1", "kind": "FlinkJob", "metadata": {"name": JOB},
+            "spec": {"cluster": cluster, "job": {"jarURI": "/j.jar", "args": [rate]}}})
+        clusters = {name: Sourced(FlinkCluster.model_validate({
+            "apiVersion": "flinksched/v1", "kind": "FlinkCluster", "metadata": {"name": name},
+            "spec": spec}), "c.yaml", 1) for name, spec in (
+                ("default", {"restUrl": "http://flink:8081"}), ("own", {"mode": "application"}))}
+        return ConfigSet(jobs={JOB: Sourced(job, "j.yaml", 1)}, clusters=clusters)
+    def next_record(current: JobRecord | None, cluster: str, rate: str) -> JobRecord:
+        [change] = build_plan(config(cluster, rate), {JOB: current} if current else {}).changes
+        assert change.record is not None
+        return change.record
+
+    first = next_record(None, "default", "1")
+    assert first.previous_cluster is None
+    moved = next_record(first, "own", "1")
+    assert moved.previous_cluster == first.cluster and moved.own_cluster
+    assert "moving from cluster default to own" in build_plan(
+        config("own", "1"), {JOB: first}).changes[0].action
+    changed_again = next_record(moved, "own", "2")
+    assert changed_again.previous_cluster == first.cluster, "kept until the next move"
+    back = next_record(changed_again, "default", "2")
+    assert back.previous_cluster == moved.cluster
+    assert JobRecord.from_json(JOB, back.to_json()) == back
+    junk = {**back.to_json(), "previousCluster": ["not", "a", "cluster"]}
+    assert JobRecord.from_json(JOB, junk).previous_cluster is None
+
+
+def test_the_attempt_is_acted_on_where_it_runs_until_it_ended_there() -> None:
+    old, new, orphan = flink_job_id(JOB, 3), flink_job_id(JOB, 4), flink_job_id(JOB, 2)
+    assert left_behind({old: "RUNNING"}, old) == LeftBehind(runs_there=True)
+    assert left_behind({old: "FINISHED"}, old) == LeftBehind(runs_there=True), (
+        "its savepoint and checkpoints are read there before the next starts")
+    assert left_behind({old: "FINISHED"}, new) == LeftBehind(runs_there=False, done=True)
+    assert left_behind({old: "FINISHED", orphan: "RUNNING"}, new) == LeftBehind(
+        runs_there=False, orphans=(orphan,))
+    assert left_behind({}, new) == LeftBehind(runs_there=False, done=True)
