@@ -333,7 +333,7 @@ def _launcher(runtime: str, homes: tuple[Path, ...], applications_dir: Path, nam
         from worker.appkube import KubernetesLauncher
 
         client = api_client()
-        return lambda jars: KubernetesLauncher(client, namespace)
+        return lambda jars: KubernetesLauncher(client, namespace, jars)
     if not homes:
         return None  # such jobs are refused with the reason; the others run as ever
     from worker.applocal import LocalLauncher

@@ -4,9 +4,10 @@ what; a launcher starts it as local processes or Kubernetes objects) and torn do
 attempt is over: a submission starts the attempt's cluster, a cancel tears it down.
 
 What a launcher reports is checked before it drives anything: a cluster whose JobManager is
-not running is a lost attempt (never "unreachable, wait"), and one whose REST API has not
-answered is starting only for `STARTUP_GRACE`; after that it is torn down and the attempt is
-lost, so a JobManager that hangs in its start never holds the job.
+not running has failed its attempt (never "unreachable, wait"), and one whose REST API has
+not answered is starting only for the launcher's `startup_grace`; after that it is torn down
+and its attempt failed, so a JobManager that hangs in its start never holds the job. Both
+count against the restart policy: a JobManager that cannot start ends in a crash loop.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from worker.clients import FlinkClients
 
 logger = logging.getLogger(__name__)
 
-STARTUP_GRACE = 120.0  # seconds a started JobManager may take before its REST API answers
 CAUSE_WAIT = 2.0  # the longest a FAILED attempt's teardown waits for Flink to report its cause
 CAUSE_RETRY = 0.1
 
@@ -51,6 +51,9 @@ class Running:
 class Launcher(Protocol):
     """Starts, finds and tears down a job's own clusters."""
 
+    # Seconds a started JobManager may take before its REST API answers.
+    startup_grace: float
+
     # Every cluster of the job this launcher knows of, alive or not.
     def clusters(self, job: str) -> list[Running]: ...
     # Start the attempt's cluster (ClusterLaunchFailed: refused, JarError: the jar).
@@ -66,6 +69,8 @@ class Launcher(Protocol):
 class NoLauncher:
     """A worker told nothing of how to start clusters: jobs that need one of their own are
     refused with the reason (and the restart policy decides), the others run as ever."""
+
+    startup_grace = 0.0
 
     def clusters(self, job: str) -> list[Running]:
         return []
@@ -139,10 +144,10 @@ class ApplicationCluster:
 
     def state(self, job_id: str, *, listable: bool, since: float) -> tuple[str | None, bool]:
         """The attempt's state in its own cluster; None when it has none. A cluster whose
-        JobManager exited, or whose REST API never answered within STARTUP_GRACE, is torn
-        down and its attempt FAILED, with that as its root cause: it counts against the
-        restart policy, so a JobManager that cannot start ends in a crash loop, not in a
-        restart every few seconds forever."""
+        JobManager exited, or whose REST API never answered within the launcher's startup
+        grace, is torn down and its attempt FAILED, with that as its root cause: it counts
+        against the restart policy, so a JobManager that cannot start ends in a crash loop,
+        not in a restart every few seconds forever."""
         with self._lock:
             if job_id in self._ended:
                 return JobState.FAILED.value, False
@@ -158,13 +163,13 @@ class ApplicationCluster:
         except FlinkUnreachable:
             if job_id in self._answered:
                 raise  # it answered before: an outage of a running cluster, waited for
-            if time.time() - found.started < STARTUP_GRACE:
+            if time.time() - found.started < self.launcher.startup_grace:
                 return JobState.INITIALIZING.value, False
             return self._lose(job_id, f"its REST API did not answer within "
-                                      f"{STARTUP_GRACE:.0f}s of its start")
+                                      f"{self.launcher.startup_grace:.0f}s of its start")
         with self._lock:
             self._answered.add(job_id)
-        if state is None and time.time() - found.started < STARTUP_GRACE:
+        if state is None and time.time() - found.started < self.launcher.startup_grace:
             return JobState.INITIALIZING.value, False  # the JobManager runs its main method
         return state, False
 

@@ -30,6 +30,7 @@ from common.records import JobRecord
 from common.spec import Resource
 from worker.appcluster import Running
 from worker.appplan import Launch, dynamic, plan
+from worker.jars import JarCache
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,11 @@ def merged(base: Mapping[str, Any] | None, ours: Mapping[str, Any]) -> dict[str,
 
 
 class KubernetesLauncher:
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+    startup_grace = 600.0  # scheduling the pods and pulling the image come first
+
+    def __init__(self, api: client.ApiClient, namespace: str,
+                 jars: JarCache | None = None) -> None:
+        self.jars = jars  # its allow-list (--allowed-jars) holds here too
         self.batch = client.BatchV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
@@ -130,6 +135,8 @@ class KubernetesLauncher:
         if not spec.image:
             raise ClusterLaunchFailed(f"cluster {record.cluster['metadata']['name']} has no "
                                       "image: a Kubernetes application cluster needs one")
+        if self.jars is not None:  # the image fetches the jar: its content is Flink's to check
+            self.jars.check_allowed(record.model.job.jarURI)
         name = object_name(record.name, job_id)
         local = {"jobmanager.rpc.address": name, "rest.port": str(REST_PORT),
                  "jobmanager.rpc.port": str(RPC_PORT), "blob.server.port": str(BLOB_PORT),

@@ -199,6 +199,8 @@ class ProcessTable:
 
 
 class LocalLauncher:
+    startup_grace = 120.0  # two JVMs on a loaded host; their REST API answers in about 8 s
+
     def __init__(self, root: Path, homes: list[Path], jars: JarCache,
                  conf_dir: Path | None = None) -> None:
         self.root = root.resolve()
@@ -269,9 +271,10 @@ class LocalLauncher:
     def launch(self, record: JobRecord, job_id: str, restore_path: str) -> Running:
         spec = record.cluster_model
         dist = choose_distribution(self.distributions, spec.flinkVersion)
-        uri = record.model.job.jarURI  # local://: in the image, which here is this host
-        jar = self.jars.local_path(uri.replace("local://", "file://", 1)
-                                   if uri.startswith("local://") else uri)
+        job = record.model.job
+        uri = job.jarURI  # local://: in the image, which here is this host
+        jar = self.jars.verified_path(uri.replace("local://", "file://", 1)
+                                      if uri.startswith("local://") else uri, job.jarSHA256)
         run_dir = self._job_dir(record.name) / job_id
         if run_dir.exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # a start that never got going

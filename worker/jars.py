@@ -52,10 +52,13 @@ class JarCache:
         self._lock = threading.Lock()
         self._resolving = KeyedLocks()
 
-    def local_path(self, jar_uri: str) -> Path:
+    def check_allowed(self, jar_uri: str) -> None:
         if not allowed(jar_uri, self.allowed_prefixes):
             raise JarError(f"jar {jar_uri} is not in an allowed location (allowed: "
                            f"{', '.join(self.allowed_prefixes)}; see --allowed-jars)")
+
+    def local_path(self, jar_uri: str) -> Path:
+        self.check_allowed(jar_uri)
         parsed = urlparse(jar_uri)
         if parsed.scheme in ("", "file"):
             path = Path(unquote(parsed.path))
@@ -110,11 +113,15 @@ class JarCache:
                     return self._ids[key]
             return self._resolve(client, jar_uri, path, key, sha256)
 
+    def verified_path(self, jar_uri: str, sha256: str | None = None) -> Path:
+        """The jar's local path, its content checked against the spec's jarSHA256."""
+        path = self.local_path(jar_uri)
+        check_digest(path, jar_uri, sha256)
+        return path
+
     def _resolve(self, client: FlinkClient, jar_uri: str, path: Path, key: tuple[str, str],
                  sha256: str | None) -> str:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if sha256 and digest != sha256.lower():
-            raise JarError(f"jar {jar_uri} has SHA-256 {digest}, but the spec says {sha256}")
+        digest = check_digest(path, jar_uri, sha256)
         upload_name = f"{digest[:16]}-{path.name}"
         for listed in client.jars():
             if listed.get("name") == upload_name:
@@ -135,3 +142,12 @@ class JarCache:
         with self._lock:
             for key in [k for k in self._ids if k[0] == client.rest_url]:
                 del self._ids[key]
+
+
+def check_digest(path: Path, jar_uri: str, sha256: str | None) -> str:
+    """The jar's SHA-256; with `sha256` (the spec's jarSHA256) a jar whose content differs
+    is refused."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha256 and digest != sha256.lower():
+        raise JarError(f"jar {jar_uri} has SHA-256 {digest}, but the spec says {sha256}")
+    return digest

@@ -24,7 +24,7 @@ from common.records import JobRecord, JobStatus, Phase
 from common.spec import FlinkCluster, FlinkJob
 from scheduler.plan import build_plan, cluster_document, submit_hash
 from tests.unit.decisions_util import observe, record, settle, status, suspended, with_flink
-from worker.appcluster import STARTUP_GRACE, ApplicationCluster, NoLauncher, Running
+from worker.appcluster import ApplicationCluster, NoLauncher, Running
 from worker.applocal import (
     Distribution,
     RunRecord,
@@ -163,9 +163,13 @@ def test_a_job_backing_off_releases_its_failed_cluster() -> None:
 
 
 # -- the target, over a launcher -----------------------------------------------------------------
+STARTUP_GRACE = 120.0
+
+
 @dataclass
 class FakeLauncher:
     found: list[Running] = field(default_factory=list)
+    startup_grace: float = STARTUP_GRACE
     torn: list[str] = field(default_factory=list)
     launched: list[tuple[str, str]] = field(default_factory=list)
     words: str = ""
