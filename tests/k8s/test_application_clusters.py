@@ -16,6 +16,7 @@ from tests.k8s.conftest import ACTION_VERBS, NAMESPACE, Emulator
 from worker.appcluster import ApplicationCluster
 from worker.appkube import RBAC_RULES, KubernetesLauncher, k8s_memory, object_name
 from worker.clients import FlinkClients
+from worker.jars import JarCache, JarError
 
 IMAGE = "registry.example.com/flink-jobs/counter:2.3.0"
 CLUSTER: dict[str, Any] = {
@@ -171,3 +172,11 @@ def test_a_cluster_without_an_image_is_refused_naming_it(api: client.ApiClient) 
     ("4096", "4096")])
 def test_flink_memory_sizes_become_kubernetes_quantities(flink: str, kubernetes: str) -> None:
     assert k8s_memory(flink) == kubernetes
+
+
+def test_a_jar_outside_the_allowed_locations_is_refused_before_any_object(
+        api: client.ApiClient, tmp_path: Any) -> None:
+    jars = JarCache(tmp_path, ("https://artifacts.example.com/flink/",))
+    with pytest.raises(JarError, match="not in an allowed location"):
+        KubernetesLauncher(api, NAMESPACE, jars).launch(record(), flink_job_id(JOB, 1), "")
+    assert objects(api) == {}

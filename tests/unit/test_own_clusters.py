@@ -27,6 +27,7 @@ from tests.unit.decisions_util import observe, record, settle, status, suspended
 from worker.appcluster import ApplicationCluster, NoLauncher, Running
 from worker.applocal import (
     Distribution,
+    LocalLauncher,
     RunRecord,
     choose_distribution,
     distribution,
@@ -36,6 +37,7 @@ from worker.applocal import (
 from worker.appplan import REQUIRED, flat_config, plan
 from worker.clients import FlinkClients
 from worker.decisions import BackOff, Nothing, Submit
+from worker.jars import JarCache, JarError
 from worker.moves import LeftBehind, left_behind
 
 OWN: dict[str, Any] = {"metadata": {"name": "own"}, "spec": {
@@ -388,3 +390,20 @@ def test_the_attempt_is_acted_on_where_it_runs_until_it_ended_there() -> None:
     assert left_behind({old: "FINISHED", orphan: "RUNNING"}, new) == LeftBehind(
         runs_there=False, orphans=(orphan,))
     assert left_behind({}, new) == LeftBehind(runs_there=False, done=True)
+
+
+def test_a_jar_that_is_not_the_one_the_spec_names_starts_no_cluster(tmp_path: Path) -> None:
+    home = tmp_path / "flink"
+    (home / "lib").mkdir(parents=True)
+    (home / "lib" / "flink-dist-2.3.0.jar").touch()
+    jar = tmp_path / "clicks.jar"
+    jar.write_bytes(b"not the jar the spec names")
+    launcher = LocalLauncher(tmp_path / "apps", [home], JarCache(tmp_path / "cache"))
+    wrong = own_record(jarURI=str(jar), jarSHA256="0" * 64)
+    with pytest.raises(JarError, match=r"has SHA-256 .* but the spec says 0000"):
+        launcher.launch(wrong, ID1, "")
+    assert not (tmp_path / "apps").exists(), "nothing started, nothing written"
+    outside = LocalLauncher(tmp_path / "apps", [home],
+                            JarCache(tmp_path / "cache", ("/opt/flink/usrlib",)))
+    with pytest.raises(JarError, match="not in an allowed location"):
+        outside.launch(own_record(jarURI=str(jar)), ID1, "")
