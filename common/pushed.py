@@ -111,3 +111,9 @@ def push_health(heartbeat: Heartbeat | None, written: float, now: float,
     age = max(0.0, now - written)
     fresh = age <= SILENT_AFTER_INTERVALS * heartbeat.interval + HEARTBEAT_SLACK
     return PushHealth(Watching.PUSH if fresh else Watching.SILENT, age, heartbeat)
+
+
+def own_cluster_listener(cluster: str, job: str) -> str:
+    """The name the status listener of a job's own cluster heartbeats under: `<cluster>.<job>`
+    (a dot is in no FlinkCluster's name, so it never stands for a configured cluster)."""
+    return f"{cluster}.{job}"

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from common.clusterinfo import REPORT_INTERVAL, ClusterSeen, version_notes
 from common.durations import format_duration
+from common.pushed import own_cluster_listener
 from common.records import PHASES, JobRecord, JobStatus
 from scheduler.cli_context import Context, require_job
 from scheduler.statusview import render_table, select, status_rows
@@ -109,7 +110,9 @@ def describe(obj: Context, job: str, event_count: int) -> None:
         events = store.events(job)[-event_count:]
         config = store.config_state()
         cluster_name = str(record.cluster.get("metadata", {}).get("name", ""))
-        push = store.listener(cluster_name)
+        # A job's own cluster's listener heartbeats under a name of its own.
+        push = store.listener(own_cluster_listener(cluster_name, job) if record.own_cluster
+                              else cluster_name)
         seen = store.cluster_seen(cluster_name)
     console = _console()
     commit = f" (commit {record.commit[:12]})" if record.commit else ""

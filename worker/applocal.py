@@ -287,8 +287,6 @@ class LocalLauncher:
             "jobmanager.bind-host": "localhost", "taskmanager.bind-host": "localhost",
             "taskmanager.host": "localhost",
             "io.tmp.dirs": str(run_dir / "tmp"), "web.tmpdir": str(run_dir / "tmp"),
-            # A status listener in the base configuration heartbeats as this job's cluster.
-            "flinksched.push.cluster": f"{record.cluster['metadata']['name']}-{record.name}",
         }
         launch = plan(record, job_id, restore_path, str(jar.resolve()), local)
         run = RunRecord(rest, time.time())

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.flinkversion import CHECKPOINT_RETENTION
+from common.pushed import own_cluster_listener
 from common.records import JobRecord
 from common.spec import FlinkClusterSpec
 
@@ -39,6 +40,7 @@ JOBMANAGER_MEMORY = "jobmanager.memory.process.size"
 TASKMANAGER_MEMORY = "taskmanager.memory.process.size"
 SLOTS = "taskmanager.numberOfTaskSlots"
 PARALLELISM = "parallelism.default"
+PUSH_CLUSTER = "flinksched.push.cluster"
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,11 @@ def settings(record: JobRecord, spec: FlinkClusterSpec,
         sized[PARALLELISM] = str(job.job.parallelism)
         # Enough slots for the job's parallelism across its TaskManagers, unless configured.
         sized[SLOTS] = str(max(1, math.ceil(job.job.parallelism / tm_count)))
+    # A status listener the base configuration loads heartbeats as this job's cluster.
+    listener = {PUSH_CLUSTER: own_cluster_listener(
+        str(record.cluster.get("metadata", {}).get("name", "")), record.name)}
     return {**sized, **spec.flinkConfiguration, **job.flinkConfiguration, **(local or {}),
-            **REQUIRED}
+            **listener, **REQUIRED}
 
 
 def plan(record: JobRecord, job_id: str, restore_path: str, jar: str,

@@ -124,6 +124,8 @@ def test_settings_are_the_templates_then_the_jobs_then_the_launchers_then_flinks
     assert {k: settings[k] for k in REQUIRED} == REQUIRED, "flinksched's cannot be overridden"
     assert settings["jobmanager.memory.process.size"] == "768m"
     assert settings["taskmanager.memory.process.size"] == "1g"
+    assert settings["flinksched.push.cluster"] == "own.clicks", (
+        "a listener heartbeats as this job's cluster, never as a configured one")
     assert settings["parallelism.default"] == "3"
     assert settings["taskmanager.numberOfTaskSlots"] == "2", "3 subtasks on 2 TaskManagers"
     assert settings["execution.checkpointing.externalized-checkpoint-retention"] == (
