@@ -18,6 +18,7 @@ from tests.stack import (
     PUSH_SETTINGS,
     REPO,
     SECOND_VERSION,
+    TEST_JAVA_OPTIONS,
     Cluster,
     ControlPlane,
     FlinkUnderTest,
@@ -44,7 +45,7 @@ def devstack(tmp_path_factory: pytest.TempPathFactory,
     config = StackConfig(state_dir=state, zk_port=push_proxy.target[1],
                          rest_port=free_port(), rpc_port=free_port(), workers=0,
                          push_root=PUSH_ROOT, push_zk=f"127.0.0.1:{push_proxy.port}",
-                         push_settings=PUSH_SETTINGS)
+                         push_settings=PUSH_SETTINGS, java_options=TEST_JAVA_OPTIONS)
     stack = DevStack(config)
     try:
         stack.state_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def second_devstack(devstack: DevStack,
     state = tmp_path_factory.mktemp(f"flink-{SECOND_VERSION}")
     config = StackConfig(state_dir=state, zk_port=devstack.config.zk_port,
                          rest_port=free_port(), rpc_port=free_port(), workers=0, push_root=None,
-                         flink_version=SECOND_VERSION,
+                         flink_version=SECOND_VERSION, java_options=TEST_JAVA_OPTIONS,
                          build_dir=REPO / "build" / f"flink-{SECOND_VERSION}")
     stack = DevStack(config)
     try:

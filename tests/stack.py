@@ -279,6 +279,11 @@ class ControlPlane:
         return flink_job_id(name, 1)
 
 
+# The test clusters' JVMs compile with C1 alone: a cluster starts about 2 s sooner (a job's
+# own cluster reaches RUNNING in 6.3 s instead of 8.6 s) and the two cores spend less time
+# compiling Flink's code the example job never stresses. Benchmarks keep Flink's defaults.
+TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+
 OWN_CLUSTER = "own"
 # Each job naming it gets a cluster of its own: a JobManager and a TaskManager, small.
 OWN_CLUSTER_DOCUMENT = {

@@ -186,11 +186,13 @@ def link_lib_dir(home: Path, lib_dir: Path, extra: list[Path]) -> Path:
 
 def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPorts,
                      durable: bool = True, push: PushTarget | None = None,
-                     version: str = FLINK_VERSION) -> Path:
+                     version: str = FLINK_VERSION, java_options: str = "") -> Path:
     """A conf dir for a local session cluster: fast heartbeats, local retained checkpoints,
     and, with `push`, the status listener. `durable=False` leaves out the checkpoint and
     savepoint directories, as Flink ships. A 1.x cluster gets its checkpoint keys under their
-    1.x names, as clusters configured before 2.0 have them."""
+    1.x names, as clusters configured before 2.0 have them. `java_options` go to every JVM
+    of the cluster, after Flink's own (and to the clusters of jobs' own that use this
+    configuration as their base)."""
     conf_dir.mkdir(parents=True, exist_ok=True)
     for shipped in (home / "conf").iterdir():
         if shipped.name != "config.yaml":
@@ -211,7 +213,7 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
         )
     }
     settings = {
-        "env.java.opts.all": java_opts,
+        "env.java.opts.all": f"{java_opts} {java_options}".strip(),
         "jobmanager.rpc.address": "localhost",
         "jobmanager.rpc.port": ports.rpc,
         "jobmanager.bind-host": "localhost",

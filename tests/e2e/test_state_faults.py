@@ -20,7 +20,7 @@ from common.records import JobStatus, Phase
 from common.store import Store
 from scheduler.devstack import flinkhome
 from scheduler.devstack.services import Service, free_port, start, stop, wait_for
-from tests.stack import Cluster, ControlPlane
+from tests.stack import TEST_JAVA_OPTIONS, Cluster, ControlPlane
 from tests.waiting import holds_for, wait_until
 from tests.zkserver import ZooKeeperServer, store_on
 
@@ -160,7 +160,8 @@ def stock_cluster(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
     state = tmp_path_factory.mktemp("stock")
     home = flinkhome.flink_home()
     ports = flinkhome.FlinkPorts(rest=free_port(), rpc=free_port())
-    conf = flinkhome.write_flink_conf(home, state / "conf", state, ports, durable=False)
+    conf = flinkhome.write_flink_conf(home, state / "conf", state, ports, durable=False,
+                                      java_options=TEST_JAVA_OPTIONS)
     env = {"FLINK_CONF_DIR": str(conf.parent), "FLINK_LOG_DIR": str(state / "logs")}
     services = [Service(role, [str(home / "bin" / f"{role}.sh"), "start-foreground"], env, state)
                 for role in ("jobmanager", "taskmanager")]
