@@ -132,6 +132,8 @@ class Actor:
             self.cancel_sent = (action.job_id, self.observer.clock().mono)
         elif isinstance(action, Adopt):
             self.observer.adopted()
+            if record.own_cluster:  # the adopted attempt's own cluster is where its UI is
+                self.record(self.current.with_changes(cluster_url=target.rest_url))
         elif isinstance(action, Watch):
             self._watch(record, target, before, action.job_id)
         if not explained:
