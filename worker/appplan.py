@@ -33,9 +33,12 @@ REQUIRED = {
     # flinksched replaces a lost JobManager with a new attempt from the newest checkpoint.
     "high-availability.type": "NONE",
 }
-# How old the REST API's view of the job may be (a FAILED attempt's root cause is read from
-# it before its cluster is torn down); Flink's default is 3 s. A user's setting wins.
-REFRESH = {"web.refresh-interval": "500"}
+# Defaults a user's settings override. How old the REST API's view of the job may be (a
+# FAILED attempt's root cause is read from it before its cluster is torn down; Flink's
+# default is 3 s). How long a TaskManager that found no ResourceManager waits before it tries
+# again: the JobManager and TaskManagers start together, and a TaskManager up first waited
+# Flink's default 10 s, its job RUNNING all the while with no task deployed.
+FAST_START = {"web.refresh-interval": "500", "cluster.registration.error-delay": "1000"}
 JOBMANAGER_MEMORY = "jobmanager.memory.process.size"
 TASKMANAGER_MEMORY = "taskmanager.memory.process.size"
 SLOTS = "taskmanager.numberOfTaskSlots"
@@ -88,7 +91,7 @@ def settings(record: JobRecord, spec: FlinkClusterSpec,
     job = record.model
     tm_count = spec.taskManager.replicas
     sized: dict[str, str] = {
-        **REFRESH,
+        **FAST_START,
         CHECKPOINT_RETENTION.name: "RETAIN_ON_CANCELLATION",
         JOBMANAGER_MEMORY: spec.jobManager.resource.memory,
         TASKMANAGER_MEMORY: spec.taskManager.resource.memory,

@@ -227,9 +227,11 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
         "taskmanager.numberOfTaskSlots": 24,
         "parallelism.default": 1,
         **(checkpoint_keys if durable else {}),
-        # With the defaults a TaskManager needs ~50 s to rejoin a restarted JobManager.
+        # With the defaults a TaskManager needs ~50 s to rejoin a restarted JobManager, and
+        # one started before its JobManager is up waits 10 s before it tries again.
         "heartbeat.interval": 1000,
         "heartbeat.timeout": 6000,
+        "cluster.registration.error-delay": 1000,
         "io.tmp.dirs": str(tmp),
         "web.tmpdir": str(tmp),
         "web.cancel.enable": True,
