@@ -23,9 +23,13 @@ class LeftBehind:
 
 
 def left_behind(listed: dict[str, str], current_job_id: str) -> LeftBehind:
-    """`listed`: the job's attempts the previous cluster knows (Flink job id -> state)."""
+    """`listed`: the job's attempts the previous cluster knows (Flink job id -> state).
+    A status that names no attempt (ZooKeeper lost its data) adopts one alive there rather
+    than cancel it: the new cluster's checkpoint directory may not hold its state."""
     if current_job_id and current_job_id in listed:
         return LeftBehind(runs_there=True)
     alive = tuple(sorted(job_id for job_id, state in listed.items()
                          if not JobState.parse(state).terminal))
+    if alive and not current_job_id:
+        return LeftBehind(runs_there=True)
     return LeftBehind(runs_there=False, orphans=alive, done=not alive)

@@ -79,8 +79,9 @@ class JobSupervisor:
         self._stop.set()
         self._wake.set()
         self.watched.close()
-        if self._target is not None:
-            self._target[1].unwatch()
+        for made in (self._target, self._previous_target):
+            if made is not None and made[1] is not None:
+                made[1].unwatch()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)

@@ -392,6 +392,8 @@ def test_the_attempt_is_acted_on_where_it_runs_until_it_ended_there() -> None:
     assert left_behind({old: "FINISHED", orphan: "RUNNING"}, new) == LeftBehind(
         runs_there=False, orphans=(orphan,))
     assert left_behind({}, new) == LeftBehind(runs_there=False, done=True)
+    assert left_behind({old: "RUNNING"}, "") == LeftBehind(runs_there=True), (
+        "a status that lost its attempt adopts it where it runs, never cancels it")
 
 
 def test_a_jar_that_is_not_the_one_the_spec_names_starts_no_cluster(tmp_path: Path) -> None:
