@@ -2,10 +2,9 @@
 beside the same job on the session cluster: first start → RUNNING, FAILED → RUNNING,
 JobManager SIGKILL → RUNNING, and the memory an own cluster costs.
 
-RUNNING here is every task of the new attempt RUNNING (polled every 10 ms; the job's own
-RUNNING timestamp comes before its tasks have slots), FAILED Flink's timestamp of the old
-attempt (read from its cluster before it was torn down), and this machine's clock for what
-the benchmark did (writing the job's file, the SIGKILL):
+Times are Flink's own job timestamps (RUNNING of the new attempt, FAILED of the old one, as
+its cluster reported them before it was torn down) and this machine's clock for what the
+benchmark did (writing the job's file, the SIGKILL):
   first start = RUNNING - the job's file written   (the master syncs it, assigns it; the
                                                    worker claims it and starts the cluster)
   FAILED      = RUNNING of attempt N+1 - FAILED of attempt N
@@ -65,21 +64,9 @@ def _timestamp(url: str, job_id: str, state: str, timeout: float = 120) -> float
     return float(found) / 1000
 
 
-def _processing(url: str, job_id: str, timeout: float = 120) -> float:
-    """When every task of the job is RUNNING (polled every 10 ms): the job processes again.
-    Flink's RUNNING timestamp of the job comes sooner, while its tasks still wait for slots
-    (a TaskManager that has not registered yet)."""
-    def running() -> float | None:
-        found = _json(url, f"/jobs/{job_id}") or {}
-        vertices = found.get("vertices") or []
-        done = vertices and all(v.get("status") == "RUNNING" for v in vertices)
-        return time.time() if done else None
-    return wait_until(running, timeout, f"every task of {job_id} RUNNING", interval=0.01)
-
-
 def _running_at(store: Store, name: str, attempt: int) -> tuple[float, str]:
     url = _status_url(store, name, attempt)
-    return _processing(url, flink_job_id(name, attempt)), url
+    return _timestamp(url, flink_job_id(name, attempt), "RUNNING"), url
 
 
 def first_starts(control: ControlPlane, store: Store, runs: int, own: bool) -> list[float]:
@@ -92,7 +79,7 @@ def first_starts(control: ControlPlane, store: Store, runs: int, own: bool) -> l
         if own:
             running, _ = _running_at(store, name, 1)
         else:
-            running = _processing(control.cluster.rest_url, flink_job_id(name, 1))
+            running = _timestamp(control.cluster.rest_url, flink_job_id(name, 1), "RUNNING")
         samples.append(running - written)
         print(f"first start ({'own' if own else 'session'} cluster): {samples[-1]:.3f}s")
         control.remove_job(name)
@@ -126,7 +113,7 @@ def failovers(control: ControlPlane, store: Store, runs: int, own: bool,
         if own:
             running, _ = _running_at(store, name, attempt + 1)
         else:
-            running = _processing(url, flink_job_id(name, attempt + 1))
+            running = _timestamp(url, flink_job_id(name, attempt + 1), "RUNNING")
         samples.append(running - began)
         what = "JobManager SIGKILL" if fault else "FAILED"
         print(f"{what} → RUNNING ({kind} cluster), attempt {attempt}: {samples[-1]:.3f}s")
