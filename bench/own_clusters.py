@@ -95,8 +95,9 @@ def failovers(control: ControlPlane, store: Store, runs: int, own: bool,
     kind = "own" if own else "session"
     name = f"bench-{kind}-{'kill' if fault else 'fail'}"
     marker = control.workdir / f"{name}-marker"
+    # Every failure here is a first one: the immediate restart, not the policy's backoff.
     control.write_job(name, args=["--rate", RATE, "--fail-marker", str(marker)],
-                      restartPolicy={"maxRestarts": 100, "backoff": {"initial": "0s"}},
+                      restartPolicy={"maxRestarts": 100, "backoff": {"initial": "0s", "max": "0s"}},
                       cluster=OWN_CLUSTER if own else "default")
     samples = []
     for attempt in range(1, runs + 1):
