@@ -13,7 +13,7 @@ from typing import Any
 from common.configdir import ConfigSet, Sourced
 from common.errors import StoreError
 from common.records import JobRecord
-from common.spec import APPLICATION_ONLY, FlinkCluster, FlinkJob, spec_hash
+from common.spec import APPLICATION_ONLY, SESSION_ONLY, FlinkCluster, FlinkJob, spec_hash
 
 ADDED, CHANGED, REMOVED, RESTORED = "added", "changed", "removed", "restored"
 UNCHANGED, INVALID, KEPT, REMOVING = "unchanged", "invalid", "kept", "removing"
@@ -105,13 +105,13 @@ def submit_hash(spec: dict[str, Any], cluster: dict[str, Any]) -> str:
 
 
 def cluster_document(cluster: FlinkCluster) -> dict[str, Any]:
-    """The cluster as a record carries it. A session cluster's document leaves out the
-    application fields (and the mode), so it hashes as it did before they existed: a
-    flinksched upgrade makes no new generation of every job."""
+    """The cluster as a record carries it: the fields of its mode. A session cluster's
+    document leaves out the application fields (and the mode), so it hashes as it did before
+    they existed: a flinksched upgrade makes no new generation of every job."""
     document = cluster.model_dump(mode="json")
-    if not cluster.spec.application:
-        for field in ("mode", *APPLICATION_ONLY):
-            document["spec"].pop(field, None)
+    other = SESSION_ONLY if cluster.spec.application else ("mode", *APPLICATION_ONLY)
+    for name in other:
+        document["spec"].pop(name, None)
     return document
 
 

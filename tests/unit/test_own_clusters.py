@@ -96,7 +96,7 @@ def test_a_change_to_an_application_cluster_is_a_change_of_what_its_jobs_run_wit
     small = cluster_document(cluster({"mode": "application"}))
     big = cluster_document(cluster({"mode": "application",
                                     "taskManager": {"resource": {"memory": "4g"}}}))
-    assert small["spec"]["mode"] == "application"
+    assert small["spec"]["mode"] == "application" and "restUrl" not in small["spec"]
     assert submit_hash(spec, small) != submit_hash(spec, big)
 
 
