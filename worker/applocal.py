@@ -1,15 +1,16 @@
 """Application clusters as local processes: each attempt's JobManager (`standalone-job.sh
 start-foreground`, the job's jar, its deterministic job id, its restore point) and
-TaskManagers (`taskmanager.sh start-foreground`), on free ports, from a Flink distribution
-on this host.
+TaskManagers (`taskmanager.sh start-foreground`), on free ports bound to localhost, from a
+Flink distribution on this host.
 
 Each attempt has a directory, `<root>/<job>/<flink job id>/`, holding `cluster.json` (its
-REST port and start time, written before any process starts), its logs and its temporary
-files. The processes are found by what they are, not by pids written down: every process
-of an attempt carries its directory and role in its environment, so a worker
-that was killed between starting a process and writing its pid still finds and tears it
-down, and a recycled pid never stands in for a JobManager. The processes run in sessions of
-their own: a worker that dies leaves its jobs' clusters running, for the next owner to adopt.
+REST port and start time, written before any process starts; then each process's pid and
+start time), its logs and its temporary files. A process is its recorded pid only while
+that pid has the recorded start time, so a recycled pid never stands in for a JobManager.
+Every process of an attempt also carries its directory and role in its environment: a
+worker killed between starting a process and recording it still finds and tears it down.
+The processes run in sessions of their own: a worker that dies leaves its jobs' clusters
+running, for the next owner to adopt.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ SCAN_TTL = 0.5  # one scan of the process table serves every job's supervisor th
 TERM_WAIT = 5.0  # the longest a teardown waits for its killed processes to be gone
 KEPT_RUNS = 3  # directories (with their logs) kept per job, the newest
 LAST_WORDS_BYTES = 16384
+# A log line at WARN or ERROR, or an exception's message (`java.lang.OutOfMemoryError: ...`).
+LAST_WORDS = re.compile(r" (WARN|ERROR) |^(Exception in thread|[\w.$]+(Exception|Error)\b)")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 DIST_JAR = re.compile(r"^flink-dist[_-]?.*?-(\d+\.\d+(?:\.\d+)?(?:-SNAPSHOT)?)\.jar$")
 
@@ -255,8 +258,8 @@ class LocalLauncher:
         return {**found, **spec.flinkConfiguration}
 
     def last_words(self, job: str, job_id: str) -> str:
-        """The JobManager's last line of output that says something (an error's message,
-        ahead of its stack trace), and where its log is."""
+        """The JobManager's last warning, error or exception message (not its stack trace),
+        and where its log is; "" when it said none (a SIGKILL leaves no word)."""
         out = self._job_dir(job) / job_id / "log" / "jobmanager.out"
         try:
             with out.open("rb") as text:
@@ -264,8 +267,7 @@ class LocalLauncher:
                 lines = text.read().decode(errors="replace").splitlines()
         except OSError:
             return ""
-        said = [line.strip() for line in lines
-                if line.strip() and not line.startswith(("\tat ", "\t... ", "Caused by"))]
+        said = [line.strip() for line in lines if LAST_WORDS.search(line)]
         return f"{said[-1][:300]} (see {out})" if said else ""
 
     def launch(self, record: JobRecord, job_id: str, restore_path: str) -> Running:

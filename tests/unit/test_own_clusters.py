@@ -411,3 +411,20 @@ def test_a_jar_that_is_not_the_one_the_spec_names_starts_no_cluster(tmp_path: Pa
                             JarCache(tmp_path / "cache", ("/opt/flink/usrlib",)))
     with pytest.raises(JarError, match="not in an allowed location"):
         outside.launch(own_record(jarURI=str(jar)), ID1, "")
+
+
+def test_a_jobmanagers_last_words_are_its_last_warning_error_or_exception(
+        tmp_path: Path) -> None:
+    launcher = LocalLauncher(tmp_path / "apps", [], JarCache(tmp_path / "cache"))
+    log = tmp_path / "apps" / JOB / ID1 / "log"
+    log.mkdir(parents=True)
+    out = log / "jobmanager.out"
+    out.write_text("2026-11-30 10:00:00,000 INFO  org.apache.flink.X [] - started\n"
+                   "java.lang.OutOfMemoryError: Java heap space\n"
+                   "\tat org.apache.flink.Y.z(Y.java:1)\n"
+                   "2026-11-30 10:00:01,000 INFO  org.apache.flink.X [] - still here\n")
+    assert launcher.last_words(JOB, ID1) == (
+        f"java.lang.OutOfMemoryError: Java heap space (see {out})")
+    out.write_text("2026-11-30 10:00:00,000 INFO  org.apache.flink.X [] - checkpoint 3\n")
+    assert launcher.last_words(JOB, ID1) == "", "a SIGKILL leaves no word"
+    assert launcher.last_words(JOB, ID2) == "", "no log at all"
