@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 from common.flinkversion import parse_version
 from common.jobids import flink_job_id, name_prefix
 from scheduler.devstack import flinkhome
-from scheduler.devstack.stack import DevStack
+from scheduler.devstack.stack import DevStack, own_cluster_env
 from tests.tcpproxy import TcpProxy
 from worker.applocal import tear_down_all
 
@@ -78,14 +78,10 @@ class Cluster:
     flink_home: Path | None = None  # the distribution jobs' own clusters start from
 
     def own_cluster_env(self, applications_dir: Path) -> dict[str, str]:
-        """What a worker needs to start jobs' own clusters as the dev stack's workers do: the
-        distribution, and the session cluster's configuration and lib dir as their base."""
+        """What a worker needs to start jobs' own clusters as the dev stack's workers do."""
         if self.flink_home is None:
             return {}
-        return {"FLINKSCHED_FLINK_HOME": str(self.flink_home),
-                "FLINK_CONF_DIR": str(self.state_dir / "flink-conf"),
-                "FLINK_LIB_DIR": str(self.state_dir / "flink-lib"),
-                "FLINKSCHED_APPLICATIONS_DIR": str(applications_dir)}
+        return own_cluster_env(self.flink_home, self.state_dir, applications_dir)
 
     def get(self, path: str) -> Any:
         response = httpx.get(self.rest_url + path, timeout=10)

@@ -81,6 +81,15 @@ class StackConfig:
         return f"http://localhost:{self.rest_port}"
 
 
+def own_cluster_env(flink_home: Path, state_dir: Path, applications_dir: Path) -> dict[str, str]:
+    """What a worker starts jobs' own clusters with: a stack's Flink, with its session
+    cluster's configuration (its checkpoint directories) and lib dir as their base."""
+    return {"FLINKSCHED_FLINK_HOME": str(flink_home),
+            "FLINK_CONF_DIR": str(state_dir / "flink-conf"),
+            "FLINK_LIB_DIR": str(state_dir / "flink-lib"),
+            "FLINKSCHED_APPLICATIONS_DIR": str(applications_dir)}
+
+
 def check_java() -> None:
     """Flink needs Java 17 or newer; say exactly what to install when it is missing."""
     hint = "install Java 17 or newer, e.g. `apt-get install openjdk-17-jdk-headless`"
@@ -140,12 +149,7 @@ class DevStack:
         return self.state_dir / "applications"
 
     def own_cluster_env(self) -> dict[str, str]:
-        """What a worker starts jobs' own clusters with: this stack's Flink, with the session
-        cluster's configuration (its checkpoint directories) and lib dir as their base."""
-        return {"FLINKSCHED_FLINK_HOME": str(self.flink_home),
-                "FLINK_CONF_DIR": str(self.state_dir / "flink-conf"),
-                "FLINK_LIB_DIR": str(self.state_dir / "flink-lib"),
-                "FLINKSCHED_APPLICATIONS_DIR": str(self.applications_dir)}
+        return own_cluster_env(self.flink_home, self.state_dir, self.applications_dir)
 
     def prometheus_service(self) -> Service:
         binary = Path(shutil.which("prometheus") or "/usr/bin/prometheus")
