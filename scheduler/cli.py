@@ -312,7 +312,7 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
                   act_deadline=timings.act_deadline,
                   allowed_jars=tuple(p.strip() for p in allowed_jars.split(",") if p.strip()),
                   make_launcher=_launcher(application_runtime, flink_homes, applications_dir,
-                                          namespace, worker_id))
+                                          namespace))
     if endpoints is not None:
         endpoints.live, endpoints.ready = node.liveness, node.readiness
     keeper = keep_session(store, obj.settings)
@@ -325,8 +325,8 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
     close(store)
 
 
-def _launcher(runtime: str, homes: tuple[Path, ...], applications_dir: Path, namespace: str,
-              worker_id: str | None) -> Callable[[JarCache], Launcher] | None:
+def _launcher(runtime: str, homes: tuple[Path, ...], applications_dir: Path,
+              namespace: str) -> Callable[[JarCache], Launcher] | None:
     """How this worker starts the clusters of jobs that run on one of their own."""
     if runtime == "kubernetes":
         from scheduler.runtimes.kubernetes import api_client
