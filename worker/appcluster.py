@@ -280,7 +280,6 @@ class ApplicationCluster:
                 self._causes[job_id] = cause
                 _bound(self._causes)
 
-
     def restart_count(self, job_id: str) -> int | None:
         return self._client(job_id).restart_count(job_id)
 

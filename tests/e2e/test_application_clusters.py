@@ -3,8 +3,8 @@ of the real Flink distribution: a JobManager in application mode and a TaskManag
 attempt, started by a real worker, watched over their REST API, torn down with the attempt.
 
 The tests share one job's life, in the order written (each begins from the job RUNNING,
-which the fixture makes sure of, so each also runs alone): a cluster takes a JobManager's
-start, and these seven would otherwise start fourteen.
+which the fixture makes sure of, so each also runs alone): every cluster costs two JVM
+starts, and each test starting its job afresh would add one more cluster per test.
 """
 
 from __future__ import annotations
