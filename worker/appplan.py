@@ -50,8 +50,6 @@ PUSH_CLUSTER = "flinksched.push.cluster"
 class Launch:
     """One attempt's own cluster."""
 
-    job: str  # the flinksched job's name
-    cluster: str  # the FlinkCluster (application template) it was made from
     job_id: str  # the attempt's deterministic Flink job id
     restore_path: str  # "" for empty state
     jar: str  # the user jar, as the JobManager's filesystem sees it
@@ -112,7 +110,6 @@ def plan(record: JobRecord, job_id: str, restore_path: str, jar: str,
     spec = record.cluster_model
     job = record.model.job
     return Launch(
-        job=record.name, cluster=str(record.cluster.get("metadata", {}).get("name", "")),
         job_id=job_id, restore_path=restore_path, jar=jar, entry_class=job.entryClass,
         args=tuple(job.args), allow_non_restored=job.allowNonRestoredState,
         settings=settings(record, spec, local), taskmanagers=spec.taskManager.replicas,
