@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -42,7 +44,9 @@ RBAC_RULES: list[dict[str, list[str]]] = [
 JOB_LABEL = "flinksched.dev/job"
 JOB_ID_LABEL = "flinksched.dev/flink-job-id"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-MANAGED = {"app.kubernetes.io/managed-by": "flinksched"}
+MANAGED_LABEL = "app.kubernetes.io/managed-by"
+MANAGED = {MANAGED_LABEL: "flinksched"}
+LISTING_TTL = 1.0  # seconds one listing of the JobManager Jobs serves every supervisor
 CONTAINER = "flink-main-container"  # the name the Operator gives it too
 REST_PORT, RPC_PORT, BLOB_PORT = 8081, 6123, 6124
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -92,17 +96,36 @@ class KubernetesLauncher:
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
+        self._listing: tuple[float, list[Any]] = (float("-inf"), [])  # (monotonic, items)
+        self._listing_lock = threading.Lock()
 
     # -- finding -------------------------------------------------------------------------
+    def _jobmanagers(self) -> list[Any]:
+        """Every JobManager Job flinksched made in the namespace, from one list request per
+        LISTING_TTL shared by all the worker's supervisors (each polls its job every poll
+        interval: a request each would put a hundred jobs' polls on the API server every
+        second). A launch or teardown of this worker's makes the next call list again."""
+        with self._listing_lock:
+            listed_at, items = self._listing
+            if time.monotonic() - listed_at <= LISTING_TTL:
+                return items
+            try:
+                listed: Any = self.batch.list_namespaced_job(
+                    self.namespace, label_selector=f"{MANAGED_LABEL}={MANAGED[MANAGED_LABEL]},"
+                                                   f"{COMPONENT_LABEL}=jobmanager")
+            except ApiException as exc:
+                raise FlinkUnreachable(f"cannot list the clusters of jobs: {exc.status} "
+                                       f"{exc.reason}") from exc
+            self._listing = (time.monotonic(), list(listed.items))
+            return self._listing[1]
+
+    def _listed_again(self) -> None:
+        with self._listing_lock:
+            self._listing = (float("-inf"), [])
+
     def clusters(self, job: str) -> list[Running]:
-        try:
-            listed: Any = self.batch.list_namespaced_job(
-                self.namespace, label_selector=f"{JOB_LABEL}={job},{COMPONENT_LABEL}=jobmanager")
-        except ApiException as exc:
-            raise FlinkUnreachable(f"cannot list the clusters of job {job}: {exc.status} "
-                                   f"{exc.reason}") from exc
         found = []
-        for item in listed.items:
+        for item in self._jobmanagers():
             labels = item.metadata.labels or {}
             job_id = str(labels.get(JOB_ID_LABEL, ""))
             if labels.get(JOB_LABEL) != job:
@@ -159,6 +182,10 @@ class KubernetesLauncher:
                 raise ClusterLaunchFailed(f"objects named {name} exist already") from exc
             raise ClusterLaunchFailed(f"Kubernetes refused the cluster of {job_id}: "
                                       f"{exc.status} {exc.reason}") from exc
+        finally:
+            # Whatever came of it, the next look lists it. After the requests, under the
+            # listing's lock: a listing asked for before them is never kept after them.
+            self._listed_again()
         created_at = created.metadata.creation_timestamp
         started = created_at.timestamp() if isinstance(created_at, datetime) else 0.0
         return Running(job_id, f"http://{name}.{self.namespace}.svc:{REST_PORT}", True, started)
@@ -227,12 +254,15 @@ class KubernetesLauncher:
         with it), and the Deployment and Service by name, should collection lag."""
         name = object_name(job, job_id)
         background = client.V1DeleteOptions(propagation_policy="Background")
-        for delete, what in ((self.batch.delete_namespaced_job, name),
-                             (self.apps.delete_namespaced_deployment, f"{name}-taskmanager"),
-                             (self.core.delete_namespaced_service, name)):
-            try:
-                delete(what, self.namespace, body=background)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise FlinkUnreachable(f"cannot delete {what}: {exc.status} "
-                                           f"{exc.reason}") from exc
+        try:
+            for delete, what in ((self.batch.delete_namespaced_job, name),
+                                 (self.apps.delete_namespaced_deployment, f"{name}-taskmanager"),
+                                 (self.core.delete_namespaced_service, name)):
+                try:
+                    delete(what, self.namespace, body=background)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise FlinkUnreachable(f"cannot delete {what}: {exc.status} "
+                                               f"{exc.reason}") from exc
+        finally:
+            self._listed_again()

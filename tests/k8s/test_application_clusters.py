@@ -180,3 +180,23 @@ def test_a_jar_outside_the_allowed_locations_is_refused_before_any_object(
     with pytest.raises(JarError, match="not in an allowed location"):
         KubernetesLauncher(api, NAMESPACE, jars).launch(record(), flink_job_id(JOB, 1), "")
     assert objects(api) == {}
+
+
+def test_one_listing_serves_every_jobs_look_until_the_launcher_changes_something(
+        emulator: Emulator, api: client.ApiClient) -> None:
+    """Each supervisor looks at its job's clusters every poll interval: a hundred jobs must
+    not be a hundred list requests a second to the API server."""
+    launcher = KubernetesLauncher(api, NAMESPACE)
+    first = launcher.launch(record(), flink_job_id(JOB, 1), "")
+
+    def lists(since: int) -> int:
+        return sum(1 for r in emulator.requests()[since:]
+                   if r.action is not None and r.action.name == "LIST")
+
+    before = len(emulator.requests())
+    for _ in range(3):
+        assert [c.job_id for c in launcher.clusters(JOB)] == [first.job_id]
+        assert launcher.clusters("another-job") == []
+    assert lists(before) == 1
+    launcher.tear_down(JOB, first.job_id)
+    assert launcher.clusters(JOB) == [], "its own teardown is seen at once"
