@@ -20,9 +20,10 @@ from common.records import JobStatus, Phase
 from common.store import Store
 from scheduler.devstack import flinkhome
 from scheduler.devstack.services import Service, free_port, start, stop, wait_for
-from tests.stack import TEST_JAVA_OPTIONS, Cluster, ControlPlane
+from tests.stack import OWN_CLUSTER, TEST_JAVA_OPTIONS, Cluster, ControlPlane
 from tests.waiting import holds_for, wait_until
 from tests.zkserver import ZooKeeperServer, store_on
+from worker.applocal import read_record
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +31,12 @@ pytestmark = pytest.mark.e2e
 def running_attempt(store: Store, name: str, attempt: int) -> JobStatus | None:
     status = store.status(name)[0]
     return status if status.phase == Phase.RUNNING and status.attempt == attempt else None
+
+
+def on_its_cluster(store: Store, name: str) -> JobStatus | None:
+    """Attempt 1 RUNNING on a cluster of its own, the status naming that cluster."""
+    status = running_attempt(store, name, 1)
+    return status if status is not None and status.cluster_url else None
 
 
 def running_after(store: Store, name: str, attempt: int) -> JobStatus | None:
@@ -233,11 +240,11 @@ def own_store(own_zk: ZooKeeperServer, control: ControlPlane) -> Iterator[Store]
 
 
 def start_plane(control: ControlPlane, zk: ZooKeeperServer, store: Store, name: str,
-                args: list[str] | None = None) -> str:
+                args: list[str] | None = None, slots: int = 1) -> str:
     """A master and a worker on the test's own ZooKeeper; returns attempt 1's id, RUNNING."""
     first = control.write_job(name, args=args)
     control.start_master(zk=zk.hosts)
-    control.start_worker(zk=zk.hosts)
+    control.start_worker(zk=zk.hosts, slots=slots)
     wait_until(lambda: running_attempt(store, name, 1), 90, "attempt 1 RUNNING")
     return first
 
@@ -245,10 +252,15 @@ def start_plane(control: ControlPlane, zk: ZooKeeperServer, store: Store, name: 
 def test_zookeeper_that_lost_its_data_gets_fresh_sessions_and_adopts_running_attempts(
     control: ControlPlane, own_zk: ZooKeeperServer, own_store: Store
 ) -> None:
-    name = "zk-wiped"
-    first = start_plane(control, own_zk, own_store, name)
+    name, own = "zk-wiped", "zk-wiped-own"
+    control.write_job(own, cluster=OWN_CLUSTER)  # and one on a cluster of its own
+    first = start_plane(control, own_zk, own_store, name, slots=2)
     wait_until(lambda: isinstance(own_store.cluster_seen("default"), ClusterSeen), 20,
                "the worker to record the cluster's Flink version")
+    own_before = wait_until(lambda: on_its_cluster(own_store, own), 90,
+                            "the job on its own cluster RUNNING")
+    own_record = read_record(control.applications_dir / own / own_before.flink_job_id)
+    assert own_record is not None
 
     wiped_at = own_zk.wipe()
 
@@ -263,6 +275,15 @@ def test_zookeeper_that_lost_its_data_gets_fresh_sessions_and_adopts_running_att
         # What it recorded went with the data: it is written again in the new session.
         wait_until(lambda: isinstance(fresh.cluster_seen("default"), ClusterSeen), 20,
                    "the cluster's Flink version recorded again")
+        # The job on its own cluster: its running cluster adopted, and named again.
+        own_after = wait_until(lambda: on_its_cluster(fresh, own), 60,
+                               "the own cluster's attempt adopted, its UI named")
+        assert own_after.cluster_url == own_before.cluster_url
+        assert any("adopted attempt 1" in m for m in event_messages(fresh, own))
+    still = read_record(control.applications_dir / own / own_before.flink_job_id)
+    assert still is not None and still.processes == own_record.processes, "the same processes"
+    assert [d.name for d in (control.applications_dir / own).iterdir()] == [
+        own_before.flink_job_id], "no other cluster started"
     assert took < control.session_timeout + 10, f"took {took:.1f}s"
     assert control.cluster.submissions(name) == [first], "adopted: no restart, no duplicate"
     for process in ("master-a", "worker-a"):
