@@ -387,8 +387,13 @@ def _http_url(value: object) -> str:
 
 
 def _cluster_document(value: object) -> dict[str, Any] | None:
-    """A FlinkCluster document as the master copies it (metadata and spec), or None."""
-    if (isinstance(value, dict) and isinstance(value.get("spec"), dict)
+    """A FlinkCluster document as the master copies it (metadata and a spec that validates),
+    or None: a cluster the job left that cannot be read is no place to act on."""
+    if not (isinstance(value, dict) and isinstance(value.get("spec"), dict)
             and isinstance(value.get("metadata"), dict)):
-        return value
-    return None
+        return None
+    try:
+        FlinkClusterSpec.model_validate(value["spec"])
+    except ValueError:
+        return None
+    return value

@@ -84,7 +84,7 @@ class NoLauncher:
         """Nothing was started."""
 
     def base_config(self, record: JobRecord) -> dict[str, str]:
-        return dict(record.cluster["spec"].get("flinkConfiguration") or {})
+        return dict(record.cluster_model.flinkConfiguration)
 
     def last_words(self, job: str, job_id: str) -> str:
         return ""

@@ -379,8 +379,9 @@ def test_a_move_keeps_the_cluster_left_until_the_next_move() -> None:
     back = next_record(changed_again, "default", "2")
     assert back.previous_cluster == moved.cluster
     assert JobRecord.from_json(JOB, back.to_json()) == back
-    junk = {**back.to_json(), "previousCluster": ["not", "a", "cluster"]}
-    assert JobRecord.from_json(JOB, junk).previous_cluster is None
+    for junk in (["not", "a", "cluster"], {"metadata": {}, "spec": {"mode": "session"}}):
+        read = JobRecord.from_json(JOB, {**back.to_json(), "previousCluster": junk})
+        assert read.previous_cluster is None, junk
 
 
 def test_the_attempt_is_acted_on_where_it_runs_until_it_ended_there() -> None:
