@@ -1,11 +1,15 @@
 # flinksched: `make demo` runs the scheduler with the example job on a local stack,
 # `make test` runs every test. Both set themselves up (virtualenv, Flink, ZooKeeper).
+# `make check` is the quick one between edits: no servers, under a minute.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test processes: most tests wait on servers, so more of them than cores keep both busy.
+TEST_WORKERS ?= 3
+LINTED := common scheduler worker tests bench
 
-.PHONY: demo demo-alerts down status test chaos bench lint typecheck lock clean listener
+.PHONY: demo demo-alerts down status test check chaos bench lint typecheck lock clean listener
 
 $(BIN)/flinksched: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,20 +33,26 @@ listener: $(BIN)/flinksched  # build/flinksched-listener.jar, for a Flink image'
 	$(BIN)/flinksched dev build-listener
 
 test: $(BIN)/flinksched
-	$(BIN)/ruff check common scheduler worker tests bench
-	$(BIN)/mypy
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+check: $(BIN)/flinksched  # ruff, the import contracts, mypy, unit and model tests
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -n 2 tests/unit tests/model $(PYTEST_ARGS)
 
 chaos: $(BIN)/flinksched  # the long chaos run; prints the table, writes build/chaos-report.md
-	FLINKSCHED_CHAOS_FAULTS=$${FLINKSCHED_CHAOS_FAULTS:-140} $(BIN)/python -m pytest -m chaos \
+	FLINKSCHED_CHAOS_FAULTS=$${FLINKSCHED_CHAOS_FAULTS:-150} $(BIN)/python -m pytest -m chaos \
 	  -p no:cacheprovider -s --timeout 0 tests/chaos
 
 bench: $(BIN)/flinksched  # every benchmark: bench/results/<date>.json and .md, bench/README.md
 	$(BIN)/python -m bench.run_all
 
 lint: $(BIN)/flinksched
-	$(BIN)/ruff check common scheduler worker tests bench
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/lint-imports
 
 typecheck: $(BIN)/flinksched

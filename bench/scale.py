@@ -4,12 +4,19 @@
     python -m bench.scale --jobs 1000 5000 5000 5000 --window 60
 
 A job count given more than once is run that many times, and the report gives the median and
-the worst of each figure over those runs. Throughout each run a scraper reads the leading
-master's /metrics once a second with Prometheus' default 10 s timeout, and the scrape times
-of the start (until every job is RUNNING) and of the steady state are reported apart. Once
-every job is RUNNING, a steady-state window measures: the master's task durations (from its
-own `flinksched_master_task_seconds`), master and worker resident memory, ZooKeeper requests
-per second and writes and bytes written per job (ZooKeeper's `mntr` counters for this run's
+the worst of each figure over those runs. The pool has the slack an installation would keep:
+`--spare-workers` (2) workers beyond the slots the jobs need, 4% of 5,000 jobs' 50 workers.
+A job counts as RUNNING as a user would count it: its status says so, its owner node exists
+(a worker supervises it in a live session) and names the status's writer, and the simulated
+Flink runs its attempt. Each run reports the ZooKeeper sessions that expired and how long
+each worker took to be registered again (from the workers' logs).
+
+Throughout each run a scraper reads the leading master's /metrics once a second with
+Prometheus' default 10 s timeout, and the scrape times of the start (until every job is
+RUNNING) and of the steady state are reported apart. Once every job is RUNNING, a steady-
+state window measures: the master's task durations (from its own
+`flinksched_master_task_seconds`), master and worker resident memory, ZooKeeper requests per
+second and writes and bytes written per job (ZooKeeper's `mntr` counters for this run's
 root), and Flink REST requests per job per second (the simulator's own count). Simulated
 jobs checkpoint every 30 s, as production jobs commonly do.
 
@@ -30,6 +37,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,35 +175,75 @@ def task_totals(text: str) -> dict[str, tuple[float, float]]:
     return {task: (pair[0], pair[1]) for task, pair in totals.items()}
 
 
-def statuses(store: Store) -> dict[str, Any] | None:
-    """Every job's status, read 500 at a time (a loaded machine must not starve this client's
-    heartbeats behind thousands of reads); None when ZooKeeper did not answer."""
+class View:
+    """Every job as a user would count it: status, owner and what Flink runs."""
+
+    def __init__(self, statuses: dict[str, Any], owners: dict[str, str],
+                 flink_running: set[str]) -> None:
+        self.statuses = statuses
+        self.owners = owners
+        self.flink_running = flink_running
+
+    def why_not(self, name: str) -> str | None:
+        """None when the job runs as a user counts it, else what is missing."""
+        status = self.statuses.get(name)
+        if status is None:
+            return "(no status)"
+        if status.phase != Phase.RUNNING:
+            return str(status.phase)
+        if name not in self.owners:
+            return "Running, but no owner"
+        if self.owners[name] != status.worker:
+            return "Running, written by a former owner"
+        if status.flink_job_id not in self.flink_running:
+            return "Running, but not in Flink"
+        return None
+
+    def running(self) -> int:
+        return sum(1 for name in self.statuses if self.why_not(name) is None)
+
+
+def sim_running(sim: str) -> set[str] | None:
+    """The job ids the simulated cluster runs; None when it did not answer."""
+    try:
+        jobs = httpx.get(f"{sim}/jobs", timeout=60).json()["jobs"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+    return {job["id"] for job in jobs if job.get("status") == "RUNNING"}
+
+
+def view(store: Store, sim: str) -> View | None:
+    """Every job's status and owner, read 500 at a time (a loaded machine must not starve
+    this client's heartbeats behind thousands of reads), and what Flink runs; None when
+    ZooKeeper or the simulator did not answer."""
     try:
         names = sorted(store.job_names())
         found: dict[str, Any] = {}
+        owners: dict[str, str] = {}
         for start in range(0, len(names), 500):
             found.update(store.statuses(names[start:start + 500]))
-        return {name: found.get(name) for name in names}
+            owners.update(store.owners(names[start:start + 500]))
     except KazooException:
         return None
+    flink = sim_running(sim)
+    if flink is None:
+        return None
+    return View({name: found.get(name) for name in names}, owners, flink)
 
 
-def running(store: Store) -> int | None:
-    found = statuses(store)
-    return None if found is None else count_running(found)
+def running(store: Store, sim: str) -> int | None:
+    found = view(store, sim)
+    return None if found is None else found.running()
 
 
-def count_running(found: dict[str, Any]) -> int:
-    return sum(1 for s in found.values() if s is not None and s.phase == Phase.RUNNING)
-
-
-def not_running(found: dict[str, Any], examples: int = 10) -> dict[str, Any]:
-    """The jobs that are not RUNNING: how many in each phase, and a few with their reasons."""
-    waiting = {name: s for name, s in found.items() if s is None or s.phase != Phase.RUNNING}
+def not_running(found: View, examples: int = 10) -> dict[str, Any]:
+    """The jobs that are not RUNNING: how many for each reason, and a few with theirs."""
+    why = {name: found.why_not(name) for name in found.statuses}
+    waiting = {name: found.statuses[name] for name, reason in why.items() if reason}
     return {
-        "phases": dict(Counter("(no status)" if s is None else str(s.phase)
-                               for s in waiting.values())),
-        "examples": [{"job": name, "phase": "(no status)" if s is None else str(s.phase),
+        "reasons": dict(Counter(reason for reason in why.values() if reason)),
+        "examples": [{"job": name, "why": why[name],
+                      "phase": "(no status)" if s is None else str(s.phase),
                       "worker": "" if s is None else s.worker,
                       "reason": "" if s is None else s.reason,
                       "last_failure": "" if s is None else s.last_failure[:200]}
@@ -232,7 +280,7 @@ def ramp(store: Store, sim: str, jobs: int, started: float, deadline: float) -> 
     deadline passed first (reported as such: the machine could not keep up)."""
     reported = started
     while time.monotonic() - started < deadline:
-        up = running(store) or 0
+        up = running(store, sim) or 0
         if up == jobs:
             return time.monotonic() - started
         if time.monotonic() - reported >= 30:
@@ -245,8 +293,8 @@ def ramp(store: Store, sim: str, jobs: int, started: float, deadline: float) -> 
     return None
 
 
-def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
-    workers = -(-jobs // SLOTS)
+def measure(jobs: int, window: float, deadline: float, spares: int) -> dict[str, Any]:
+    workers = -(-jobs // SLOTS) + spares
     with local_stack(flink=False) as (cluster, control), flink_simulator() as sim, \
             zk_store(cluster.zk_hosts, control.root) as store:
         write_configs(control.config_dir, sim, jobs)
@@ -262,9 +310,9 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
             for index in range(workers):
                 control.start_worker(f"worker-{index}", slots=SLOTS, nice=WORKER_NICE)
             all_running = ramp(store, sim, jobs, started, deadline)
-            found = statuses(store)  # one read for how many run and which do not
+            found = view(store, sim)  # one read for how many run and which do not
             at = time.monotonic() - started
-            up = count_running(found or {})
+            up = found.running() if found is not None else 0
             print(f"{up} of {jobs} jobs RUNNING {at:.0f}s after the start; measuring "
                   f"{window:g}s", flush=True)
             waiting = None
@@ -290,13 +338,17 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
             tasks[task] = round((total - was[0]) / runs, 3) if runs else None
         worker_rss = [memory_mb(p.pid) for name, p in control.processes.items()
                       if name.startswith("worker-")]
+        sessions = session_expiries({name: control.log(name) for name in control.processes
+                                     if name.startswith("worker-")})
         cpu = {name: (after["cpu"][name] - before["cpu"][name]) / seconds
                for name in after["cpu"]}
         worker_cpu = sum(v for name, v in cpu.items() if name.startswith("worker-"))
         return {
             "jobs": jobs,
             "workers": workers,
+            "spare_workers": spares,
             "slots": SLOTS,
+            "session_expiries": sessions,
             "all_running_s": round(all_running, 1) if all_running is not None else None,
             "deadline_s": deadline,
             "running_when_measured": up,
@@ -328,6 +380,38 @@ def measure(jobs: int, window: float, deadline: float) -> dict[str, Any]:
                 for route, n in after["rest_by_route"].items()
                 if n > before["rest_by_route"].get(route, 0)},
         }
+
+
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def _log_time(line: str) -> float | None:
+    found = LOG_TIME.match(line)
+    if found is None:
+        return None
+    return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def session_expiries(logs: dict[str, str]) -> dict[str, Any]:
+    """Each worker's expired ZooKeeper sessions (kazoo's "Session has expired") and how long
+    after each the worker was registered again; one it never was is counted apart."""
+    back: list[float] = []
+    never: list[str] = []
+    for name, text in sorted(logs.items()):
+        expired_at: float | None = None
+        for line in text.splitlines():
+            at = _log_time(line)
+            if at is None:
+                continue
+            if "Session has expired" in line and expired_at is None:
+                expired_at = at
+            elif "registered again in a new session" in line and expired_at is not None:
+                back.append(round(at - expired_at, 1))
+                expired_at = None
+        if expired_at is not None:
+            never.append(name)
+    return {"expired": len(back) + len(never), "came_back_s": sorted(back),
+            "never_came_back": never}
 
 
 # figures summarised over the runs of one size (for each, more is worse)
@@ -369,12 +453,14 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--deadline", type=float, default=300.0,
                         help="Seconds to wait for every job to run before measuring anyway.")
+    parser.add_argument("--spare-workers", type=int, default=2,
+                        help="Workers beyond the slots the jobs need (the pool's slack).")
     args = parser.parse_args()
     exit_on_sigterm()
     runs = []
     for jobs in args.jobs:
         try:
-            result = measure(jobs, args.window, args.deadline)
+            result = measure(jobs, args.window, args.deadline, args.spare_workers)
         except Exception as exc:  # a figure too: this run could not be measured
             result = {"jobs": jobs, "error": f"{type(exc).__name__}: {exc}"}
         print({k: v for k, v in result.items() if k != "flink_rest_requests_per_s_by_route"},

@@ -33,6 +33,16 @@ def loop_liveness(last_turn: float, what: str) -> tuple[bool, str]:
     return idle < LIVENESS_WINDOW, f"{what} last ran {idle:.1f}s ago"
 
 
+def all_of(*checks: Check) -> Check:
+    """One check passing when every one of `checks` does, with all their reasons."""
+
+    def check() -> tuple[bool, str]:
+        answers = [each() for each in checks]
+        return all(ok for ok, _ in answers), "; ".join(why for _, why in answers)
+
+    return check
+
+
 def _always() -> tuple[bool, str]:
     return True, "ok"
 

@@ -42,6 +42,7 @@ class JobSample:
     config_error: bool
     checkpoints_durable: bool = True
     own_cluster: bool = False  # runs on a cluster of its own (application mode)
+    supervised: bool = True  # a worker owns it, or did within the grace
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,11 @@ def _job(name: str, help_text: str, value: Callable[[JobSample], float | None],
 
 
 FAMILIES: tuple[Family, ...] = (
-    _job("up", "1 while the job's current attempt is RUNNING",
-         lambda j: 1 if j.phase == Phase.RUNNING else 0),
+    _job("up", "1 while the job's current attempt is RUNNING and a worker supervises it",
+         lambda j: 1 if j.phase == Phase.RUNNING and j.supervised else 0),
+    _job("supervised", "1 while a worker owns the job (0: none has for longer than a session "
+         "timeout; its status is not current and a failure would not be restarted)",
+         lambda j: 1 if j.supervised else 0),
     _job("desired_running", "1 when the job should run (not suspended, removed)",
          lambda j: 1 if j.desired_running else 0),
     Family("flinksched_job_phase", "gauge",

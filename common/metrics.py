@@ -67,6 +67,7 @@ class PoolSample:
     workers: int = 0
     workers_wanted: int = 0
     jobs_unassigned: int = 0
+    jobs_unsupervised: int = 0
     config_errors: int = 0
     removal_blocked: bool = False
     last_sync: float = 0.0
@@ -160,6 +161,8 @@ class LeaderView:
             ("workers_wanted", "Workers the pool should have: jobs plus warm spares",
              sample.workers_wanted),
             ("jobs_unassigned", "Jobs with no live worker assigned", sample.jobs_unassigned),
+            ("jobs_unsupervised", "Jobs no worker has owned for longer than a session timeout",
+             sample.jobs_unsupervised),
             ("config_errors", "Problems found in the config directory", sample.config_errors),
             ("config_removal_blocked", "1 while the removal guard withholds removing jobs",
              int(sample.removal_blocked)),

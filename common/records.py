@@ -36,6 +36,9 @@ class Phase(StrEnum):
     # Held until an operator or a new generation resolves it; never retried as it stands:
     NO_RESTORE_POINT = "NoRestorePoint"  # every restore point was rejected; no silent empty state
     RESTORE_INCOMPATIBLE = "RestoreIncompatible"  # Flink cannot map the state to the program
+    # Never written by a worker: what readers show when no worker has owned the job past the
+    # grace, whatever its last status says (`common.supervision`).
+    UNSUPERVISED = "Unsupervised"
 
 
 HELD_PHASES = (Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE)

@@ -88,7 +88,7 @@ class Store(Membership, PushNodes):
         watch = None
         if changed is not None:
             def watch(event: Any) -> None:
-                name = self._job_of_status_path(event.path or "")
+                name = self._job_of_path(event.path or "", "status")
                 if name is not None:
                     changed(name)
 
@@ -168,6 +168,36 @@ class Store(Membership, PushNodes):
             return None
         value = decode(data, f"job {name} owner")
         return str(value.get("worker", "")), int(value.get("epoch", 0))
+
+    def owners(self, names: list[str],
+               changed: Callable[[str], None] | None = None) -> dict[str, str]:
+        """The worker each job's owner node names, for the jobs that have one, in two
+        pipelined rounds. `changed(name)` is called once when an owner node read here appears,
+        changes or goes (in the store's thread: it must not block)."""
+        watch = None
+        if changed is not None:
+            def watch(event: Any) -> None:
+                name = self._job_of_path(event.path or "", "owner")
+                if name is not None:
+                    changed(name)
+
+        paths = [self.job_path(name) + "/owner" for name in names]
+        exists = [self.zk.exists_async(path, watch=watch) for path in paths]
+        present = [(name, path) for name, path, result in zip(names, paths, exists, strict=True)
+                   if result.get() is not None]
+        pending = [(name, self.zk.get_async(path)) for name, path in present]
+        found = {}
+        for name, result in pending:
+            try:
+                data, _ = result.get()
+            except NoNodeError:  # gone since: its watch fired
+                continue
+            try:
+                found[name] = str(decode(data, f"job {name} owner").get("worker", "")) or "?"
+            except StoreError as exc:
+                logger.warning("job %s: %s; its owner counts as unknown", name, exc)
+                found[name] = "?"
+        return found
 
     def claim_ownership(self, name: str, worker_id: str, epoch: int) -> Fence:
         """Become the job's owner (ephemeral node); ConflictError while another holds it."""

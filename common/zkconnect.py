@@ -35,17 +35,21 @@ def _identity(value: str, option: str) -> tuple[str, str]:
     return user, password
 
 
-def connect(settings: ZkSettings, timeout: float = 5.0) -> Store:
-    """A started client wrapped in a Store; StoreError when ZooKeeper cannot be reached."""
-    acl = node_acl(settings)
-    client = KazooClient(
-        default_acl=acl,
+def new_client(settings: ZkSettings) -> KazooClient:
+    """A client for these settings, not started."""
+    return KazooClient(
+        default_acl=node_acl(settings),
         hosts=settings.hosts,
         timeout=settings.session_timeout,
         connection_retry={"max_tries": -1, "delay": 0.2, "max_delay": 2.0},
         command_retry={"max_tries": 3, "delay": 0.1, "max_delay": 1.0},
         auth_data=[("digest", settings.auth)] if settings.auth else None,
     )
+
+
+def connect(settings: ZkSettings, timeout: float = 5.0) -> Store:
+    """A started client wrapped in a Store; StoreError when ZooKeeper cannot be reached."""
+    client = new_client(settings)
     try:
         client.start(timeout=timeout)
     except KazooTimeoutError:
@@ -61,10 +65,11 @@ def connect(settings: ZkSettings, timeout: float = 5.0) -> Store:
 
 
 def keep_session(store: Store, settings: ZkSettings) -> SessionKeeper:
-    """For a long-running process: a fresh session when ZooKeeper serves but refuses the old
-    one for a whole session timeout (its data was lost or rolled back); the layout is made
-    again in it, for the data may be gone."""
-    keeper = SessionKeeper(store.zk, settings.hosts, settings.session_timeout,
+    """For a long-running process: a new client when ZooKeeper serves but refuses the old
+    session, or the client is wedged, for a whole session timeout (`common.zksession`); the
+    layout is made again in its session, for the data may be gone."""
+    keeper = SessionKeeper(store, settings.hosts, settings.session_timeout,
+                           make_client=lambda: new_client(settings),
                            on_fresh=store.ensure_layout)
     keeper.start()
     return keeper

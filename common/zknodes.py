@@ -29,6 +29,22 @@ class ZkNodes:
         self.zk = client
         self.root = root.rstrip("/") or "/flinksched"
         self.watches = Watches(client)
+        self._listeners: list[Callable[[Any], Any]] = []
+
+    def add_state_listener(self, listener: Callable[[Any], Any]) -> None:
+        """A kazoo state listener (called in kazoo's connection thread: it may record the state
+        or hand work on, never call the client), kept on a client that replaces this one."""
+        self._listeners.append(listener)
+        self.zk.add_listener(listener)
+
+    def replace_client(self, client: KazooClient) -> None:
+        """Work with `client` from now on (the session keeper's new one): its listeners and
+        watches move to it; its session is a new one, so every fence held so far is void."""
+        old, self.zk = self.zk, client
+        for listener in self._listeners:
+            old.remove_listener(listener)
+            client.add_listener(listener)
+        self.watches.move_to(client)
 
     # -- paths ---------------------------------------------------------------------------
     def _path(self, *parts: str) -> str:
@@ -40,12 +56,13 @@ class ZkNodes:
     def status_path(self, name: str) -> str:
         return self._path("jobs", name, "status")
 
-    def _job_of_status_path(self, path: str) -> str | None:
-        """The job a status path belongs to (None for any other path)."""
-        prefix = self._path("jobs") + "/"
-        if not (path.startswith(prefix) and path.endswith("/status")):
+    def _job_of_path(self, path: str, child: str) -> str | None:
+        """The job a path of its `child` node (status, owner) belongs to (None for any
+        other path)."""
+        prefix, suffix = self._path("jobs") + "/", "/" + child
+        if not (path.startswith(prefix) and path.endswith(suffix)):
             return None
-        return path[len(prefix):-len("/status")] or None
+        return path[len(prefix):-len(suffix)] or None
 
     def ensure_layout(self) -> None:
         for part in ("leader", "workers", "jobs", "assignments", "overrides", "events",

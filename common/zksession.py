@@ -1,12 +1,18 @@
-"""A fresh ZooKeeper session when the old one cannot come back although a server serves.
+"""A long-running process's way back to a working ZooKeeper session, whatever broke it.
 
-A server that lost its data, or was restored from an older copy of it, refuses every client
-that has seen a newer transaction than it holds ("client must try another server"): kazoo
-reconnects with its old session and last zxid every second or two, forever, and the process
-neither leads nor owns anything again. Once a server has served for a whole session timeout
-while this client could not connect, the old session is gone whatever the cause (the server
-expires it after that long), so nothing is lost by starting a new one: workers register again
-and adopt their running attempts, the leader syncs the configs again.
+Two ways a client can be stuck while a server serves:
+- **Refused.** A server that lost its data, or was restored from an older copy of it, refuses
+  every client that has seen a newer transaction than it holds ("client must try another
+  server"): kazoo reconnects with its old session and last zxid every second or two, forever.
+- **Wedged.** The client says it is connected, but sends nothing: its connection thread is
+  blocked (kazoo's one I/O thread; see `common.zkwatch` for how a state listener once did it).
+
+Once a server has served for a whole session timeout while this client was refused or
+wedged, the old session is gone whatever the cause (the server expires it after that long),
+so nothing is lost by starting over: the process gets a new client, workers register again and
+adopt their running attempts, the leader syncs the configs again. The old client is left
+behind with every caller it blocked released. If even new clients get no working session
+while a server serves, `health()` says so, and /healthz fails so that the process is restarted.
 """
 
 from __future__ import annotations
@@ -16,12 +22,24 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss
 
 logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 0.5
+PROBE_INTERVAL = 2.0  # a connected client is asked something this often
+UNHEALTHY_AFTER = 3  # session timeouts without a working session while a server serves
+
+
+class ClientHolder(Protocol):
+    """What holds the client the process works with (the store)."""
+
+    zk: Any
+
+    def replace_client(self, client: Any) -> None: ...
 
 
 def serving(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -49,18 +67,59 @@ def host_ports(hosts: str) -> list[tuple[str, int]]:
     return found
 
 
-class SessionKeeper:
-    """Watches one client; starts it afresh after `patience` seconds of a server serving while
-    the client stays disconnected. `on_fresh` runs (in this thread) once the new session is up."""
+class Probe:
+    """One request at a time to the client, from a thread of its own (a wedged client blocks
+    even the call that sends it): how long the outstanding one has waited."""
 
-    def __init__(self, client: KazooClient, hosts: str, patience: float,
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._sent = 0.0
+        self._answered = threading.Event()
+        self._answered.set()
+
+    def idle(self) -> bool:
+        """No probe is outstanding."""
+        return self._answered.is_set()
+
+    def waiting(self, client: Any, now: float) -> float:
+        """Seconds the client has left a probe unanswered (0: none outstanding); sends the
+        next one when it is time."""
+        if self._client is client and not self._answered.is_set():
+            return now - self._sent
+        if self._client is not client or now - self._sent >= PROBE_INTERVAL:
+            self._client, self._sent = client, now
+            self._answered = answered = threading.Event()
+            threading.Thread(target=self._ask, args=(client, answered), name="zk-probe",
+                             daemon=True).start()
+        return 0.0
+
+    @staticmethod
+    def _ask(client: Any, answered: threading.Event) -> None:
+        try:
+            client.exists_async("/").get()
+        except Exception:  # any answer, even an error, shows the client sends and receives
+            pass
+        answered.set()
+
+
+class SessionKeeper:
+    """Watches one process's client; replaces it after `patience` seconds of a server serving
+    while the client is refused or wedged. `on_fresh` runs (in this thread) once the new
+    client has its session."""
+
+    def __init__(self, holder: ClientHolder, hosts: str, patience: float,
+                 make_client: Callable[[], Any],
                  on_fresh: Callable[[], None] | None = None) -> None:
-        self.client = client
+        self.holder = holder
         self.servers = host_ports(hosts)
         self.patience = patience
+        self.make_client = make_client
         self.on_fresh = on_fresh
-        self._fresh_pending = False  # a fresh session was asked for: run on_fresh once it is up
-        self._refused_since: float | None = None  # a server serves, this client is not connected
+        self.probe = Probe()
+        self.replacements = 0
+        self._fresh_pending = False  # a new client was made: run on_fresh once it is up
+        self._broken_since: float | None = None  # a server serves, the client does not work
+        self._replaced_at: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="zk-session-keeper", daemon=True)
 
@@ -70,6 +129,17 @@ class SessionKeeper:
     def stop(self) -> None:
         self._stop.set()
 
+    def health(self, now: float | None = None) -> tuple[bool, str]:
+        """False once a server has served for UNHEALTHY_AFTER session timeouts while this
+        process had no working session, new clients notwithstanding."""
+        now = time.monotonic() if now is None else now
+        if self._broken_since is None:
+            return True, "ZooKeeper session working"
+        broken = now - self._broken_since
+        ok = broken < UNHEALTHY_AFTER * self.patience
+        return ok, (f"no working ZooKeeper session for {broken:.0f}s while a server serves "
+                    f"({self.replacements} new client(s) tried)")
+
     def _run(self) -> None:
         while not self._stop.wait(CHECK_INTERVAL):
             try:
@@ -78,31 +148,75 @@ class SessionKeeper:
                 logger.exception("ZooKeeper session keeper: check failed")
 
     def check(self, now: float) -> bool:
-        """One look; True when a fresh session was started."""
-        if self.client.connected or self._stop.is_set():
-            self._refused_since = None
-            if self._fresh_pending and self.client.connected:
+        """One look; True when the client was replaced."""
+        client = self.holder.zk
+        if self._stop.is_set():
+            return False
+        stalled = self.probe.waiting(client, now) if client.connected else 0.0
+        if client.connected and stalled < self.patience:
+            if self._broken_since is not None:
+                logger.info("ZooKeeper: the session works again")
+            self._broken_since = None
+            if self._fresh_pending:
                 self._fresh_pending = False
-                logger.info("ZooKeeper: fresh session 0x%x", self.client.client_id[0])
+                logger.info("ZooKeeper: fresh session 0x%x", client.client_id[0])
                 if self.on_fresh is not None:
                     self.on_fresh()
             return False
         if not any(serving(host, port) for host, port in self.servers):
-            self._refused_since = None  # nobody serves: the old session may still come back
+            self._broken_since = None  # nobody serves: the old session may still come back
             return False
-        if self._refused_since is None:
-            self._refused_since = now
+        if self._broken_since is None:
+            # A wedge is dated from its unanswered probe: it has lasted that long already.
+            self._broken_since = now - stalled
+        since = max(self._broken_since, self._replaced_at or self._broken_since)
+        if now - since < self.patience:
             return False
-        if now - self._refused_since < self.patience:
-            return False
-        logger.warning(
-            "ZooKeeper serves but has refused this client's session for %.0fs (its data was "
-            "lost or rolled back, or the session expired unseen): starting a fresh session",
-            now - self._refused_since)
-        self._refused_since = None
-        self.client.stop()  # a stopped client forgets its session and last zxid
-        if self._stop.is_set():
-            return False
-        self._fresh_pending = True
-        self.client.start_async()  # the next check runs on_fresh once the session is up
+        why = (f"has answered nothing for {stalled:.0f}s though connected (wedged)" if stalled
+               else f"has been refused a session for {now - since:.0f}s (ZooKeeper's data was "
+                    "lost or rolled back, or the session expired unseen)")
+        logger.warning("ZooKeeper serves but this process's client %s: starting a new client "
+                       "with a fresh session", why)
+        self._replace(client, now)
         return True
+
+    def _replace(self, old: Any, now: float) -> None:
+        new = self.make_client()
+        self.holder.replace_client(new)
+        self._replaced_at = now
+        self.replacements += 1
+        self._fresh_pending = True
+        abandon(old)
+        new.start_async()  # a later check runs on_fresh once the session is up
+
+
+def abandon(client: Any) -> None:
+    """Leave a client behind: every caller it holds is released with ConnectionLoss (a
+    request waiting in its queue, one sent and unanswered, a call blocked waking its
+    connection thread), then it is stopped off this thread (a wedged one may never stop) and
+    its sockets closed."""
+    sockets = []
+    if isinstance(client, KazooClient):
+        connection = client._connection
+        sockets = [s for s in (connection._read_sock, connection._write_sock) if s is not None]
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # a blocked send fails at once
+            except OSError:
+                pass
+        for _, result in [*list(client._queue), *list(client._pending)]:
+            if result is not None:
+                try:
+                    result.set_exception(ConnectionLoss("client replaced"))
+                except Exception:  # already answered
+                    pass
+
+    def stop() -> None:
+        try:
+            client.stop()
+        except Exception:  # a wedged client may not stop in time; it is garbage either way
+            logger.debug("abandoned ZooKeeper client did not stop cleanly", exc_info=True)
+        for sock in sockets:
+            sock.close()
+
+    threading.Thread(target=stop, name="zk-abandoned-client", daemon=True).start()

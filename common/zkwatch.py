@@ -1,17 +1,24 @@
 """The one way flinksched watches ZooKeeper: one-shot watches armed again from each event.
 
-ZooKeeper's own watches, set with asynchronous calls: nothing here blocks or starts a thread.
-(kazoo's DataWatch and ChildrenWatch recipes start a thread per watch on every reconnection; a
-worker with a hundred jobs on a flapping connection would pile up thousands of them.) Within
-a session the server keeps watches across reconnections. A new session (the old one expired,
-or the session keeper started a fresh one) has none: every watch still wanted is armed again
-once the client is connected, and reports the value it finds.
+ZooKeeper's own watches, set with asynchronous calls. (kazoo's DataWatch and ChildrenWatch
+recipes start a thread per watch on every reconnection; a worker with a hundred jobs on a
+flapping connection would pile up thousands of them.) Within a session the server keeps
+watches across reconnections. A new session (the old one expired, or the session keeper
+started a fresh one) has none: every watch still wanted is armed again once the client is
+connected, and reports the value it finds.
+
+That re-arming never runs in kazoo's connection thread, where state listeners are called.
+Each call, asynchronous or not, writes a byte to a socket pair that only the connection thread
+drains: a few hundred calls made from that thread fill the socket's buffer, and the thread
+waits on itself for good (a worker holding some forty jobs never sent another request). The
+listener only records the change; one short-lived thread per burst of changes does the work.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -41,8 +48,21 @@ class Watches:
         self._lock = threading.Lock()
         self._armers: list[tuple[Callable[[], bool], Callable[[], None]]] = []
         self._lost = False
+        self._sessions = 0  # new sessions seen: a re-arm of an older one is skipped
         self._lost_callbacks: list[Callable[[], None]] = []
+        self._pending: deque[Callable[[], None]] = deque()
+        self._draining = False
+        self.client.add_listener(self._state)
+
+    def move_to(self, client: KazooClient) -> None:
+        """Keep every watch on `client` from now on (a replaced client): armed once it is
+        connected, as after any new session."""
+        self.client.remove_listener(self._state)
+        self._lost = True
+        self.client = client
         client.add_listener(self._state)
+        if client.connected:
+            self._state(KazooState.CONNECTED)
 
     def data(self, path: str, report: DataReport,
              active: Callable[[], bool] = lambda: True) -> None:
@@ -106,15 +126,47 @@ class Watches:
         arm()
 
     def _state(self, state: Any) -> None:
-        """In kazoo's connection thread: nothing here may block."""
+        """In kazoo's connection thread: records the change and hands the work on; it never
+        calls the client (see the module's docstring)."""
         if state == KazooState.LOST:
             self._lost = True
-            for callback in list(self._lost_callbacks):
-                callback()
+            self._hand_off(self._session_lost)
         elif state == KazooState.CONNECTED and self._lost:
             self._lost = False
+            self._sessions += 1
+            session = self._sessions
+            self._hand_off(lambda: self._arm_again(session))
+
+    def _session_lost(self) -> None:
+        for callback in list(self._lost_callbacks):
+            callback()
+
+    def _arm_again(self, session: int) -> None:
+        with self._lock:
+            self._armers = [(a, f) for a, f in self._armers if a()]
+            armers = list(self._armers)
+        for _, arm in armers:
+            if session != self._sessions:  # lost again meanwhile: the newer re-arm does it
+                return
+            arm()
+
+    def _hand_off(self, work: Callable[[], None]) -> None:
+        """Run `work` in the watches' own thread, in the order handed off."""
+        with self._lock:
+            self._pending.append(work)
+            if self._draining:
+                return
+            self._draining = True
+        threading.Thread(target=self._drain, name="zk-watches", daemon=True).start()
+
+    def _drain(self) -> None:
+        while True:
             with self._lock:
-                armers = [(a, f) for a, f in self._armers if a()]
-                self._armers = armers
-            for _, arm in armers:
-                arm()  # asynchronous calls only
+                if not self._pending:
+                    self._draining = False
+                    return
+                work = self._pending.popleft()
+            try:
+                work()
+            except Exception:  # a failed re-arm must not stop the ones after it
+                logger.exception("ZooKeeper watches: re-arming after a new session failed")

@@ -23,7 +23,7 @@ from kazoo.exceptions import KazooException, NoAuthError
 
 from common import logsetup
 from common.errors import FlinkschedError, StoreError
-from common.httpserve import Endpoints
+from common.httpserve import Endpoints, all_of
 from common.settings import Timings, ZkSettings
 from common.store import Store
 from common.zkconnect import close, keep_session
@@ -218,9 +218,8 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
                   spare_workers=spare_workers, removal=RemovalGuard(max_removal_share),
                   removal_grace=removal_grace, git_interval=git_interval,
                   git=GitMirror(config_git, branch, config_dir) if config_git else None,
-                  manage_heap=True)  # this process is the master alone
-    if endpoints is not None:
-        endpoints.live, endpoints.ready = node.liveness, node.readiness
+                  manage_heap=True,  # this process is the master alone
+                  supervision_grace=obj.settings.session_timeout)
     try:
         node.runtime = _runtime(runtime, obj.settings, node, worker_slots, worker_log_dir,
                                 namespace, worker_template, owner_deployment, pool)
@@ -228,6 +227,8 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
         click.echo(f"flinksched: {exc}", err=True)
         sys.exit(EXIT_UNREACHABLE)
     keeper = keep_session(store, obj.settings)
+    if endpoints is not None:
+        endpoints.live, endpoints.ready = all_of(node.liveness, keeper.health), node.readiness
     node.start()
     stop.wait()
     keeper.stop()
@@ -313,9 +314,9 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
                   allowed_jars=tuple(p.strip() for p in allowed_jars.split(",") if p.strip()),
                   make_launcher=_launcher(application_runtime, flink_homes, applications_dir,
                                           namespace))
-    if endpoints is not None:
-        endpoints.live, endpoints.ready = node.liveness, node.readiness
     keeper = keep_session(store, obj.settings)
+    if endpoints is not None:
+        endpoints.live, endpoints.ready = all_of(node.liveness, keeper.health), node.readiness
 
     def before_shutdown() -> None:
         keeper.stop()

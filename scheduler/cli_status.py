@@ -18,7 +18,8 @@ from rich.text import Text
 from common.clusterinfo import REPORT_INTERVAL, ClusterSeen, version_notes
 from common.durations import format_duration
 from common.pushed import own_cluster_listener
-from common.records import PHASES, JobRecord, JobStatus
+from common.records import PHASES, JobRecord, JobStatus, Phase
+from common.supervision import Supervision, shown
 from scheduler.cli_context import Context, require_job
 from scheduler.statusview import render_table, select, status_rows
 
@@ -106,6 +107,7 @@ def describe(obj: Context, job: str, event_count: int) -> None:
         assert record is not None
         status, _ = store.status(job)
         owner = store.owner(job)
+        alive = store.worker_ids()
         override = store.override(job)
         events = store.events(job)[-event_count:]
         config = store.config_state()
@@ -127,7 +129,16 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     if override:
         console.print(f"[yellow]override:[/] {override.get('state')} by {override.get('by')} "
                       f"at {_when(float(override.get('at', 0)))}: {override.get('reason', '')}")
-    console.print(f"phase        {status.phase}" + (f" ({status.reason})" if status.reason else ""))
+    shown_as = shown(status, owner[0] if owner else None, None, status.worker in alive, 0.0)
+    if shown_as.supervision is Supervision.CURRENT:
+        console.print(f"phase        {status.phase}" +
+                      (f" ({escape(status.reason)})" if status.reason else ""))
+    else:
+        colour = "red" if shown_as.phase == Phase.UNSUPERVISED else "yellow"
+        console.print(f"phase        [{colour}]{shown_as.phase}[/] ({escape(shown_as.reason)})")
+        console.print(f"reported     {status.phase}" + (f" ({escape(status.reason)})"
+                                                        if status.reason else "") +
+                      ", not current: its writer does not own the job")
     console.print(f"flink job    {status.flink_job_id or '-'}  attempt {status.attempt}  "
                   f"worker {owner[0] if owner else '-'}")
     if record.own_cluster:

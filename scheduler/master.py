@@ -24,12 +24,13 @@ from common.httpserve import loop_liveness
 from common.jobseries import JobSample
 from common.records import Fence, JobStatus
 from common.store import Store
+from common.supervision import shown
 from scheduler.assign import plan_assignments
 from scheduler.configsync import ConfigSync
 from scheduler.gitsource import GitError, GitMirror
 from scheduler.plan import RemovalGuard
 from scheduler.runtimes import StaticRuntime, WorkerRuntime, pool_size
-from scheduler.statuscache import StatusCache
+from scheduler.statuscache import OwnerCache, StatusCache
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Master:
         git: GitMirror | None = None,
         git_interval: float = 30.0,
         manage_heap: bool = False,
+        supervision_grace: float = 10.0,
     ) -> None:
         self.store = store
         self.id = master_id
@@ -71,6 +73,11 @@ class Master:
         self.config_sync = ConfigSync(store, master_id, config_dir, removal, removal_grace, git,
                                       changed=lambda: self.wake("assign", "pool"))
         self.status_cache = StatusCache(store)
+        self.owner_cache = OwnerCache(store)
+        # A job with no owner for this long (a session timeout: the time a lost owner takes
+        # to vanish) is reported unsupervised, whatever its status says.
+        self.supervision_grace = supervision_grace
+        self._unowned_since: dict[str, float] = {}  # job -> when this leader first saw no owner
         self.last_run = 0.0  # monotonic time a periodic job last started
         self.fence: Fence | None = None
         self.leading = False
@@ -79,6 +86,7 @@ class Master:
         self._heap_lock = threading.Lock()
         self._cluster_problems: dict[str, str] = {}  # cluster -> why its node was not used
         self.last_messages: dict[str, str] = {}
+        self.waiting = 0  # jobs the last assignment found no free slot for
         self._lock = threading.Lock()
         self._scheduler = BackgroundScheduler(timezone="UTC")
 
@@ -218,6 +226,9 @@ class Master:
         for worker_id in plan.dead_workers:
             self.store.drop_worker_dir(worker_id, self.fence)
         metrics.LEADER_VIEW.update(workers=len(workers), jobs_unassigned=len(plan.unassigned))
+        if len(plan.unassigned) > self.waiting:
+            self.wake("pool")  # new workers for them now, not at the pool's next tick
+        self.waiting = len(plan.unassigned)
         parts = [f"assigned {name} to {worker_id}" for worker_id, name in plan.assign[:5]]
         if len(plan.assign) > 5:
             parts.append(f"and {len(plan.assign) - 5} more")
@@ -232,9 +243,14 @@ class Master:
         jobs = len(self.store.job_names())
         workers = self.store.workers()
         busy = {w for w, names in self.store.assignments().items() if names}
-        wanted = pool_size(jobs, self.worker_slots, self.spare_workers)
+        wanted = pool_size(jobs, self.worker_slots, self.spare_workers, len(workers),
+                           self.waiting)
         metrics.LEADER_VIEW.update(workers_wanted=wanted)
-        return self.runtime.reconcile(wanted, workers, busy)
+        done = self.runtime.reconcile(wanted, workers, busy)
+        if self.waiting and self.runtime.name == "static":
+            return (f"{self.waiting} job(s) wait for a worker slot: this master starts no "
+                    f"workers (--runtime static); the pool needs {wanted - len(workers)} more")
+        return done
 
     def export_metrics(self) -> str:
         """Per-job metrics from the status in ZooKeeper, so a dead worker hides no dead job.
@@ -245,10 +261,18 @@ class Master:
         cached = self.config_sync.records
         records = cached if cached is not None else self.store.jobs()
         statuses = self.status_cache.statuses(sorted(records))
+        owners = self.owner_cache.values(sorted(records))
+        workers = self.store.worker_ids()
         overrides = self.store.overrides()
+        now = time.monotonic()
+        self._unowned_since = {name: self._unowned_since.get(name, now) for name in records
+                               if name not in owners}
         samples = []
         for name, record in sorted(records.items()):
             status = statuses.get(name, JobStatus())
+            unowned = self._unowned_since.get(name)
+            seen = shown(status, owners.get(name), None if unowned is None else now - unowned,
+                         status.worker in workers, self.supervision_grace)
             override = overrides.get(name) or {}
             checkpoint = status.last_checkpoint
             try:
@@ -259,7 +283,8 @@ class Master:
             samples.append(JobSample(
                 name=name,
                 cluster=str(record.cluster.get("metadata", {}).get("name", "")),
-                phase=status.phase,
+                phase=seen.phase,
+                supervised=seen.supervised,
                 desired_running=not record.removed and override.get("state") != "suspended"
                 and spec.job.state == "running",
                 restarts=status.restarts,
@@ -272,6 +297,8 @@ class Master:
                 checkpoints_durable=status.checkpoints_durable,
                 own_cluster=record.own_cluster,
             ))
+        metrics.LEADER_VIEW.update(
+            jobs_unsupervised=sum(1 for sample in samples if not sample.supervised))
         clusters = sorted({sample.cluster for sample in samples if sample.cluster})
         pushes = tuple(metrics.ClusterSample(name, self.store.listener(name),
                                              self._cluster_seen(name)) for name in clusters)

@@ -14,6 +14,7 @@ from common.durations import format_duration
 from common.errors import StoreError
 from common.records import Phase
 from common.store import Store
+from common.supervision import shown
 
 PHASE_COLOR: dict[str, str] = {  # by Phase (a StrEnum: its value is the table cell)
     Phase.RUNNING: "green",
@@ -28,15 +29,20 @@ PHASE_COLOR: dict[str, str] = {  # by Phase (a StrEnum: its value is the table c
     Phase.SUBMITTING: "cyan",
     Phase.PENDING: "cyan",
     Phase.REMOVED: "magenta",
+    Phase.UNSUPERVISED: "red",
 }
+ALARMING = (Phase.CRASH_LOOP, Phase.SUBMIT_FAILED, Phase.NO_RESTORE_POINT,
+            Phase.RESTORE_INCOMPATIBLE, Phase.UNSUPERVISED)
 
 
 def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
-    """One stable JSON-able row per job, from four pipelined rounds of ZooKeeper reads."""
+    """One stable JSON-able row per job, from a few pipelined rounds of ZooKeeper reads. A
+    status is shown as it is only while its writer owns the job (`common.supervision`)."""
     now = time.time() if now is None else now
     records = store.jobs()
     names = sorted(records)
     statuses = store.statuses(names)
+    owners = store.owners(names)
     alive = store.worker_ids()
     overrides = store.overrides()
     config_errors = store.config_state().get("jobErrors", {})
@@ -53,15 +59,19 @@ def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
         if override and override.get("state"):
             desired = str(override["state"])
         checkpoint = status.last_checkpoint if status else None
+        seen = (shown(status, owners.get(name), None, status.worker in alive, 0.0)
+                if status else None)
         rows.append({
             "name": name,
             "desiredState": desired,
             "override": override,
-            "phase": status.phase if status else "Unknown",
+            "phase": seen.phase if seen else "Unknown",
+            # What the status itself says, current or not (`phase` says what is known).
+            "reportedPhase": status.phase if status else "Unknown",
+            "supervised": seen.supervised if seen else False,
             "flinkJobId": status.flink_job_id if status else "",
             "attempt": status.attempt if status else 0,
-            # The owner mirrors itself into the status while it holds the job.
-            "worker": status.worker if status and status.worker in alive else "",
+            "worker": owners.get(name, ""),
             "since": status.since if status else 0.0,
             "restarts": status.restarts if status else 0,
             "restartsLastHour": sum(1 for t in (status.restart_times if status else ())
@@ -72,7 +82,7 @@ def status_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
             "rejectedRestores": [r.to_json() for r in status.rejected_restores] if status else [],
             "generation": record.generation,
             "observedGeneration": status.observed_generation if status else 0,
-            "reason": (status.reason if status and status.phase != Phase.RUNNING else "")
+            "reason": (seen.reason if seen and seen.phase != Phase.RUNNING else "")
             or ("unreadable status" if status is None else ""),
             "labels": record.labels,
             "cluster": record.cluster.get("metadata", {}).get("name", ""),
@@ -149,9 +159,7 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: boo
         padded = [cell.ljust(widths[i]) for i, cell in enumerate(line)]
         if color and number > 0:
             padded[2] = click.style(padded[2], fg=PHASE_COLOR.get(line[2], "white"),
-                                    bold=line[2] in (Phase.CRASH_LOOP, Phase.SUBMIT_FAILED,
-                                                     Phase.NO_RESTORE_POINT,
-                                                     Phase.RESTORE_INCOMPATIBLE))
+                                    bold=line[2] in ALARMING)
         elif color:
             padded = [click.style(cell, bold=True) for cell in padded]
         lines.append("  ".join(padded).rstrip())

@@ -10,20 +10,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any, Protocol
 
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooState
 
 logger = logging.getLogger(__name__)
 
 
+class Connection(Protocol):
+    """What the guard watches (the store): whether connected, and the client's states."""
+
+    @property
+    def connected(self) -> bool: ...
+    def add_state_listener(self, listener: Any) -> None: ...
+
+
 class ConnectionGuard:
-    def __init__(self, client: KazooClient, deadline: float) -> None:
-        self.client = client
+    def __init__(self, connection: Connection, deadline: float) -> None:
+        self.connection = connection
         self.deadline = deadline
         self._lock = threading.Lock()
         self._suspended_at: float | None = None
         self._lapsed = False
-        client.add_listener(self._on_state)
+        connection.add_state_listener(self._on_state)
 
     def _on_state(self, state: str) -> None:
         with self._lock:
@@ -42,7 +51,7 @@ class ConnectionGuard:
                 if time.monotonic() - self._suspended_at >= self.deadline:
                     self._lapsed = True
                 return False
-        return bool(self.client.connected)
+        return self.connection.connected
 
     def take_lapse(self) -> bool:
         """True once after ownerships may have lapsed (LOST, or SUSPENDED past the deadline)."""

@@ -64,7 +64,7 @@ class Worker:
         self.id = worker_id
         self.slots = slots
         self.metrics_port = metrics_port
-        self.guard = ConnectionGuard(store.zk, act_deadline)
+        self.guard = ConnectionGuard(store, act_deadline)
         self.jars = JarCache(download_dir or Path.home() / ".cache" / "flinksched" / "jars",
                              allowed_jars)
         self.clients = FlinkClients()

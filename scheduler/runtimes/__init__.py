@@ -22,10 +22,17 @@ class WorkerRuntime(Protocol):
     def close(self) -> None: ...
 
 
-def pool_size(jobs: int, slots_per_worker: int, spares: int) -> int:
+def pool_size(jobs: int, slots_per_worker: int, spares: int, workers: int = 0,
+              waiting: int = 0) -> int:
     """Workers needed: enough slots for every job, plus warm spares so that reassignment
-    never waits for a process or pod to start."""
-    return math.ceil(jobs / max(1, slots_per_worker)) + spares
+    never waits for a process or pod to start. Jobs `waiting` for a slot although the pool
+    has `workers` (workers of fewer slots, or some that took more than their share) get new
+    workers of their own."""
+    slots = max(1, slots_per_worker)
+    by_jobs = math.ceil(jobs / slots) + spares
+    if not waiting:
+        return by_jobs
+    return max(by_jobs, workers + math.ceil(waiting / slots) + spares)
 
 
 class StaticRuntime:

@@ -58,13 +58,15 @@ class Checker:
         self.jobs = sorted(jobs)
         self.found = Findings()
         self._http = httpx.Client(base_url=rest_url, timeout=2.0)
-        self._zk = KazooClient(hosts=zk_hosts, timeout=10.0,
+        def client() -> KazooClient:
+            return KazooClient(hosts=zk_hosts, timeout=10.0,
                                connection_retry={"max_tries": -1, "delay": 0.2, "max_delay": 1})
-        self._zk.start(timeout=30)
+
+        self._store = Store(client(), root)
+        self._store.zk.start(timeout=30)
         # A wiped or rolled-back ensemble refuses the old session, as for the processes.
-        self._keeper = SessionKeeper(self._zk, zk_hosts, patience=5.0)
+        self._keeper = SessionKeeper(self._store, zk_hosts, patience=5.0, make_client=client)
         self._keeper.start()
-        self._store = Store(self._zk, root)
         # Newest completed checkpoint seen per job and attempt: (id, completion time in ms).
         self._completed: dict[str, dict[int, tuple[int, int]]] = {}
         self._checked: set[tuple[str, int]] = set()  # attempts whose restore point was judged
@@ -88,8 +90,8 @@ class Checker:
         self._stop.set()
         self._thread.join(10)
         self._http.close()
-        self._zk.stop()
-        self._zk.close()
+        self._store.zk.stop()
+        self._store.zk.close()
 
     def recovered_at(self, healed: float) -> float | None:
         """Since when every job has been healthy, asked at or after `healed` (None: not all

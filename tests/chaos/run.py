@@ -28,6 +28,7 @@ from tests.chaos.ensemble import Ensemble
 from tests.stack import Cluster, ControlPlane
 from tests.tcpproxy import TcpProxy
 from tests.zkserver import store_on
+from tests.zksessions import SessionTap
 
 RECOVERY_BOUND = 90.0  # every job RUNNING again within this long after a fault heals
 WORKER_SLOTS = 2
@@ -101,6 +102,7 @@ class ChaosStack:
             self.control.write_job(name)
         self.zk_proxies = [[TcpProxy(port) for port in self.ensemble.ports]
                            for _ in range(workers)]
+        self.sessions = [SessionTap(*proxies) for proxies in self.zk_proxies]
         self.worker_names = [""] * workers
         self._generation = 0
         self.masters = ["master-a", "master-b"]
@@ -224,6 +226,20 @@ def worker_partition(stack: ChaosStack, rng: random.Random) -> str:
         proxy.heal()
     stack.cut_off.discard(slot)
     return f"partitioned {stack.worker_names[slot]} from ZooKeeper"
+
+
+def sessions_expired(stack: ChaosStack, rng: random.Random) -> str:
+    """ZooKeeper itself expires the sessions of every worker that supervises jobs, at once
+    (what a loaded machine or a long pause brings): each learns of it when it reconnects,
+    gets a new session at once, and must register again and own its jobs again."""
+    owners = set(stack.checker.owners.values())
+    slots = [slot for slot, name in enumerate(stack.worker_names) if name in owners]
+    expired = []
+    for slot in slots or [stack.busy_slot(rng)]:
+        if stack.sessions[slot].session is not None:
+            stack.sessions[slot].expire(stack.ensemble.hosts)
+            expired.append(stack.worker_names[slot])
+    return f"ZooKeeper expired the sessions of {', '.join(expired) or 'no worker'}"
 
 
 def jobmanager_restart(stack: ChaosStack, rng: random.Random) -> str:
@@ -381,6 +397,7 @@ FAULTS: dict[str, Fault] = {
     "ZooKeeper restart": zookeeper_restart,
     "ZooKeeper server loss (1 of 3)": zookeeper_server_loss,
     "worker partitioned from ZooKeeper": worker_partition,
+    "ZooKeeper sessions of busy workers expired": sessions_expired,
     "JobManager SIGKILL + restart (Flink forgets every attempt)": jobmanager_restart,
     "slow Flink REST": slow_rest,
     "newest checkpoint broken": broken_newest_checkpoint,
@@ -393,8 +410,8 @@ FAULTS: dict[str, Fault] = {
 
 
 def schedule(count: int, rng: random.Random) -> list[str]:
-    """`count` faults in random order, the kinds as evenly as count allows (140 faults: ten
-    of each of the fourteen kinds)."""
+    """`count` faults in random order, the kinds as evenly as count allows (150 faults: ten
+    of each of the fifteen kinds)."""
     kinds = list(FAULTS)
     chosen = kinds * (count // len(kinds)) + rng.sample(kinds, count % len(kinds))
     rng.shuffle(chosen)

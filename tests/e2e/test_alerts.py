@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from common.records import Phase
+from common.store import Store
 from scheduler.devstack import prometheus
 from scheduler.devstack.services import Service, free_port, port_open, start, stop, wait_for
 from tests.stack import ControlPlane
@@ -137,3 +139,47 @@ def test_crash_loop_and_no_leader_alerts_fire_in_a_real_prometheus(
                "FlinkschedNoLeader firing once the only master stopped")
     took = time.monotonic() - stopped
     assert took <= FOR + 2 * SCRAPE + 1.5, f"fired {took:.1f}s after the master stopped"
+
+
+def test_a_job_whose_owner_is_gone_is_unsupervised_and_its_alert_fires(
+    control: ControlPlane, prom: tuple[Prometheus, int, int], store: Store
+) -> None:
+    """A worker that stops answering (SIGSTOP: the status it wrote still says Running) loses
+    its session and so its jobs; with no worker to take the job, the leader reports it
+    unsupervised, `status` does not show the stale status as current, the alert fires."""
+    server, master_port, worker_port = prom
+    first = control.write_job("alert-orphaned")
+    control.start_master("master-a", "--metrics-port", str(master_port),
+                         "--spare-workers", "0")
+    control.start_worker("worker-a", metrics_port=worker_port)
+    metrics = f"http://127.0.0.1:{master_port}/metrics"
+    up = 'flinksched_job_up{cluster="default",job_name="alert-orphaned"} 1.0'
+    wait_until(lambda: up in httpx.get(metrics, timeout=5).text, 90, "the job up")
+
+    control.signal("worker-a", signal.SIGSTOP)
+    try:
+        unsupervised = 'flinksched_job_supervised{cluster="default",job_name="alert-orphaned"} 0.0'
+        wait_until(lambda: unsupervised in httpx.get(metrics, timeout=5).text,
+                   control.session_timeout * 2 + 15, "the job exported as unsupervised")
+        text = httpx.get(metrics, timeout=5).text
+        assert 'flinksched_job_up{cluster="default",job_name="alert-orphaned"} 0.0' in text
+        assert "flinksched_jobs_unsupervised 1.0" in text
+        # The status in ZooKeeper still says Running, from the worker that lost the job.
+        status = store.status("alert-orphaned")[0]
+        assert (status.phase, status.worker, status.flink_job_id) == (
+            Phase.RUNNING, "worker-a", first)
+        [row] = json.loads(control.cli("status", "-o", "json"))
+        assert (row["phase"], row["reportedPhase"], row["supervised"]) == (
+            "Unsupervised", "Running", False)
+        assert "its last owner, worker worker-a, is gone" in row["reason"]
+        [alert] = wait_until(lambda: server.firing("FlinkschedJobUnsupervised"),
+                             FOR + 2 * SCRAPE + 10, "FlinkschedJobUnsupervised firing")
+        assert alert["labels"]["job_name"] == "alert-orphaned"
+        assert alert["annotations"]["runbook_url"].endswith("#flinkschedjobunsupervised")
+    finally:
+        control.signal("worker-a", signal.SIGCONT)
+    # Woken, the worker learns its session expired, registers again and owns the job again.
+    supervised = 'flinksched_job_supervised{cluster="default",job_name="alert-orphaned"} 1.0'
+    wait_until(lambda: supervised in httpx.get(metrics, timeout=5).text, 30,
+               "the job supervised again")
+    assert control.cluster.submissions("alert-orphaned") == [first], "adopted, not restarted"

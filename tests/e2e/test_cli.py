@@ -26,7 +26,7 @@ CONTRACT = {"name", "desiredState", "override", "phase", "flinkJobId", "attempt"
             "since", "restarts", "restartsLastHour", "lastCheckpoint", "generation",
             "observedGeneration", "reason", "labels", "cluster", "source", "commit",
             "removedAt", "configError", "checkpointsDurable", "rejectedRestores",
-            "ownCluster", "clusterUrl"}
+            "ownCluster", "clusterUrl", "reportedPhase", "supervised"}
 
 
 def run(control: ControlPlane, *args: str) -> Result:
@@ -50,6 +50,7 @@ def test_status_json_contract_filters_and_read_commands(
     row = rows[0]
     assert set(row) == CONTRACT
     assert row["phase"] == "Running" and row["flinkJobId"] == job and row["attempt"] == 1
+    assert row["reportedPhase"] == "Running" and row["supervised"] is True
     assert row["worker"] == "worker-a" and row["desiredState"] == "running"
     assert row["generation"] == row["observedGeneration"] == 1
     assert set(row["lastCheckpoint"]) == {"path", "id", "timestamp", "kind"}

@@ -76,7 +76,7 @@ def test_racing_submissions_of_one_attempt_make_one_flink_job(
 
     clients = FlinkClients()
     jars = JarCache(control.workdir / "jars")
-    supervisor = JobSupervisor(store, name, owner, ConnectionGuard(store.zk, 3.0),
+    supervisor = JobSupervisor(store, name, owner, ConnectionGuard(store, 3.0),
                                SessionTargets(clients, jars))
     supervisor.actor.status()
     other = FlinkClient(control.cluster.rest_url)

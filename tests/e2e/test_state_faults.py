@@ -287,7 +287,7 @@ def test_zookeeper_that_lost_its_data_gets_fresh_sessions_and_adopts_running_att
     assert took < control.session_timeout + 10, f"took {took:.1f}s"
     assert control.cluster.submissions(name) == [first], "adopted: no restart, no duplicate"
     for process in ("master-a", "worker-a"):
-        assert "starting a fresh session" in control.log(process), process
+        assert "starting a new client with a fresh session" in control.log(process), process
 
 
 def test_zookeeper_rolled_back_to_an_older_copy_adopts_the_newer_attempt(

@@ -1,31 +1,70 @@
-"""The session keeper's decision: a fresh session only after a server has served for a whole
-session timeout while this client could not connect; never while nobody serves."""
+"""The session keeper's decision: a new client only after a server has served for a whole
+session timeout while this one was refused or wedged; never while nobody serves; /healthz
+fails when new clients do not help either."""
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from common.zksession import SessionKeeper, host_ports, serving
+from common.zksession import PROBE_INTERVAL, UNHEALTHY_AFTER, SessionKeeper, host_ports, serving
+from tests.waiting import wait_until
 
 
 class FakeClient:
-    """Just what the keeper touches of a KazooClient."""
+    """Just what the keeper touches of a KazooClient; `answers` False: wedged."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: list[str], number: int) -> None:
         self.connected = False
-        self.client_id = (0x1234, b"")
-        self.calls: list[str] = []
+        self.answers = True
+        self.client_id = (0x1234 + number, b"")
+        self.log = log
+        self.number = number
+        self.asked = threading.Event()
 
     def stop(self) -> None:
-        self.calls.append("stop")
+        self.log.append(f"stop {self.number}")
+
+    def close(self) -> None:
+        pass
 
     def start_async(self) -> threading.Event:
-        self.calls.append("start")
+        self.log.append(f"start {self.number}")
         return threading.Event()
+
+    def exists_async(self, path: str) -> FakeClient:
+        self.asked.set()
+        return self
+
+    def get(self) -> None:
+        if not self.answers:
+            threading.Event().wait()  # never answered (the probe's own thread waits)
+
+
+class Holder:
+    """The store's part: holds the client, replaced by the keeper's new ones."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.made = 0
+        self.zk = self.make()
+
+    def make(self) -> FakeClient:
+        self.made += 1
+        return FakeClient(self.log, self.made)
+
+    def replace_client(self, client: FakeClient) -> None:
+        self.log.append(f"replace {self.zk.number} by {client.number}")
+        self.zk = client
+
+
+def keeper_of(holder: Holder, port: int, patience: float = 6.0,
+              on_fresh: Callable[[], None] | None = None) -> SessionKeeper:
+    return SessionKeeper(holder, f"127.0.0.1:{port}", patience=patience,
+                         make_client=holder.make, on_fresh=on_fresh)
 
 
 @pytest.fixture
@@ -60,19 +99,19 @@ def test_hosts_are_parsed_with_and_without_ports_and_chroot() -> None:
     assert host_ports("zk") == [("zk", 2181)]
 
 
-def test_refused_for_a_session_timeout_starts_fresh_and_runs_on_fresh(
+def test_refused_for_a_session_timeout_gets_a_new_client_and_runs_on_fresh(
         answering_server: int) -> None:
-    client = FakeClient()
+    holder = Holder()
     fresh: list[int] = []
-    keeper = SessionKeeper(client, f"127.0.0.1:{answering_server}", patience=6.0,
-                           on_fresh=lambda: fresh.append(1))
+    keeper = keeper_of(holder, answering_server, on_fresh=lambda: fresh.append(1))
     assert serving("127.0.0.1", answering_server)
     assert not keeper.check(100.0), "first sight of a refusal starts the clock"
     assert not keeper.check(105.9)
     assert keeper.check(106.0)
-    assert client.calls == ["stop", "start"]
+    assert holder.log[0] == "replace 1 by 2" and "start 2" in holder.log
+    wait_until(lambda: "stop 1" in holder.log, 5, "the old client stopped, off the keeper")
     assert fresh == [], "on_fresh waits for the new session"
-    client.connected = True
+    holder.zk.connected = True
     keeper.check(106.5)
     assert fresh == [1]
     keeper.check(107.0)
@@ -80,23 +119,61 @@ def test_refused_for_a_session_timeout_starts_fresh_and_runs_on_fresh(
 
 
 def test_a_connected_moment_resets_the_clock(answering_server: int) -> None:
-    client = FakeClient()
-    keeper = SessionKeeper(client, f"127.0.0.1:{answering_server}", patience=6.0)
+    holder = Holder()
+    keeper = keeper_of(holder, answering_server)
     keeper.check(0.0)
-    client.connected = True
+    holder.zk.connected = True
     keeper.check(3.0)
-    client.connected = False
+    holder.zk.connected = False
     keeper.check(4.0)
     assert not keeper.check(9.0), "6 s since the refusals began again, not since 0"
-    assert client.calls == []
+    assert holder.made == 1
+
+
+def test_a_connected_client_that_answers_nothing_is_replaced_after_a_session_timeout(
+        answering_server: int) -> None:
+    holder = Holder()
+    wedged = holder.zk
+    wedged.connected, wedged.answers = True, False
+    keeper = keeper_of(holder, answering_server)
+    assert not keeper.check(0.0), "the first probe is sent"
+    assert wedged.asked.wait(5)
+    assert not keeper.check(5.9), "unanswered for less than a session timeout"
+    assert keeper.check(6.0)
+    assert holder.zk is not wedged and "replace 1 by 2" in holder.log
+
+
+def test_a_connected_client_answering_its_probes_is_kept(answering_server: int) -> None:
+    holder = Holder()
+    holder.zk.connected = True
+    keeper = keeper_of(holder, answering_server)
+    for now in (0.0, PROBE_INTERVAL, 2 * PROBE_INTERVAL, 10.0, 20.0):
+        assert not keeper.check(now)
+        wait_until(keeper.probe.idle, 5, "the probe answered")
+    assert holder.made == 1 and holder.zk.asked.is_set()
+
+
+def test_health_fails_when_new_clients_get_no_session_either(answering_server: int) -> None:
+    holder = Holder()
+    keeper = keeper_of(holder, answering_server, patience=2.0)
+    keeper.check(0.0)
+    for now in (2.0, 4.0):
+        assert keeper.check(now), "a new client each session timeout"
+    assert keeper.health(5.9)[0]
+    ok, why = keeper.health(UNHEALTHY_AFTER * 2.0)
+    assert not ok and "no working ZooKeeper session for 6s" in why and "2 new client" in why
+    holder.zk.connected = True
+    keeper.check(7.0)
+    assert keeper.health(7.0)[0], "healthy again once a session works"
 
 
 def test_nobody_serving_keeps_the_old_session() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    client = FakeClient()
-    keeper = SessionKeeper(client, f"127.0.0.1:{port}", patience=1.0)
+    holder = Holder()
+    keeper = keeper_of(holder, port, patience=1.0)
     for now in (0.0, 5.0, 50.0):
         assert not keeper.check(now)
-    assert client.calls == [], "a server that is down may come back with the session intact"
+    assert holder.made == 1, "a server that is down may come back with the session intact"
+    assert keeper.health(50.0)[0]

@@ -28,3 +28,11 @@ def test_pool_has_a_slot_for_every_job_plus_spares() -> None:
     assert pool_size(jobs=0, slots_per_worker=1, spares=1) == 1
     assert pool_size(jobs=5, slots_per_worker=1, spares=1) == 6
     assert pool_size(jobs=5, slots_per_worker=2, spares=1) == 4
+
+
+def test_jobs_waiting_for_a_slot_get_workers_of_their_own() -> None:
+    """Ten jobs on 1-slot workers, a spare: 11. Three of them wait although 11 workers are
+    registered (static workers hold fewer slots, or others took more): 3 more, plus the spare."""
+    assert pool_size(jobs=10, slots_per_worker=1, spares=1, workers=11, waiting=3) == 15
+    assert pool_size(jobs=10, slots_per_worker=2, spares=0, workers=4, waiting=3) == 6
+    assert pool_size(jobs=10, slots_per_worker=1, spares=1, workers=3, waiting=0) == 11
