@@ -1,17 +1,43 @@
-"""Session fixtures: one real ZooKeeper and one real Flink session cluster for the whole run,
-and a second cluster, of the other supported major Flink version, started when a test
-parametrized with `on_each_flink` first needs it."""
+"""One stack for the whole run, shared by every process of it (pytest-xdist workers): one
+real ZooKeeper, one Flink session cluster whose status listener reaches ZooKeeper through a
+proxy a test can cut, and a second cluster, of the other supported major Flink version,
+started when a test parametrized with `on_each_flink` first needs it. Each test runs its
+masters and workers under a ZooKeeper root of its own.
+
+A test that takes its cluster down (marker `takes_cluster_down`) has it to itself; every
+other test that uses a cluster shares it (`tests/clusterlock.py`).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from common.store import Store
-from scheduler.devstack.services import free_port
+from scheduler.devstack.services import (
+    Service,
+    free_port,
+    port_open,
+    release_children,
+    start,
+    wait_for,
+)
 from scheduler.devstack.stack import DevStack, StackConfig
+from tests.clusterlock import ClusterLock
+from tests.sharedservers import (
+    Record,
+    SharedServers,
+    service_fields,
+    stack_config,
+    stack_fields,
+)
 from tests.stack import (
     PRIMARY_VERSION,
     PUSH_ROOT,
@@ -23,42 +49,99 @@ from tests.stack import (
     ControlPlane,
     FlinkUnderTest,
 )
-from tests.tcpproxy import TcpProxy
+from tests.tcpproxy import RemoteProxy
 from tests.zkserver import store_on
 
+RUN_DIRECTORY = "FLINKSCHED_TEST_RUN"  # set by the run's main process for all of them
+USES_A_CLUSTER = {"flink", "cluster", "devstack", "control"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "takes_cluster_down: the test stops its cluster's "
+                            "JobManager; it runs while no other test uses that cluster")
+    if os.environ.get("PYTEST_XDIST_WORKER") is None and RUN_DIRECTORY not in os.environ:
+        os.environ[RUN_DIRECTORY] = tempfile.mkdtemp(prefix="flinksched-test-run-")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The main process, once every test of the run has ended: stop the shared servers."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is not None:
+        release_children()  # servers this worker started for the run: the main one stops them
+        return
+    run = Path(os.environ[RUN_DIRECTORY])
+    SharedServers(run).stop_all()
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def run_directory() -> Path:
+    return Path(os.environ[RUN_DIRECTORY])
+
 
 @pytest.fixture(scope="session")
-def push_proxy() -> Iterator[TcpProxy]:
+def shared() -> SharedServers:
+    return SharedServers(run_directory())
+
+
+@pytest.fixture(autouse=True)
+def cluster_share(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The cluster a test uses, shared with the other tests (or, when the test takes it down,
+    to itself) for as long as the test runs."""
+    if not USES_A_CLUSTER & set(request.fixturenames):
+        yield
+        return
+    callspec = getattr(request.node, "callspec", None)
+    version = callspec.params.get("flink", PRIMARY_VERSION) if callspec else PRIMARY_VERSION
+    lock = ClusterLock(run_directory() / "locks", f"flink-{version}")
+    alone = request.node.get_closest_marker("takes_cluster_down") is not None
+    with lock.exclusive() if alone else lock.shared():
+        yield
+
+
+def _start_primary(directory: Path, record: Record) -> dict[str, Any]:
+    """ZooKeeper, the proxy between the session cluster's listener and it, and the cluster."""
+    directory.mkdir(parents=True)
+    zk_port, proxy_port, control_port = free_port(), free_port(), free_port()
+    record({"services": [service_fields(Service("push-proxy", [], {}, directory))]})
+    proxy = Service("push-proxy", [sys.executable, "-m", "tests.tcpproxy", "--listen",
+                                   str(proxy_port), "--target", str(zk_port), "--control",
+                                   str(control_port)], {}, directory)
+    start(proxy)
+    assert wait_for(lambda: port_open(control_port), 30), proxy.log_file.read_text()
+    config = StackConfig(state_dir=directory / "stack", zk_port=zk_port, rest_port=free_port(),
+                         rpc_port=free_port(), workers=0, push_root=PUSH_ROOT,
+                         push_zk=f"127.0.0.1:{proxy_port}", push_settings=PUSH_SETTINGS,
+                         java_options=TEST_JAVA_OPTIONS)
+    info = {"services": [service_fields(proxy)], "stack": stack_fields(config),
+            "push_proxy": [proxy_port, control_port]}
+    record(info)
+    stack = DevStack(config)
+    stack.state_dir.mkdir(parents=True, exist_ok=True)
+    stack.prepare()
+    stack.start_zookeeper()
+    stack.start_flink()
+    return info
+
+
+@pytest.fixture(scope="session")
+def primary(shared: SharedServers) -> dict[str, Any]:
+    return shared.provide("primary", _start_primary)
+
+
+@pytest.fixture(scope="session")
+def devstack(primary: dict[str, Any]) -> DevStack:
+    return DevStack(stack_config(primary["stack"]))
+
+
+@pytest.fixture(scope="session")
+def push_proxy(primary: dict[str, Any]) -> RemoteProxy:
     """The session cluster's status listener reaches ZooKeeper through this proxy, so a test
     can silence the listener while flinksched's own sessions carry on."""
-    proxy = TcpProxy(free_port())  # ZooKeeper starts on that port later
-    try:
-        yield proxy
-    finally:
-        proxy.close()
+    port, control = primary["push_proxy"]
+    return RemoteProxy(port, control)
 
 
 @pytest.fixture(scope="session")
-def devstack(tmp_path_factory: pytest.TempPathFactory,
-             push_proxy: TcpProxy) -> Iterator[DevStack]:
-    state = tmp_path_factory.mktemp("stack")
-    config = StackConfig(state_dir=state, zk_port=push_proxy.target[1],
-                         rest_port=free_port(), rpc_port=free_port(), workers=0,
-                         push_root=PUSH_ROOT, push_zk=f"127.0.0.1:{push_proxy.port}",
-                         push_settings=PUSH_SETTINGS, java_options=TEST_JAVA_OPTIONS)
-    stack = DevStack(config)
-    try:
-        stack.state_dir.mkdir(parents=True, exist_ok=True)
-        stack.prepare()
-        stack.start_zookeeper()
-        stack.start_flink()
-        yield stack
-    finally:
-        stack.down()
-
-
-@pytest.fixture(scope="session")
-def cluster(devstack: DevStack, push_proxy: TcpProxy) -> Cluster:
+def cluster(devstack: DevStack, push_proxy: RemoteProxy) -> Cluster:
     jar = devstack.config.build_dir / "flinksched-example.jar"
     return Cluster(zk_hosts=devstack.config.zk_hosts, rest_url=devstack.config.rest_url,
                    example_jar=jar, state_dir=devstack.state_dir, push_proxy=push_proxy,
@@ -66,23 +149,24 @@ def cluster(devstack: DevStack, push_proxy: TcpProxy) -> Cluster:
 
 
 @pytest.fixture(scope="session")
-def second_devstack(devstack: DevStack,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+def second_devstack(devstack: DevStack, shared: SharedServers) -> DevStack:
     """A Flink cluster of SECOND_VERSION beside the session's, on the same ZooKeeper; its
     example job is compiled against its own Flink."""
-    state = tmp_path_factory.mktemp(f"flink-{SECOND_VERSION}")
-    config = StackConfig(state_dir=state, zk_port=devstack.config.zk_port,
-                         rest_port=free_port(), rpc_port=free_port(), workers=0, push_root=None,
-                         flink_version=SECOND_VERSION, java_options=TEST_JAVA_OPTIONS,
-                         build_dir=REPO / "build" / f"flink-{SECOND_VERSION}")
-    stack = DevStack(config)
-    try:
+
+    def started(directory: Path, record: Record) -> dict[str, Any]:
+        config = StackConfig(state_dir=directory, zk_port=devstack.config.zk_port,
+                             rest_port=free_port(), rpc_port=free_port(), workers=0,
+                             push_root=None, flink_version=SECOND_VERSION,
+                             java_options=TEST_JAVA_OPTIONS,
+                             build_dir=REPO / "build" / f"flink-{SECOND_VERSION}")
+        record({"stack": stack_fields(config)})
+        stack = DevStack(config)
         stack.state_dir.mkdir(parents=True, exist_ok=True)
         stack.prepare()
         stack.start_flink()
-        yield stack
-    finally:
-        stack.down()
+        return {"stack": stack_fields(config)}
+
+    return DevStack(stack_config(shared.provide(f"flink-{SECOND_VERSION}", started)["stack"]))
 
 
 @pytest.fixture
@@ -106,10 +190,25 @@ def control(flink: FlinkUnderTest, tmp_path: Path) -> Iterator[ControlPlane]:
         yield plane
     finally:
         plane.stop_all()
-        flink.cluster.cancel_all()
+        plane.cancel_jobs()
 
 
 @pytest.fixture
 def store(control: ControlPlane) -> Iterator[Store]:
     with store_on(control.cluster.zk_hosts, control.root) as store:
         yield store
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Each test is handed to whichever process is free, but the tests of one class go to
+    one process, in order: they share state (one job's life, the one root the session
+    cluster's listener pushes to)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClassesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            parts = nodeid.split("::")
+            return "::".join(parts[:2]) if len(parts) > 2 else nodeid
+
+    return ClassesTogether(config, log)

@@ -13,7 +13,8 @@ from typing import Any
 def serving(handler: Callable[..., BaseHTTPRequestHandler] | Any) -> Iterator[str]:
     """Serve `handler` on a free loopback port; yields the base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Polled every 50 ms for its shutdown (the default half second is each test's teardown).
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

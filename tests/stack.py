@@ -11,7 +11,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -21,7 +21,6 @@ from common.flinkversion import parse_version
 from common.jobids import flink_job_id, name_prefix
 from scheduler.devstack import flinkhome
 from scheduler.devstack.stack import DevStack, own_cluster_env
-from tests.tcpproxy import TcpProxy
 from worker.applocal import tear_down_all
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,15 +65,24 @@ def _bindable(port: int) -> bool:
     return True
 
 
+class Proxy(Protocol):
+    """A proxy a test can cut and heal (in this process, or shared by the run's processes)."""
+
+    @property
+    def port(self) -> int: ...
+    def partition(self) -> None: ...
+    def heal(self) -> None: ...
+
+
 @dataclass
 class Cluster:
-    """A Flink session cluster and the ZooKeeper, started once per test session."""
+    """A Flink session cluster and the ZooKeeper, started once per test run."""
 
     zk_hosts: str
     rest_url: str
     example_jar: Path
     state_dir: Path
-    push_proxy: TcpProxy | None = None  # between the listener and ZooKeeper, when there is one
+    push_proxy: Proxy | None = None  # between the listener and ZooKeeper, when there is one
     flink_home: Path | None = None  # the distribution jobs' own clusters start from
 
     def own_cluster_env(self, applications_dir: Path) -> dict[str, str]:
@@ -126,8 +134,18 @@ class Cluster:
                       if j["id"].startswith(prefix))
 
     def cancel_all(self) -> None:
+        """Cancel every job alive on the cluster (a cluster of the caller's own)."""
         for job in (self.get("/jobs") or {}).get("jobs", []):
             if job["status"] not in ("FAILED", "CANCELED", "FINISHED"):
+                httpx.patch(f"{self.rest_url}/jobs/{job['id']}", params={"mode": "cancel"})
+
+    def cancel(self, names: set[str]) -> None:
+        """Cancel every attempt of these jobs still alive (other tests' jobs share the
+        cluster: each test cancels its own)."""
+        prefixes = tuple(name_prefix(name) for name in names)
+        for job in (self.get("/jobs") or {}).get("jobs", []):
+            if job["id"].startswith(prefixes) and job["status"] not in (
+                    "FAILED", "CANCELED", "FINISHED"):
                 httpx.patch(f"{self.rest_url}/jobs/{job['id']}", params={"mode": "cancel"})
 
 
@@ -148,6 +166,7 @@ class ControlPlane:
     workdir: Path
     root: str = field(default_factory=lambda: f"/t-{uuid.uuid4().hex[:10]}")
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    jobs: set[str] = field(default_factory=set)  # names of the jobs this plane ran
 
     @property
     def config_dir(self) -> Path:
@@ -220,6 +239,17 @@ class ControlPlane:
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
+    def cli(self, *args: str) -> str:
+        """What `flinksched ARGS` prints on this control plane's root (exit 0 asserted)."""
+        from click.testing import CliRunner
+
+        from scheduler.cli import cli
+
+        result = CliRunner().invoke(cli, ["--zk", self.cluster.zk_hosts, "--root", self.root,
+                                          *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
     def stop_all(self) -> None:
         try:
             self.stop_pool_workers()
@@ -238,6 +268,10 @@ class ControlPlane:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait()
 
+    def cancel_jobs(self) -> None:
+        """Cancel what this plane's jobs left running on the shared cluster."""
+        self.cluster.cancel(self.jobs)
+
     def remove_job(self, name: str, config_dir: Path | None = None) -> None:
         """Delete the job's YAML file, as a commit that removes it would."""
         ((config_dir or self.config_dir) / f"{name}.yaml").unlink(missing_ok=True)
@@ -251,6 +285,7 @@ class ControlPlane:
         """A FlinkJob YAML file on the session cluster; returns the first attempt's job id.
         Files are replaced atomically, as git-sync and editors that rename do."""
         directory = config_dir or self.config_dir
+        self.jobs.add(name)
         clusters = [{"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
                      "metadata": {"name": "default"}, "spec": {"restUrl": self.cluster.rest_url}}]
         if spec.get("cluster") == OWN_CLUSTER:

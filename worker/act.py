@@ -91,8 +91,8 @@ class Actor:
         starts, when that is elsewhere (the job moved to another cluster)."""
         action = decision.action
         assert not isinstance(action, Gather), "gathering is the observer's"
-        acts = isinstance(action, Submit | Resubmit | Cancel | StopWithSavepoint) or (
-            decision.release)
+        on_flink = isinstance(action, Submit | Resubmit | Cancel | StopWithSavepoint)
+        acts = on_flink or decision.release
         if acts and not self.guard.can_act():
             return Outcome(PAUSED)
         if decision.failure_seen and self.failure_seen is None:
@@ -104,10 +104,10 @@ class Actor:
         if decision.held_rechecked:
             self.observer.rechecked_held()
         before = self.current
-        # A decision that only records a status says why before the status shows it (readers
-        # of a new status find its events); one that acts on Flink writes its events after
-        # the action, off a restart's path.
-        explained = not acts and not decision.orphans
+        # A decision that starts nothing in Flink says why before the status shows it
+        # (readers of a new status find its events; releasing a cluster comes before both);
+        # one that acts on Flink writes its events after the action, off a restart's path.
+        explained = not on_flink and not decision.orphans
         if explained:
             self._events(decision)
         if decision.release:

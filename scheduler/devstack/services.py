@@ -135,6 +135,16 @@ def signal_group(pid: int, sig: int) -> None:
         pass
 
 
+def release_children() -> None:
+    """Leave the children this process started and that still run to whoever stops them
+    later by their pid files (a test run's main process, for servers one of its worker
+    processes started): nothing to wait for, nothing to warn about when this one exits."""
+    for pid, child in list(_CHILDREN.items()):
+        if child.poll() is None:
+            child.returncode = 0  # not ours to reap: it runs on after this process
+        del _CHILDREN[pid]
+
+
 def _reap(pid: int) -> None:
     child = _CHILDREN.pop(pid, None)
     if child is not None:

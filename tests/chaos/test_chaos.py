@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.devstack.stack import DevStack
+from scheduler.devstack.services import free_port
+from scheduler.devstack.stack import DevStack, StackConfig
 from tests.chaos.run import FAULTS, ChaosStack, Report, run
-from tests.stack import Cluster
+from tests.stack import TEST_JAVA_OPTIONS, Cluster
 
 pytestmark = pytest.mark.chaos
 
@@ -21,8 +22,26 @@ REPORT = Path(__file__).resolve().parents[2] / "build" / "chaos-report.md"
 
 
 @pytest.fixture
-def chaos_stack(devstack: DevStack, cluster: Cluster, tmp_path: Path) -> Iterator[ChaosStack]:
-    stack = ChaosStack(devstack, cluster, tmp_path)
+def chaos_flink(tmp_path: Path) -> Iterator[tuple[DevStack, Cluster]]:
+    """A session cluster of the run's own: it kills and restarts the JobManager, slows its
+    REST API and cancels jobs behind the workers' backs, which no other test could share."""
+    config = StackConfig(state_dir=tmp_path / "flink", zk_port=free_port(),
+                         rest_port=free_port(), rpc_port=free_port(), workers=0, push_root=None,
+                         java_options=TEST_JAVA_OPTIONS)
+    stack = DevStack(config)
+    stack.state_dir.mkdir(parents=True)
+    try:
+        jar = stack.prepare()
+        stack.start_flink()
+        yield stack, Cluster(zk_hosts="", rest_url=config.rest_url, example_jar=jar,
+                             state_dir=stack.state_dir, flink_home=stack.flink_home)
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def chaos_stack(chaos_flink: tuple[DevStack, Cluster], tmp_path: Path) -> Iterator[ChaosStack]:
+    stack = ChaosStack(*chaos_flink, tmp_path)
     try:
         yield stack
     finally:

@@ -18,12 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
 from common.jobids import flink_job_id
 from common.records import JobStatus, Phase
 from common.store import Store
-from scheduler.cli import cli
 from tests.stack import OWN_CLUSTER, Cluster, ControlPlane
 from tests.waiting import holds_for, wait_until
 from tests.zkserver import store_on
@@ -100,10 +98,7 @@ class OwnJob:
                   "only the current attempt's cluster running")
 
     def cli(self, *args: str) -> str:
-        result = CliRunner().invoke(cli, ["--zk", self.control.cluster.zk_hosts, "--root",
-                                          self.control.root, *args], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
+        return self.control.cli(*args)
 
 
 def newest_on_disk(cluster: Cluster, job_id: str) -> int:
@@ -122,6 +117,7 @@ def own_control(cluster: Cluster,
         yield plane
     finally:
         plane.stop_all()
+        plane.cancel_jobs()
 
 
 @pytest.fixture(scope="module")
@@ -145,126 +141,126 @@ def own(own_control: ControlPlane, own_store: Store) -> OwnJob:
     return job
 
 
-def test_first_start_runs_the_job_on_a_cluster_of_its_own(own: OwnJob, cluster: Cluster) -> None:
-    status = own.running(1)
-    assert status.flink_job_id == flink_job_id(JOB, 1)
-    assert status.cluster_url.startswith("http://localhost:")
-    assert status.cluster_url != cluster.rest_url
-    job = own.rest(status, f"/jobs/{status.flink_job_id}")
-    assert job["state"] == "RUNNING" and job["name"]
-    assert cluster.submissions(JOB) == [], "nothing of the job on the session cluster"
-    roles = own.processes()[status.flink_job_id]
-    assert sorted(roles.values()) == ["jobmanager", "taskmanager-0"]
-    # Its JobManager runs the job in application mode, configured by flinksched.
-    config = {e["key"]: e["value"] for e in own.rest(status, "/jobmanager/config")}
-    assert config["execution.shutdown-on-application-finish"] == "false"
-    assert config["jobmanager.memory.process.size"] == "768m"
+class TestOwnJobLife:
+    """One job's life, in the order written, in one process (the run schedules a class's
+    tests together)."""
 
-    shown = own.cli("describe", JOB)
-    assert f"own cluster  {status.cluster_url}" in shown
-    rows = json.loads(own.cli("status", "-o", "json"))
-    assert rows[0]["clusterUrl"] == status.cluster_url and rows[0]["ownCluster"] is True
+    def test_first_start_runs_the_job_on_a_cluster_of_its_own(
+            self, own: OwnJob, cluster: Cluster) -> None:
+        status = own.running(1)
+        assert status.flink_job_id == flink_job_id(JOB, 1)
+        assert status.cluster_url.startswith("http://localhost:")
+        assert status.cluster_url != cluster.rest_url
+        job = own.rest(status, f"/jobs/{status.flink_job_id}")
+        assert job["state"] == "RUNNING" and job["name"]
+        assert cluster.submissions(JOB) == [], "nothing of the job on the session cluster"
+        roles = own.processes()[status.flink_job_id]
+        assert sorted(roles.values()) == ["jobmanager", "taskmanager-0"]
+        # Its JobManager runs the job in application mode, configured by flinksched.
+        config = {e["key"]: e["value"] for e in own.rest(status, "/jobmanager/config")}
+        assert config["execution.shutdown-on-application-finish"] == "false"
+        assert config["jobmanager.memory.process.size"] == "768m"
 
+        shown = own.cli("describe", JOB)
+        assert f"own cluster  {status.cluster_url}" in shown
+        rows = json.loads(own.cli("status", "-o", "json"))
+        assert rows[0]["clusterUrl"] == status.cluster_url and rows[0]["ownCluster"] is True
 
-def test_failed_job_restarts_on_a_new_cluster_from_the_newest_checkpoint(
-        own: OwnJob, cluster: Cluster) -> None:
-    before = own.running()
-    own.marker.touch()  # the job throws once, and deletes the marker
-    after = own.running(before.attempt + 1)
-    assert "FAILED" in after.last_failure and "injected failure" in after.last_failure
-    restored = own.restored(after)
-    assert restored["external_path"].rstrip("/").endswith(
-        f"{before.flink_job_id}/chk-{newest_on_disk(cluster, before.flink_job_id)}")
-    assert after.restarts == before.restarts + 1
-    own.alone(after)
+    def test_failed_job_restarts_on_a_new_cluster_from_the_newest_checkpoint(
+            self, own: OwnJob, cluster: Cluster) -> None:
+        before = own.running()
+        own.marker.touch()  # the job throws once, and deletes the marker
+        after = own.running(before.attempt + 1)
+        assert "FAILED" in after.last_failure and "injected failure" in after.last_failure
+        restored = own.restored(after)
+        assert restored["external_path"].rstrip("/").endswith(
+            f"{before.flink_job_id}/chk-{newest_on_disk(cluster, before.flink_job_id)}")
+        assert after.restarts == before.restarts + 1
+        own.alone(after)
 
+    def test_jobmanager_killed_restarts_on_a_new_cluster_from_the_newest_checkpoint(
+            self, own: OwnJob, cluster: Cluster) -> None:
+        before = own.running()
+        wait_until(lambda: newest_on_disk(cluster, before.flink_job_id), 20,
+                   "a checkpoint of the attempt on disk")
+        pid = own.jobmanager_pid(before.flink_job_id)
+        os.kill(pid, signal.SIGKILL)
+        after = own.running(before.attempt + 1)
+        assert after.cluster_url != before.cluster_url
+        newest = newest_on_disk(cluster, before.flink_job_id)
+        assert after.restored_from.rstrip("/").endswith(f"{before.flink_job_id}/chk-{newest}")
+        assert f"the cluster of {before.flink_job_id} ended: its JobManager exited" in (
+            after.last_failure), "a JobManager that dies counts against the restart policy"
+        assert after.restarts == before.restarts + 1
+        own.alone(after)  # its TaskManager went with it
 
-def test_jobmanager_killed_restarts_on_a_new_cluster_from_the_newest_checkpoint(
-        own: OwnJob, cluster: Cluster) -> None:
-    before = own.running()
-    wait_until(lambda: newest_on_disk(cluster, before.flink_job_id), 20,
-               "a checkpoint of the attempt on disk")
-    pid = own.jobmanager_pid(before.flink_job_id)
-    os.kill(pid, signal.SIGKILL)
-    after = own.running(before.attempt + 1)
-    assert after.cluster_url != before.cluster_url
-    newest = newest_on_disk(cluster, before.flink_job_id)
-    assert after.restored_from.rstrip("/").endswith(f"{before.flink_job_id}/chk-{newest}")
-    assert f"the cluster of {before.flink_job_id} ended: its JobManager exited" in (
-        after.last_failure), "a JobManager that dies counts against the restart policy"
-    assert after.restarts == before.restarts + 1
-    own.alone(after)  # its TaskManager went with it
+    def test_upgrade_stops_with_a_savepoint_and_starts_a_new_cluster_from_it(
+            self, own: OwnJob) -> None:
+        before = own.running()
+        own.rate += 1
+        own.write()  # a new generation: the job's arguments changed
+        after = own.running(before.attempt + 1)
+        assert after.observed_generation > before.observed_generation
+        taken = after.savepoints[-1]
+        assert after.restored_from == taken.path
+        assert own.restored(after)["is_savepoint"] is True
+        own.alone(after)
 
+    def test_suspend_frees_every_process_and_resume_starts_from_the_savepoint(
+            self, own: OwnJob) -> None:
+        before = own.running()
+        own.cli("suspend", JOB, "--reason", "maintenance", "--yes")
+        suspended = wait_until(lambda: own.status_if(lambda s: s.phase == Phase.SUSPENDED), 60,
+                               "the job Suspended")
+        kept = suspended.last_checkpoint
+        assert kept is not None and kept.kind == "savepoint"
+        assert (Path(kept.path.removeprefix("file:")) / "_metadata").is_file(), "savepoint kept"
+        wait_until(lambda: not own.processes(), 20, "no process of the job left")
+        own.cli("resume", JOB)
+        after = own.running(before.attempt + 1)
+        assert after.restored_from == kept.path
+        own.alone(after)
 
-def test_upgrade_stops_with_a_savepoint_and_starts_a_new_cluster_from_it(own: OwnJob) -> None:
-    before = own.running()
-    own.rate += 1
-    own.write()  # a new generation: the job's arguments changed
-    after = own.running(before.attempt + 1)
-    assert after.observed_generation > before.observed_generation
-    taken = after.savepoints[-1]
-    assert after.restored_from == taken.path
-    assert own.restored(after)["is_savepoint"] is True
-    own.alone(after)
+    def test_killed_worker_leaves_the_cluster_running_and_the_next_adopts_it(
+            self, own: OwnJob) -> None:
+        before = own.running()
+        pid = own.jobmanager_pid(before.flink_job_id)
+        [killed] = live_workers(own.control)
+        own.control.signal(killed, signal.SIGKILL)
+        own.control.processes[killed].wait(10)
+        successor = f"worker-{len(own.control.processes)}"
+        own.control.start_worker(successor)
+        adopted = wait_until(lambda: own.status_if(
+            lambda s: s.worker == successor and s.phase == Phase.RUNNING), 60,
+            f"{successor} to own the job")
+        holds_for(lambda: own.status().phase == Phase.RUNNING
+                  and own.jobmanager_pid(before.flink_job_id) == pid, 2,
+                  "the same attempt running on the same JobManager")
+        assert adopted.attempt == before.attempt and adopted.restarts == before.restarts
 
+    def test_moving_the_job_to_the_session_cluster_and_back_never_runs_it_twice(
+            self, own: OwnJob, cluster: Cluster) -> None:
+        """Each move stops the attempt with a savepoint where it runs, then starts the next on
+        the other cluster from it; what is left on the cluster it left is torn down."""
+        before = own.running()
+        own.write(cluster="default")
+        on_session = wait_until(lambda: own.status_if(
+            lambda s: s.attempt == before.attempt + 1 and s.phase == Phase.RUNNING), 60,
+            "the next attempt RUNNING on the session cluster")
+        assert on_session.cluster_url == "" and on_session.restored_from == (
+            on_session.savepoints[-1].path)
+        assert cluster.running_ids(JOB) == [on_session.flink_job_id]
+        wait_until(lambda: not own.processes(), 20, "the cluster it left torn down")
 
-def test_suspend_frees_every_process_and_resume_starts_from_the_savepoint(own: OwnJob) -> None:
-    before = own.running()
-    own.cli("suspend", JOB, "--reason", "maintenance", "--yes")
-    suspended = wait_until(lambda: own.status_if(lambda s: s.phase == Phase.SUSPENDED), 60,
-                           "the job Suspended")
-    kept = suspended.last_checkpoint
-    assert kept is not None and kept.kind == "savepoint"
-    assert (Path(kept.path.removeprefix("file:")) / "_metadata").is_file(), "savepoint kept"
-    wait_until(lambda: not own.processes(), 20, "no process of the job left")
-    own.cli("resume", JOB)
-    after = own.running(before.attempt + 1)
-    assert after.restored_from == kept.path
-    own.alone(after)
+        own.write()  # and back to a cluster of its own
+        back = own.running(on_session.attempt + 1)
+        assert back.restored_from == back.savepoints[-1].path != on_session.restored_from
+        assert cluster.running_ids(JOB) == [], "stopped on the session cluster"
+        assert cluster.job_state(on_session.flink_job_id) == "FINISHED"
+        own.alone(back)
 
-
-def test_killed_worker_leaves_the_cluster_running_and_the_next_adopts_it(
-        own: OwnJob) -> None:
-    before = own.running()
-    pid = own.jobmanager_pid(before.flink_job_id)
-    [killed] = live_workers(own.control)
-    own.control.signal(killed, signal.SIGKILL)
-    own.control.processes[killed].wait(10)
-    successor = f"worker-{len(own.control.processes)}"
-    own.control.start_worker(successor)
-    adopted = wait_until(lambda: own.status_if(
-        lambda s: s.worker == successor and s.phase == Phase.RUNNING), 60,
-        f"{successor} to own the job")
-    holds_for(lambda: own.status().phase == Phase.RUNNING
-              and own.jobmanager_pid(before.flink_job_id) == pid, 2,
-              "the same attempt running on the same JobManager")
-    assert adopted.attempt == before.attempt and adopted.restarts == before.restarts
-
-
-def test_moving_the_job_to_the_session_cluster_and_back_never_runs_it_twice(
-        own: OwnJob, cluster: Cluster) -> None:
-    """Each move stops the attempt with a savepoint where it runs, then starts the next on
-    the other cluster from it; what is left on the cluster it left is torn down."""
-    before = own.running()
-    own.write(cluster="default")
-    on_session = wait_until(lambda: own.status_if(
-        lambda s: s.attempt == before.attempt + 1 and s.phase == Phase.RUNNING), 60,
-        "the next attempt RUNNING on the session cluster")
-    assert on_session.cluster_url == "" and on_session.restored_from == (
-        on_session.savepoints[-1].path)
-    assert cluster.running_ids(JOB) == [on_session.flink_job_id]
-    wait_until(lambda: not own.processes(), 20, "the cluster it left torn down")
-
-    own.write()  # and back to a cluster of its own
-    back = own.running(on_session.attempt + 1)
-    assert back.restored_from == back.savepoints[-1].path != on_session.restored_from
-    assert cluster.running_ids(JOB) == [], "stopped on the session cluster"
-    assert cluster.job_state(on_session.flink_job_id) == "FINISHED"
-    own.alone(back)
-
-
-def test_removal_tears_the_cluster_down(own: OwnJob) -> None:
-    own.running()
-    own.control.remove_job(JOB)
-    wait_until(lambda: own.status_if(lambda s: s.phase == Phase.REMOVED), 60, "the job Removed")
-    wait_until(lambda: not own.processes(), 20, "no process of the job left")
+    def test_removal_tears_the_cluster_down(self, own: OwnJob) -> None:
+        own.running()
+        own.control.remove_job(JOB)
+        wait_until(lambda: own.status_if(lambda s: s.phase == Phase.REMOVED), 60, "the job Removed")
+        wait_until(lambda: not own.processes(), 20, "no process of the job left")

@@ -126,6 +126,7 @@ def test_failed_job_restarts_from_the_newest_checkpoint(
 
 
 @on_each_flink
+@pytest.mark.takes_cluster_down
 def test_jobmanager_restart_resumes_from_disk_reuploads_the_jar_and_spends_no_restart_budget(
     flink: FlinkUnderTest, control: ControlPlane, store: Store
 ) -> None:
