@@ -16,6 +16,7 @@ from kazoo.exceptions import NoNodeError, RolledBackError
 
 from common.errors import ConflictError, FencedError
 from common.records import Fence
+from common.zklisteners import StateListeners
 from common.zkwatch import Watches
 
 logger = logging.getLogger(__name__)
@@ -28,22 +29,23 @@ class ZkNodes:
     def __init__(self, client: KazooClient, root: str = "/flinksched") -> None:
         self.zk = client
         self.root = root.rstrip("/") or "/flinksched"
-        self.watches = Watches(client)
-        self._listeners: list[Callable[[Any], Any]] = []
+        self.listeners = StateListeners(client)
+        self.watches = Watches(client, self.listeners)
 
     def add_state_listener(self, listener: Callable[[Any], Any]) -> None:
         """A kazoo state listener (called in kazoo's connection thread: it may record the state
         or hand work on, never call the client), kept on a client that replaces this one."""
-        self._listeners.append(listener)
-        self.zk.add_listener(listener)
+        self.listeners.add(listener)
+
+    def listeners_busy_for(self, now: float | None = None) -> float:
+        """How long a state listener has been running (a wedged client's: for good)."""
+        return self.listeners.busy_for(now)
 
     def replace_client(self, client: KazooClient) -> None:
         """Work with `client` from now on (the session keeper's new one): its listeners and
         watches move to it; its session is a new one, so every fence held so far is void."""
-        old, self.zk = self.zk, client
-        for listener in self._listeners:
-            old.remove_listener(listener)
-            client.add_listener(listener)
+        self.zk = client
+        self.listeners.move_to(client)
         self.watches.move_to(client)
 
     # -- paths ---------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Two ways a client can be stuck while a server serves:
   every client that has seen a newer transaction than it holds ("client must try another
   server"): kazoo reconnects with its old session and last zxid every second or two, forever.
 - **Wedged.** The client says it is connected, but sends nothing: its connection thread is
-  blocked (kazoo's one I/O thread; see `common.zkwatch` for how a state listener once did it).
+  blocked in a state listener that does not return (`common.zklisteners`; see
+  `common.zkwatch` for how one once did it).
 
 Once a server has served for a whole session timeout while this client was refused or
 wedged, the old session is gone whatever the cause (the server expires it after that long),
@@ -30,7 +31,6 @@ from kazoo.exceptions import ConnectionLoss
 logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 0.5
-PROBE_INTERVAL = 2.0  # a connected client is asked something this often
 UNHEALTHY_AFTER = 3  # session timeouts without a working session while a server serves
 
 
@@ -40,6 +40,7 @@ class ClientHolder(Protocol):
     zk: Any
 
     def replace_client(self, client: Any) -> None: ...
+    def listeners_busy_for(self, now: float | None = None) -> float: ...
 
 
 def serving(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -67,41 +68,6 @@ def host_ports(hosts: str) -> list[tuple[str, int]]:
     return found
 
 
-class Probe:
-    """One request at a time to the client, from a thread of its own (a wedged client blocks
-    even the call that sends it): how long the outstanding one has waited."""
-
-    def __init__(self) -> None:
-        self._client: Any = None
-        self._sent = 0.0
-        self._answered = threading.Event()
-        self._answered.set()
-
-    def idle(self) -> bool:
-        """No probe is outstanding."""
-        return self._answered.is_set()
-
-    def waiting(self, client: Any, now: float) -> float:
-        """Seconds the client has left a probe unanswered (0: none outstanding); sends the
-        next one when it is time."""
-        if self._client is client and not self._answered.is_set():
-            return now - self._sent
-        if self._client is not client or now - self._sent >= PROBE_INTERVAL:
-            self._client, self._sent = client, now
-            self._answered = answered = threading.Event()
-            threading.Thread(target=self._ask, args=(client, answered), name="zk-probe",
-                             daemon=True).start()
-        return 0.0
-
-    @staticmethod
-    def _ask(client: Any, answered: threading.Event) -> None:
-        try:
-            client.exists_async("/").get()
-        except Exception:  # any answer, even an error, shows the client sends and receives
-            pass
-        answered.set()
-
-
 class SessionKeeper:
     """Watches one process's client; replaces it after `patience` seconds of a server serving
     while the client is refused or wedged. `on_fresh` runs (in this thread) once the new
@@ -115,7 +81,6 @@ class SessionKeeper:
         self.patience = patience
         self.make_client = make_client
         self.on_fresh = on_fresh
-        self.probe = Probe()
         self.replacements = 0
         self._fresh_pending = False  # a new client was made: run on_fresh once it is up
         self._broken_since: float | None = None  # a server serves, the client does not work
@@ -152,7 +117,7 @@ class SessionKeeper:
         client = self.holder.zk
         if self._stop.is_set():
             return False
-        stalled = self.probe.waiting(client, now) if client.connected else 0.0
+        stalled = self.holder.listeners_busy_for(now)
         if client.connected and stalled < self.patience:
             if self._broken_since is not None:
                 logger.info("ZooKeeper: the session works again")
@@ -167,14 +132,16 @@ class SessionKeeper:
             self._broken_since = None  # nobody serves: the old session may still come back
             return False
         if self._broken_since is None:
-            # A wedge is dated from its unanswered probe: it has lasted that long already.
+            # A wedge is dated from its listener's call: it has lasted that long already.
             self._broken_since = now - stalled
         since = max(self._broken_since, self._replaced_at or self._broken_since)
         if now - since < self.patience:
             return False
-        why = (f"has answered nothing for {stalled:.0f}s though connected (wedged)" if stalled
-               else f"has been refused a session for {now - since:.0f}s (ZooKeeper's data was "
-                    "lost or rolled back, or the session expired unseen)")
+        if stalled >= self.patience:
+            why = f"has been wedged for {stalled:.0f}s by a state listener that does not return"
+        else:
+            why = (f"has been refused a session for {now - since:.0f}s (ZooKeeper's data was "
+                   "lost or rolled back, or the session expired unseen)")
         logger.warning("ZooKeeper serves but this process's client %s: starting a new client "
                        "with a fresh session", why)
         self._replace(client, now)

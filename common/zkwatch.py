@@ -27,6 +27,8 @@ from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import KazooState
 
+from common.zklisteners import StateListeners
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,7 +45,7 @@ ChildrenReport = Callable[[list[str] | Failed], None]
 class Watches:
     """Every watch one client keeps, armed again after a new session."""
 
-    def __init__(self, client: KazooClient) -> None:
+    def __init__(self, client: KazooClient, listeners: StateListeners | None = None) -> None:
         self.client = client
         self._lock = threading.Lock()
         self._armers: list[tuple[Callable[[], bool], Callable[[], None]]] = []
@@ -52,15 +54,13 @@ class Watches:
         self._lost_callbacks: list[Callable[[], None]] = []
         self._pending: deque[Callable[[], None]] = deque()
         self._draining = False
-        self.client.add_listener(self._state)
+        (listeners or StateListeners(client)).add(self._state)
 
     def move_to(self, client: KazooClient) -> None:
-        """Keep every watch on `client` from now on (a replaced client): armed once it is
-        connected, as after any new session."""
-        self.client.remove_listener(self._state)
+        """Keep every watch on `client` from now on (a replaced client, whose listeners the
+        caller moved): armed once it is connected, as after any new session."""
         self._lost = True
         self.client = client
-        client.add_listener(self._state)
         if client.connected:
             self._state(KazooState.CONNECTED)
 

@@ -174,9 +174,9 @@ def test_a_master_whose_session_the_server_expires_leads_again_and_acts(
 
 
 def test_a_wedged_client_is_replaced_and_the_process_works_again(control: ControlPlane) -> None:
-    """A client whose connection thread is stuck (a state listener that never returns, as one
-    of flinksched's own once did) says it is connected and sends nothing: the session keeper
-    gives the process a new client within a session timeout or so."""
+    """A client whose connection thread is stuck (a state listener of the process's that never
+    returns, as one of flinksched's own once did) says it is connected and sends nothing: the
+    session keeper gives the process a new client within a session timeout or so."""
     settings = ZkSettings(hosts=control.cluster.zk_hosts, root=control.root,
                           session_timeout=4.0)
     process = connect(settings)
@@ -185,9 +185,10 @@ def test_a_wedged_client_is_replaced_and_the_process_works_again(control: Contro
 
     def wedge(state: str) -> None:
         if state == KazooState.CONNECTED and armed.is_set():
+            armed.clear()  # once: the new client's listeners are the same ones
             release.wait()  # kazoo's connection thread, held: no request is sent again
 
-    stuck.add_listener(wedge)
+    process.add_state_listener(wedge)
     wake = [stuck._connection._read_sock, stuck._connection._write_sock]
     keeper = keep_session(process, settings)
     try:
