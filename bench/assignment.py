@@ -14,9 +14,9 @@ from pathlib import Path
 from kazoo.client import KazooClient
 
 from bench.stackutil import local_stack, write_results, zk_packets_received
-from common.records import JobRecord, WorkerInfo
-from common.store import Store
-from scheduler.master import Master
+from common.store.records import JobRecord, WorkerInfo
+from common.store.zookeeper import Store
+from scheduler.master.process import Master
 
 SPEC = {"job": {"jarURI": "file:///jobs/app.jar"}, "restartPolicy": {}, "savepoints": {}}
 CLUSTER = {"metadata": {"name": "default"}, "spec": {"restUrl": "http://localhost:8081"}}

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.stackutil import local_stack, write_results, zk_store
-from common.configdir import load_config_paths
-from common.jobids import flink_job_id
-from common.store import Store
-from scheduler.master import Master
+from common.flink.jobids import flink_job_id
+from common.spec.configdir import load_config_paths
+from common.store.zookeeper import Store
+from scheduler.master.process import Master
 from tests.stack import Cluster, ControlPlane
 from tests.unit.configtexts import CLUSTER
 from tests.waiting import wait_until

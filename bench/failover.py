@@ -32,15 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.stackutil import local_stack, write_results, zk_store
-from common.flink import FlinkClient
-from common.flinkversion import parse_version
-from common.jobids import flink_job_id, name_prefix
-from common.store import Store
+from common.flink.client import FlinkClient
+from common.flink.jobids import flink_job_id, name_prefix
+from common.flink.versions import parse_version
+from common.store.zookeeper import Store
 from scheduler.devstack.flinkhome import DEFAULT_VERSION, FLINK_VERSION
 from tests.stack import PUSH_ROOT, Cluster, ControlPlane
 from tests.waiting import wait_until
+from worker.decide.restore_rules import newest
 from worker.restore import retained_on_disk
-from worker.restorecheck import newest
 
 
 def _timestamp(cluster: Cluster, job_id: str, state: str) -> float:

@@ -14,7 +14,7 @@ import statistics
 import time
 
 from bench.stackutil import local_stack, write_results, zk_store
-from common.store import Store
+from common.store.zookeeper import Store
 from tests.stack import ControlPlane
 from tests.waiting import wait_until
 

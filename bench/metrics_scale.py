@@ -17,8 +17,8 @@ import time
 import httpx
 
 from bench.stackutil import local_stack, populate_jobs, write_results, zk_store
-from common.httpserve import Endpoints
-from scheduler.master import Master
+from common.telemetry.endpoints import Endpoints
+from scheduler.master.process import Master
 
 
 def main() -> None:

@@ -29,14 +29,14 @@ from typing import Any
 import httpx
 
 from bench.stackutil import exit_on_sigterm, local_stack, memory_mb, write_results, zk_store
-from common.jobids import flink_job_id
-from common.store import Store
+from common.flink.jobids import flink_job_id
+from common.store.zookeeper import Store
 from scheduler.devstack.flinkhome import FLINK_VERSION
 from scheduler.devstack.services import running_pid
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.stack import OWN_CLUSTER, OWN_CLUSTER_DOCUMENT, Cluster, ControlPlane
 from tests.waiting import wait_until
-from worker.applocal import RECORD, read_record
+from worker.targets.application.local import RECORD, read_record
 
 RATE = "20"
 

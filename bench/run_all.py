@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "worker-memory": ("bench.worker_memory", [], []),
     "assignment": ("bench.assignment", [], ["--runs", "1"]),
     "status-scale": ("bench.status_scale", [], ["--runs", "1"]),
+    "cli-start": ("bench.cli_start", ["--runs", "20"], ["--runs", "3"]),
     "config-sync": ("bench.config_sync", ["--change-runs", "10"],
                     ["--runs", "1", "--change-runs", "2"]),
     "metrics-scale": ("bench.metrics_scale", [], ["--runs", "3"]),
@@ -211,6 +212,11 @@ TABLES: dict[str, Rows] = {
                               _s(r["assignment_pass_s_median"]), "")],
     "status-scale": lambda r: [(f"`flinksched status` with {r['jobs']:,} jobs",
                                 _s(r["status_table_s_median"]), "< 1 s")],
+    "cli-start": lambda r: [
+        ("`flinksched --help`, median / worst",
+         f"{_s(r['help']['median_s'])} / {_s(r['help']['worst_s'])}", "< 0.2 s"),
+        (f"`flinksched status` with {r['jobs']} jobs, median / worst",
+         f"{_s(r['status']['median_s'])} / {_s(r['status']['worst_s'])}", "< 0.5 s")],
     "config-sync": lambda r: [
         (f"sync of {r['jobs']:,} job files, cold / one changed",
          f"{_s(r['sync_cycle']['cold']['median_s'])} / "

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kazoo.exceptions import KazooException
 
 from bench.stackutil import (
     cpu_seconds,
@@ -54,9 +53,11 @@ from bench.stackutil import (
     zk_mntr,
     zk_store,
 )
-from common.records import Phase
-from common.store import Store
-from scheduler.devstack.services import free_port, port_open, wait_for
+from common.errors import StoreError
+from common.processes import free_port
+from common.store.records import Phase
+from common.store.zookeeper import Store
+from scheduler.devstack.services import port_open, wait_for
 from tests.stack import ControlPlane
 
 SLOTS = 100
@@ -223,7 +224,7 @@ def view(store: Store, sim: str) -> View | None:
         for start in range(0, len(names), 500):
             found.update(store.statuses(names[start:start + 500]))
             owners.update(store.owners(names[start:start + 500]))
-    except KazooException:
+    except StoreError:
         return None
     flink = sim_running(sim)
     if flink is None:

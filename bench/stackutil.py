@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from common.records import Checkpoint, JobRecord, JobStatus, Phase
-from common.store import Store
+from common.processes import free_port
+from common.store.records import Checkpoint, JobRecord, JobStatus, Phase
+from common.store.zookeeper import Store
 from scheduler.devstack.flinkhome import DEFAULT_VERSION
-from scheduler.devstack.services import free_port, port_open, wait_for
+from scheduler.devstack.services import port_open, wait_for
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.stack import PUSH_ROOT, PUSH_SETTINGS, Cluster, ControlPlane
 from tests.zkserver import store_on

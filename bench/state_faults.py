@@ -24,8 +24,8 @@ import httpx
 from kazoo.handlers.threading import KazooTimeoutError
 
 from bench.stackutil import exit_on_sigterm, local_stack, write_results, zk_store
-from common.records import JobStatus
-from common.store import Store
+from common.store.records import JobStatus
+from common.store.zookeeper import Store
 from tests.stack import Cluster, ControlPlane
 from tests.waiting import wait_until
 from tests.zkserver import ZooKeeperServer

@@ -10,8 +10,8 @@ import time
 from kazoo.client import KazooClient
 
 from bench.stackutil import local_stack, memory_mb, write_results
-from common.records import Phase
-from common.store import Store
+from common.store.records import Phase
+from common.store.zookeeper import Store
 from tests.waiting import wait_until
 
 

@@ -1,10 +1,25 @@
-"""The one exception tree of flinksched.
+"""The one exception tree of flinksched, and its one typed result of a failure not raised.
 
 Every error raised on purpose derives from FlinkschedError. Flink REST errors say whether a
 retry can help (`retryable`), so callers decide between "try again later" and "give up".
+ZooKeeper's own exceptions never leave the store: it raises StoreError (StoreUnavailable
+when ZooKeeper did not answer, StoreAccessDenied when it refused this identity).
+
+Where a caller goes on without what it asked for (a watch whose read failed, a cluster node
+that cannot be used, a job another worker holds), the answer is `Unavailable`, saying why.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """What could not be read or had, and why; `held_by`: the one who has it instead."""
+
+    why: str
+    held_by: str = ""
 
 
 class FlinkschedError(Exception):
@@ -52,6 +67,14 @@ class ConfigError(FlinkschedError):
 
 class StoreError(FlinkschedError):
     """ZooKeeper said no, or holds data flinksched cannot read."""
+
+
+class StoreUnavailable(StoreError):
+    """ZooKeeper did not answer (no connection, the session expired, a timeout): try again."""
+
+
+class StoreAccessDenied(StoreError):
+    """ZooKeeper refused this identity (ACLs): no access, or read-only access and a write."""
 
 
 class FencedError(StoreError):

@@ -20,15 +20,9 @@ from typing import Any
 
 import pytest
 
-from common.store import Store
-from scheduler.devstack.services import (
-    Service,
-    free_port,
-    port_open,
-    release_children,
-    start,
-    wait_for,
-)
+from common.processes import free_port
+from common.store.zookeeper import Store
+from scheduler.devstack.services import Service, port_open, release_children, start, wait_for
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.clusterlock import ClusterLock
 from tests.sharedservers import (

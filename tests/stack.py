@@ -17,11 +17,11 @@ import httpx
 import pytest
 from ruamel.yaml import YAML
 
-from common.flinkversion import parse_version
-from common.jobids import flink_job_id, name_prefix
+from common.flink.jobids import flink_job_id, name_prefix
+from common.flink.versions import parse_version
 from scheduler.devstack import flinkhome
 from scheduler.devstack.stack import DevStack, own_cluster_env
-from worker.applocal import tear_down_all
+from worker.targets.application.local import tear_down_all
 
 REPO = Path(__file__).resolve().parents[1]
 # The session cluster's status listener pushes to this root: a test whose control plane runs
@@ -215,16 +215,16 @@ class ControlPlane:
         """Workers a master started itself (local runtime) are not our children: find them
         by their registration and the id prefix their master gives them."""
         from kazoo.client import KazooClient
-        from kazoo.exceptions import NoAuthError
 
-        from common.store import Store
+        from common.errors import StoreAccessDenied
+        from common.store.zookeeper import Store
 
         client = KazooClient(hosts=self.cluster.zk_hosts)
         client.start(timeout=10)
         try:
             try:
                 workers = Store(client, self.root).workers()
-            except NoAuthError:  # a root under ACLs: this test started no pool workers
+            except StoreAccessDenied:  # a root under ACLs: this test started no pool workers
                 workers = {}
             for info in workers.values():
                 if "-w-" in info.id:
@@ -243,7 +243,7 @@ class ControlPlane:
         """What `flinksched ARGS` prints on this control plane's root (exit 0 asserted)."""
         from click.testing import CliRunner
 
-        from scheduler.cli import cli
+        from scheduler.cli.main import cli
 
         result = CliRunner().invoke(cli, ["--zk", self.cluster.zk_hosts, "--root", self.root,
                                           *args], catch_exceptions=False)

@@ -13,10 +13,11 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
-from common.store import Store
-from common.zksession import serving
+from common.processes import free_port
+from common.store.session import serving
+from common.store.zookeeper import Store
 from scheduler.devstack import zookeeper
-from scheduler.devstack.services import Service, free_port, start, stop, wait_for
+from scheduler.devstack.services import Service, start, stop, wait_for
 
 
 class ZooKeeperServer:

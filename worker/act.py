@@ -17,10 +17,10 @@ from common.errors import (
     FlinkUnreachable,
     JobAlreadySubmitted,
 )
-from common.jobstore import JobStore
 from common.metrics import RECOVERY_SECONDS
-from common.records import Fence, JobRecord, JobStatus, Phase
-from worker.decisions import (
+from common.store.interfaces import JobStore
+from common.store.records import Fence, JobRecord, JobStatus, Phase
+from worker.decide.decisions import (
     Adopt,
     Cancel,
     Decision,
@@ -31,11 +31,11 @@ from worker.decisions import (
     Submit,
     Watch,
 )
-from worker.jars import JarError
-from worker.observation import Memory
+from worker.decide.observation import Memory
 from worker.observe import Observer
+from worker.programs.jars import JarError
 from worker.savepoints import SavepointKeeper
-from worker.target import DeploymentTarget
+from worker.targets import DeploymentTarget
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +132,8 @@ class Actor:
             self.cancel_sent = (action.job_id, self.observer.clock().mono)
         elif isinstance(action, Adopt):
             self.observer.adopted()
-            if record.own_cluster:  # the adopted attempt's own cluster is where its UI is
-                self.record(self.current.with_changes(cluster_url=target.rest_url))
+            if target.attempt_url:  # the adopted attempt's own cluster is where its UI is
+                self.record(self.current.with_changes(cluster_url=target.attempt_url))
         elif isinstance(action, Watch):
             self._watch(record, target, before, action.job_id)
         if not explained:
@@ -167,9 +167,9 @@ class Actor:
         except (FlinkRequestFailed, JarError, ClusterLaunchFailed) as exc:
             reason = exc.message if isinstance(exc, FlinkRequestFailed) else str(exc)
             return Outcome(f"{prefix}submission refused", rejected=reason.strip()[:1000])
-        # A cluster of the job's own is where its UI is from now on.
-        url = target.rest_url if record.own_cluster else ""
-        self.record(self.current.with_changes(submit_pending=False, cluster_url=url))
+        # A cluster of the attempt's own is where its UI is from now on.
+        self.record(self.current.with_changes(submit_pending=False,
+                                              cluster_url=target.attempt_url))
         return outcome
 
     def _watch(self, record: JobRecord, target: DeploymentTarget, before: JobStatus,

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from common.errors import FlinkschedError
-from common.flink import MAX_CONNECTIONS, FlinkClient
-from common.flinkaccess import ClusterAccess
-from common.flinkversion import FlinkVersion
-from common.jobids import NAME_PREFIX_LENGTH
+from common.flink.access import ClusterAccess
+from common.flink.client import MAX_CONNECTIONS, FlinkClient
+from common.flink.jobids import NAME_PREFIX_LENGTH
+from common.flink.versions import FlinkVersion
 from common.keyedlocks import KeyedLocks
 
 logger = logging.getLogger(__name__)

@@ -10,12 +10,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from kazoo.exceptions import KazooException
-
-from common.clusterinfo import ClusterSeen
-from common.errors import FlinkschedError
-from common.store import Store
-from worker.target import DeploymentTarget
+from common.errors import FlinkschedError, StoreError
+from common.store.clusterseen import ClusterSeen
+from common.store.zookeeper import Store
+from worker.targets import DeploymentTarget
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ class ClusterReporter:
             try:
                 self.store.put_cluster_seen(ClusterSeen(name, seen[0], seen[1], self.clock(),
                                                         self.worker_id))
-            except KazooException as exc:
+            except StoreError as exc:
                 logger.info("cluster %s: its version was not recorded: %r", name, exc)
                 continue
             if name in self._written:

@@ -14,11 +14,11 @@ from dataclasses import replace
 from typing import Any
 
 from common.errors import FlinkschedError, FlinkUnreachable
-from common.jobids import flink_job_id
-from common.jobstate import JobState
-from common.pushed import PushedEvent
-from common.records import JobRecord, JobStatus, Phase
-from worker.observation import (
+from common.flink.jobids import flink_job_id
+from common.flink.jobstate import JobState
+from common.store.pushed import PushedEvent
+from common.store.records import JobRecord, JobStatus, Phase
+from worker.decide.observation import (
     CheckpointStats,
     Clock,
     FlinkView,
@@ -30,10 +30,10 @@ from worker.observation import (
     SavepointState,
     StopProgress,
 )
-from worker.operator_steps import desired_hold
+from worker.decide.restore_rules import rejection
+from worker.decide.steps import desired_hold
 from worker.restore import from_flink_stats, gather, reports_placeholder
-from worker.restorecheck import rejection
-from worker.target import DeploymentTarget
+from worker.targets import DeploymentTarget
 
 logger = logging.getLogger(__name__)
 

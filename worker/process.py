@@ -17,21 +17,22 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from kazoo.exceptions import KazooException
 
 from common import metrics
-from common.clusterinfo import REPORT_INTERVAL
-from common.errors import ConflictError, StoreError
-from common.httpserve import loop_liveness
-from common.records import WorkerInfo
-from common.store import Store
-from worker.appcluster import ApplicationTargets, Launcher, NoLauncher
+from common.errors import StoreError, Unavailable
+from common.spec.deployments import Deployment
+from common.store.clusterseen import REPORT_INTERVAL
+from common.store.records import WorkerInfo
+from common.store.zookeeper import Store
+from common.telemetry.endpoints import loop_liveness
 from worker.clients import FlinkClients
 from worker.clusterreport import ClusterReporter
 from worker.fencing import ConnectionGuard
-from worker.jars import JarCache
+from worker.programs.jars import JarCache
 from worker.supervisor import JobSupervisor
-from worker.target import ByClusterKind, SessionCluster, SessionTargets
+from worker.targets import ByDeployment
+from worker.targets.application.cluster import ApplicationTargets, Launcher, NoLauncher
+from worker.targets.session import SessionCluster, SessionTargets
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,9 @@ class Worker:
                              allowed_jars)
         self.clients = FlinkClients()
         launcher = make_launcher(self.jars) if make_launcher else None
-        self.targets = ByClusterKind(SessionTargets(self.clients, self.jars),
-                                     ApplicationTargets(launcher or NoLauncher(), self.clients))
+        self.targets = ByDeployment({
+            Deployment.SESSION: SessionTargets(self.clients, self.jars),
+            Deployment.APPLICATION: ApplicationTargets(launcher or NoLauncher(), self.clients)})
         self.supervisors: dict[str, JobSupervisor] = {}
         # Dropped on a lapsed session and told to stop, but still finishing a call: each keeps
         # its slot until its thread ends, so repeated lapses cannot pile up threads.
@@ -117,7 +119,7 @@ class Worker:
             try:
                 self.reconcile()
                 metrics.WORKER_JOBS.set(len(self.supervisors))
-            except (StoreError, KazooException) as exc:
+            except StoreError as exc:
                 logger.warning("worker %s: reconcile failed: %r", self.id, exc)
             self._wake.wait(RECONCILE_INTERVAL)
             self._wake.clear()
@@ -165,11 +167,12 @@ class Worker:
         # jobs would otherwise wait on two hundred round trips before the last one starts).
         epochs = self.store.assignment_epochs(self.id, to_take)
         for name, claimed in self.store.claim_ownerships(self.id, epochs).items():
-            if isinstance(claimed, ConflictError):
-                logger.info("worker %s: waiting for job %s: %s", self.id, name, claimed)
-                continue
-            if isinstance(claimed, StoreError):
-                logger.warning("worker %s: cannot take job %s: %s", self.id, name, claimed)
+            if isinstance(claimed, Unavailable):
+                if claimed.held_by:
+                    logger.info("worker %s: waiting for job %s: %s", self.id, name, claimed.why)
+                else:
+                    logger.warning("worker %s: cannot take job %s: %s", self.id, name,
+                                   claimed.why)
                 continue
             supervisor = JobSupervisor(self.store, name, claimed, self.guard, self.targets,
                                        self.scheduler)
@@ -200,7 +203,7 @@ class Worker:
             if self.store.connected:
                 try:
                     supervisor.release()
-                except (StoreError, KazooException) as exc:
+                except StoreError as exc:
                     logger.warning("worker %s: job %s not handed back: %r", self.id,
                                    supervisor.name, exc)
         self.supervisors.clear()
@@ -209,7 +212,7 @@ class Worker:
         if handed_back:
             try:
                 self.store.unregister_worker(self.id)
-            except (StoreError, KazooException) as exc:
+            except StoreError as exc:
                 logger.warning("worker %s: not unregistered: %r", self.id, exc)
         self.clients.close()
         logger.info("worker %s stopped; %s", self.id, "its jobs were handed back" if handed_back

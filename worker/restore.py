@@ -1,4 +1,4 @@
-"""Gathering the restore points a start chooses from (`worker.decide` chooses, with
+"""Gathering the restore points a start chooses from (`worker.decide.rules` chooses, with
 `worker.restorecheck.choose`: the newest usable one).
 
 Sources (DESIGN rule 5): Flink's checkpoint statistics of the last attempt, the checkpoint
@@ -15,12 +15,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from common.errors import FlinkUnreachable
-from common.flinkversion import CHECKPOINT_DIR
-from common.jobids import flink_job_id, name_prefix
-from common.records import Checkpoint, JobRecord, JobStatus
-from worker.observation import Need, RestoreCandidates
-from worker.restorecheck import CHK_DIR, checkpoint_number, is_placeholder, local_path, rejection
-from worker.target import DeploymentTarget
+from common.flink.jobids import flink_job_id, name_prefix
+from common.flink.versions import CHECKPOINT_DIR
+from common.store.records import Checkpoint, JobRecord, JobStatus
+from worker.decide.observation import Need, RestoreCandidates
+from worker.decide.restore_rules import (
+    CHK_DIR,
+    checkpoint_number,
+    is_placeholder,
+    local_path,
+    rejection,
+)
+from worker.targets import DeploymentTarget
 
 logger = logging.getLogger(__name__)
 

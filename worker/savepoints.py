@@ -16,9 +16,9 @@ from typing import Protocol
 from apscheduler.schedulers.base import BaseScheduler
 
 from common.errors import FlinkError
-from common.records import Checkpoint, JobStatus, SavepointResult
-from common.schedules import schedule_trigger
-from worker.operator_steps import NOT_RUNNING_YET
+from common.spec.schedules import schedule_trigger
+from common.store.records import Checkpoint, JobStatus, SavepointResult
+from worker.decide.steps import NOT_RUNNING_YET
 
 logger = logging.getLogger(__name__)
 

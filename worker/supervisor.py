@@ -16,19 +16,18 @@ from dataclasses import replace
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
-from kazoo.exceptions import KazooException
 
 from common.errors import ConflictError, FencedError, FlinkschedError, StoreError
-from common.jobstore import JobStore
-from common.records import CommandKind, Fence, JobRecord, JobStatus
+from common.store.interfaces import JobStore
+from common.store.records import CommandKind, Fence, JobRecord, JobStatus
 from worker.act import ActGuard, Actor
-from worker.decide import decide
-from worker.decisions import Gather, Outcome
-from worker.moves import left_behind
-from worker.observation import Clock, Observation, RestartCommand
+from worker.decide.decisions import Gather, Outcome
+from worker.decide.moves import left_behind
+from worker.decide.observation import Clock, Observation, RestartCommand
+from worker.decide.rules import decide
 from worker.observe import Observer, restart_command, system_clock
 from worker.savepoints import SavepointKeeper
-from worker.target import DeploymentTarget, Targets
+from worker.targets import DeploymentTarget, Targets
 from worker.watched import WatchedJob
 
 logger = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ class JobSupervisor:
             if status.worker == self.owner.holder:
                 self.store.write_status(self.name, status.with_changes(worker=""), version,
                                         self.owner)
-        except (StoreError, KazooException) as exc:
+        except StoreError as exc:
             logger.info("job %s: status not cleared on release: %s", self.name, exc)
         self.store.release_ownership(self.owner)
 
@@ -116,11 +115,11 @@ class JobSupervisor:
         # value itself: slower to notice, not wrong.
         try:
             self.watched.start()
-        except KazooException as exc:  # the client is closing: the cycles read for themselves
+        except StoreError as exc:  # the client is closing: the cycles read for themselves
             logger.warning("job %s: watches not set: %r", self.name, exc)
         try:
             self.actor.event(f"owned by worker {self.owner.holder}")
-        except (StoreError, KazooException) as exc:
+        except StoreError as exc:
             logger.warning("job %s: ownership event not recorded: %r", self.name, exc)
 
     def run(self) -> None:
@@ -160,7 +159,7 @@ class JobSupervisor:
         except ConflictError as exc:
             self.actor.stale = True
             return Outcome(f"status changed concurrently, re-reading: {exc}")
-        except (StoreError, KazooException) as exc:
+        except StoreError as exc:
             self.actor.stale = True
             return Outcome(f"ZooKeeper error: {exc!r}")
         except FlinkschedError as exc:

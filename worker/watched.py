@@ -12,9 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from common.jobstore import JobStore, Unknown
-from common.pushed import PushedEvent
-from common.records import JobRecord
+from common.errors import Unavailable
+from common.store.interfaces import JobStore
+from common.store.pushed import PushedEvent
+from common.store.records import JobRecord
 
 
 class WatchedJob:
@@ -63,17 +64,17 @@ class WatchedJob:
             return self._pushed
 
     # -- what the watches report (in the store's threads; nothing here blocks) ---------------
-    def record_changed(self, record: JobRecord | Unknown | None) -> None:
+    def record_changed(self, record: JobRecord | Unavailable | None) -> None:
         with self._lock:
-            if isinstance(record, Unknown):
+            if isinstance(record, Unavailable):
                 self._record, self._record_known = None, False
             else:
                 self._record, self._record_known = record, True
         self._changed()
 
-    def override_changed(self, override: dict[str, Any] | Unknown | None) -> None:
+    def override_changed(self, override: dict[str, Any] | Unavailable | None) -> None:
         with self._lock:
-            if isinstance(override, Unknown):
+            if isinstance(override, Unavailable):
                 self._override, self._override_known = None, False
             else:
                 self._override, self._override_known = override, True
@@ -83,7 +84,7 @@ class WatchedJob:
         self._commands_waiting = waiting
         self._changed()
 
-    def pushed_changed(self, event: PushedEvent | Unknown | None) -> None:
+    def pushed_changed(self, event: PushedEvent | Unavailable | None) -> None:
         if not isinstance(event, PushedEvent):
             return  # nothing pushed, or not usable: polling watches the job as before
         with self._lock:

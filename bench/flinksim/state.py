@@ -9,9 +9,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.flinkversion import CHECKPOINT_DIR as CHECKPOINT_DIR_KEY
-from common.flinkversion import SAVEPOINT_DIR as SAVEPOINT_DIR_KEY
-from common.flinkversion import parse_version
+from common.flink.versions import CHECKPOINT_DIR as CHECKPOINT_DIR_KEY
+from common.flink.versions import SAVEPOINT_DIR as SAVEPOINT_DIR_KEY
+from common.flink.versions import parse_version
 from scheduler.devstack.flinkhome import DEFAULT_VERSION
 
 TERMINAL = ("FAILED", "CANCELED", "FINISHED")

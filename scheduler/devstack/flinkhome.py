@@ -24,7 +24,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from common.errors import DevStackError
-from common.flinkversion import (
+from common.flink.versions import (
     CHECKPOINT_DIR,
     CHECKPOINT_RETENTION,
     RETAINED_CHECKPOINTS,

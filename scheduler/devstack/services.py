@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.processes import group_alive, process_start
+
 # Children this process started, kept so they can be reaped (no zombies, no ResourceWarning).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -36,13 +38,9 @@ class Service:
 
 
 def _start_time(pid: int) -> str | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields[0] == "Z":
-        return None
-    return fields[19]  # starttime, field 22 of /proc/<pid>/stat
+    """The process's start time as a pid file records it (None: gone, or a zombie)."""
+    ticks = process_start(pid)
+    return None if ticks is None else str(ticks)
 
 
 def _recorded(service: Service) -> tuple[int, str] | None:
@@ -151,20 +149,6 @@ def _reap(pid: int) -> None:
         child.wait()
 
 
-def group_alive(pgid: int) -> list[int]:
-    """Pids of live processes still in the process group."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            alive.append(int(entry.name))
-    return alive
-
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
@@ -180,9 +164,3 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

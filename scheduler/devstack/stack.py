@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 
 from common.errors import DevStackError
+from common.processes import holder
 from scheduler.devstack import flinkhome, prometheus, zookeeper
 from scheduler.devstack.javabuild import EXAMPLE_JOB, STATUS_LISTENER, build_jar
-from scheduler.devstack.ports import holder
 from scheduler.devstack.services import (
     Service,
     exited,
@@ -30,7 +30,7 @@ from scheduler.devstack.services import (
     stop,
     wait_for,
 )
-from worker.applocal import own_clusters, tear_down_all
+from worker.targets.application.local import own_clusters, tear_down_all
 
 Progress = Callable[[str], None]
 REPO = Path(__file__).resolve().parents[2]

@@ -20,13 +20,12 @@ from typing import Any
 
 import httpx
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
 
 from common.errors import StoreError
-from common.jobids import attempt_of, flink_job_id
-from common.records import Phase
-from common.store import Store
-from common.zksession import SessionKeeper
+from common.flink.jobids import attempt_of, flink_job_id
+from common.store.records import Phase
+from common.store.session import SessionKeeper
+from common.store.zookeeper import Store
 
 SAMPLE_INTERVAL = 0.25
 CHECKPOINT_INTERVAL = 1.0  # per running attempt; Flink caches the statistics for 3 s anyway
@@ -105,7 +104,7 @@ class Checker:
         """The current leader, as ZooKeeper says (None: none, or ZooKeeper does not answer)."""
         try:
             return self._store.leader_id()
-        except (KazooException, StoreError):
+        except StoreError:
             return None
 
     def spoiled(self, name: str, attempt: int, usable_id: int | None) -> None:
@@ -178,7 +177,7 @@ class Checker:
             statuses = self._store.statuses(sorted(names))
             owners = {name: self._store.owner(name) for name in self.jobs}
             workers = set(self._store.workers())
-        except (KazooException, StoreError):
+        except StoreError:
             return None
         return View(names, statuses, owners, workers)
 

@@ -6,16 +6,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from common.processes import free_port
 from scheduler.devstack import zookeeper
-from scheduler.devstack.services import (
-    Service,
-    free_port,
-    kill,
-    running_pid,
-    start,
-    stop,
-    wait_for,
-)
+from scheduler.devstack.services import Service, kill, running_pid, start, stop, wait_for
 
 
 def four_letter(port: int, word: str, timeout: float = 1.0) -> str:

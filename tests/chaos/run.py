@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from common.jobids import attempt_of, flink_job_id
+from common.flink.jobids import attempt_of, flink_job_id
 from scheduler.devstack.services import kill, running_pid, wait_for
 from scheduler.devstack.stack import DevStack
 from tests.chaos.checker import Checker, Findings

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.devstack.services import free_port
+from common.processes import free_port
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.chaos.run import FAULTS, ChaosStack, Report, run
 from tests.stack import TEST_JAVA_OPTIONS, Cluster

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from common.records import Phase
-from common.store import Store
+from common.processes import free_port
+from common.store.records import Phase
+from common.store.zookeeper import Store
 from scheduler.devstack import prometheus
-from scheduler.devstack.services import Service, free_port, port_open, start, stop, wait_for
+from scheduler.devstack.services import Service, port_open, start, stop, wait_for
 from tests.stack import ControlPlane
 from tests.waiting import wait_until
 

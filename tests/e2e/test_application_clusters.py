@@ -19,13 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from common.jobids import flink_job_id
-from common.records import JobStatus, Phase
-from common.store import Store
+from common.flink.jobids import flink_job_id
+from common.store.records import JobStatus, Phase
+from common.store.zookeeper import Store
 from tests.stack import OWN_CLUSTER, Cluster, ControlPlane
 from tests.waiting import holds_for, wait_until
 from tests.zkserver import store_on
-from worker.applocal import ProcessTable
+from worker.targets.application.local import ProcessTable
 
 pytestmark = pytest.mark.e2e
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from common.jobids import flink_job_id
-from common.records import JobStatus
-from common.store import Store
-from scheduler.cli import cli
+from common.flink.jobids import flink_job_id
+from common.store.records import JobStatus
+from common.store.zookeeper import Store
+from scheduler.cli.main import cli
 from tests.stack import REPO, ControlPlane
 from tests.waiting import wait_until
 
@@ -26,7 +26,7 @@ CONTRACT = {"name", "desiredState", "override", "phase", "flinkJobId", "attempt"
             "since", "restarts", "restartsLastHour", "lastCheckpoint", "generation",
             "observedGeneration", "reason", "labels", "cluster", "source", "commit",
             "removedAt", "configError", "checkpointsDurable", "rejectedRestores",
-            "ownCluster", "clusterUrl", "reportedPhase", "supervised"}
+            "ownCluster", "clusterUrl", "reportedPhase", "supervised", "deployment"}
 
 
 def run(control: ControlPlane, *args: str) -> Result:

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from common.jobids import flink_job_id
-from common.records import JobRecord, JobStatus
-from common.store import Store
-from scheduler.cli import cli
-from scheduler.devstack.services import free_port
+from common.flink.jobids import flink_job_id
+from common.processes import free_port
+from common.store.records import JobRecord, JobStatus
+from common.store.zookeeper import Store
+from scheduler.cli.main import cli
 from tests.gitutil import git
 from tests.stack import ControlPlane, FlinkUnderTest, on_each_flink
 from tests.waiting import holds_for, wait_until

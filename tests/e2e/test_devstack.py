@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from common.processes import free_port, group_alive
 from scheduler.devstack.javabuild import LISTENER_FACTORY
-from scheduler.devstack.services import free_port, group_alive
 from tests.stack import PRIMARY_PUSHES, PRIMARY_VERSION, REPO, Cluster, outside_ephemeral_ports
 from tests.waiting import wait_until
-from worker.applocal import own_clusters
+from worker.targets.application.local import own_clusters
 
 pytestmark = pytest.mark.e2e
 

@@ -14,9 +14,9 @@ import pytest
 
 from bench.stackutil import flink_simulator
 from common.errors import JarMissing, JobAlreadySubmitted
-from common.flink import FlinkClient
-from common.flinkversion import CHECKPOINT_DIR
-from common.jobids import flink_job_id
+from common.flink.client import FlinkClient
+from common.flink.jobids import flink_job_id
+from common.flink.versions import CHECKPOINT_DIR
 from tests.stack import Cluster, FlinkUnderTest, on_each_flink
 from tests.waiting import wait_until
 

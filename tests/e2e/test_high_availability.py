@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from common.jobids import flink_job_id
-from common.store import Store
+from common.flink.jobids import flink_job_id
+from common.store.zookeeper import Store
 from tests.stack import ControlPlane
 from tests.waiting import holds_for, wait_until
 

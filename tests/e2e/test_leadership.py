@@ -9,8 +9,8 @@ import pytest
 from kazoo.client import KazooClient
 
 from common.errors import FencedError
-from common.store import Store
-from scheduler.master import Master
+from common.store.zookeeper import Store
+from scheduler.master.process import Master
 from tests.stack import Cluster
 from tests.waiting import wait_until
 from tests.zkfaults import expire_session

@@ -15,10 +15,10 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from common.flink import FlinkClient
-from common.jobids import flink_job_id, name_prefix
-from common.store import Store
-from scheduler.devstack.services import free_port
+from common.flink.client import FlinkClient
+from common.flink.jobids import flink_job_id, name_prefix
+from common.processes import free_port
+from common.store.zookeeper import Store
 from tests.stack import PRIMARY_PUSHES, PRIMARY_VERSION, PUSH_ROOT, Cluster, ControlPlane
 from tests.waiting import wait_until
 from tests.zkserver import store_on

@@ -11,20 +11,20 @@ from pathlib import Path
 import pytest
 
 from common.errors import JobAlreadySubmitted
-from common.flink import FlinkClient
-from common.jobids import flink_job_id
-from common.records import JobRecord, JobStatus, Phase
-from common.spec import FlinkJob
-from common.store import Store
+from common.flink.client import FlinkClient
+from common.flink.jobids import flink_job_id
+from common.spec.models import FlinkJob
+from common.store.records import JobRecord, JobStatus, Phase
+from common.store.zookeeper import Store
 from tests.stack import ControlPlane
 from tests.tcpproxy import TcpProxy
 from tests.waiting import holds_for, wait_until
 from worker.clients import FlinkClients
-from worker.decisions import Decision, Resubmit
+from worker.decide.decisions import Decision, Resubmit
 from worker.fencing import ConnectionGuard
-from worker.jars import JarCache
+from worker.programs.jars import JarCache
 from worker.supervisor import JobSupervisor
-from worker.target import SessionTargets, run_request
+from worker.targets.session import SessionTargets, run_request
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from kazoo.client import KazooClient
 
-from common.records import JobStatus
-from common.store import Store
+from common.store.records import JobStatus
+from common.store.zookeeper import Store
 from tests.stack import ControlPlane
 from tests.tlsproxy import TlsAuthProxy
 from tests.waiting import wait_until

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from kazoo.client import KazooClient, KazooState
 
-from common.jobids import flink_job_id
-from common.records import JobStatus, Phase
+from common.flink.jobids import flink_job_id
 from common.settings import ZkSettings
-from common.store import Store
-from common.zkconnect import close, connect, keep_session
-from common.zkwatch import Watches
+from common.store.connect import close, connect, keep_session
+from common.store.records import JobStatus, Phase
+from common.store.watches import Watches
+from common.store.zookeeper import Store
 from tests.stack import ControlPlane
 from tests.tcpproxy import TcpProxy
 from tests.waiting import wait_until

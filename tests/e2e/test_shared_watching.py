@@ -15,12 +15,12 @@ import pytest
 from kazoo.client import KazooClient
 
 from bench.stackutil import flink_simulator
-from common.flink import FlinkClient
-from common.jobids import flink_job_id
-from common.records import JobStatus, Phase, encode
-from common.store import Store
-from scheduler.devstack.services import free_port
-from scheduler.statuscache import StatusCache
+from common.flink.client import FlinkClient
+from common.flink.jobids import flink_job_id
+from common.processes import free_port
+from common.store.records import JobStatus, Phase, encode
+from common.store.zookeeper import Store
+from scheduler.master.caches import StatusCache
 from tests.stack import ControlPlane
 from tests.tcpproxy import TcpProxy
 from tests.waiting import wait_until

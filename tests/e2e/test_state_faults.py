@@ -14,16 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common.clusterinfo import ClusterSeen
-from common.jobids import flink_job_id
-from common.records import JobStatus, Phase
-from common.store import Store
+from common.flink.jobids import flink_job_id
+from common.processes import free_port
+from common.store.clusterseen import ClusterSeen
+from common.store.records import JobStatus, Phase
+from common.store.zookeeper import Store
 from scheduler.devstack import flinkhome
-from scheduler.devstack.services import Service, free_port, start, stop, wait_for
+from scheduler.devstack.services import Service, start, stop, wait_for
 from tests.stack import OWN_CLUSTER, TEST_JAVA_OPTIONS, Cluster, ControlPlane
 from tests.waiting import holds_for, wait_until
 from tests.zkserver import ZooKeeperServer, store_on
-from worker.applocal import read_record
+from worker.targets.application.local import read_record
 
 pytestmark = pytest.mark.e2e
 

@@ -12,11 +12,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from common.jobids import flink_job_id
-from common.records import JobStatus
-from common.store import Store
-from scheduler.cli import cli
-from scheduler.devstack.services import free_port, kill, running_pid
+from common.flink.jobids import flink_job_id
+from common.processes import free_port
+from common.store.records import JobStatus
+from common.store.zookeeper import Store
+from scheduler.cli.main import cli
+from scheduler.devstack.services import kill, running_pid
 from tests.stack import ControlPlane, FlinkUnderTest, on_each_flink
 from tests.waiting import wait_until
 

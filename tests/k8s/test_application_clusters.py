@@ -10,13 +10,18 @@ import pytest
 from kubernetes import client
 
 from common.errors import ClusterLaunchFailed
-from common.jobids import flink_job_id
-from common.records import JobRecord
+from common.flink.jobids import flink_job_id
+from common.store.records import JobRecord
 from tests.k8s.conftest import ACTION_VERBS, NAMESPACE, Emulator
-from worker.appcluster import ApplicationCluster
-from worker.appkube import RBAC_RULES, KubernetesLauncher, k8s_memory, object_name
 from worker.clients import FlinkClients
-from worker.jars import JarCache, JarError
+from worker.programs.jars import JarCache, JarError
+from worker.targets.application.cluster import ApplicationCluster
+from worker.targets.application.kubernetes import (
+    RBAC_RULES,
+    KubernetesLauncher,
+    k8s_memory,
+    object_name,
+)
 
 IMAGE = "registry.example.com/flink-jobs/counter:2.3.0"
 CLUSTER: dict[str, Any] = {

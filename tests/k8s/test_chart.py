@@ -18,11 +18,11 @@ import yaml
 from kubernetes import client
 from packaging.requirements import Requirement
 
-from scheduler.cli import cli
+from scheduler.cli.main import cli
 from scheduler.devstack import prometheus
-from scheduler.runtimes.kubernetes import RBAC_RULES, KubernetesRuntime
+from scheduler.master.pool.kubernetes import RBAC_RULES, KubernetesRuntime
 from tests.k8s.conftest import NAMESPACE, Emulator, expected_pod, master_deployment, pods
-from worker.appkube import RBAC_RULES as APP_RBAC_RULES
+from worker.targets.application.kubernetes import RBAC_RULES as APP_RBAC_RULES
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "flinksched"
@@ -255,7 +255,8 @@ def test_the_rendered_arguments_are_ones_the_cli_accepts(
             command = next(a for a in args if not a.startswith("--"))
             split = args.index(command)
             context = cli.make_context("flinksched", list(args[:split]))
-            subcommand = cli.commands[command]
+            subcommand = cli.get_command(context, command)
+            assert subcommand is not None, command
             subcommand.make_context(command, list(args[split + 1:]), parent=context)
         mounted = {m["mountPath"]: m["name"] for m in master["volumeMounts"]}
         assert "--worker-template=/etc/flinksched/worker-pod.yaml" in master["args"]

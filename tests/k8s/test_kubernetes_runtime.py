@@ -7,8 +7,8 @@ from typing import Any
 
 from kubernetes import client
 
-from common.records import WorkerInfo
-from scheduler.runtimes.kubernetes import RBAC_RULES, KubernetesRuntime
+from common.store.records import WorkerInfo
+from scheduler.master.pool.kubernetes import RBAC_RULES, KubernetesRuntime
 from tests.k8s.conftest import ACTION_VERBS, NAMESPACE, Emulator, expected_pod, pods
 from tests.waiting import wait_until
 

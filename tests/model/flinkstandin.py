@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import FlinkRequestFailed, FlinkUnreachable, JobAlreadySubmitted
-from common.flinkversion import FlinkVersion
-from common.jobids import name_prefix
-from common.records import JobRecord
+from common.flink.jobids import name_prefix
+from common.flink.versions import FlinkVersion
+from common.store.records import JobRecord
 
 PLACEHOLDER = "<checkpoint-not-externally-addressable>"
 UNREADABLE = ("java.io.FileNotFoundException: Cannot find meta data file '_metadata' in "
@@ -36,6 +36,7 @@ class Attempt:
 
 class FlinkStandIn:
     rest_url = "http://flink-stand-in"
+    attempt_url = ""  # a shared cluster's; a stand-in for a cluster of the job's own sets it
 
     def __init__(self, name: str, now: Callable[[], float]) -> None:
         self.prefix = name_prefix(name)

@@ -3,7 +3,7 @@ restore points, a Flink that forgets ended attempts, ZooKeeper session loss with
 (the old worker still running), a rolled-back status, suspends and operator restarts.
 
 Real observer, decision function and actor; the store in memory and Flink in-process. After
-every step the correctness rules of DESIGN.md hold: never two attempts alive, no attempt id
+every step flinksched's correctness rules hold: never two attempts alive, no attempt id
 reused while Flink knows it, no placeholder or refused restore point submitted, a worker that
 lost its ownership changes nothing, and once faults stop the job runs again unless no usable
 restore point is left (and then it says so in NoRestorePoint).
@@ -28,16 +28,16 @@ from hypothesis.stateful import (
 )
 
 from common.errors import FencedError
-from common.jobstate import JobState
-from common.memstore import MemoryStore
-from common.pushed import PushedEvent
-from common.records import JobRecord, JobStatus, Phase
+from common.flink.jobstate import JobState
+from common.store.memory import MemoryStore
+from common.store.pushed import PushedEvent
+from common.store.records import JobRecord, JobStatus, Phase
 from tests.model.flinkstandin import PLACEHOLDER, FlinkStandIn
 from tests.unit.decisions_util import NAME, record
-from worker.observation import Clock
-from worker.restorecheck import FailureClass
+from worker.decide.observation import Clock
+from worker.decide.restore_rules import FailureClass
 from worker.supervisor import JobSupervisor
-from worker.target import DeploymentTarget
+from worker.targets import DeploymentTarget
 
 POLICY = {"maxRestarts": 1000, "backoff": {"max": "0s"}}  # every failure restarts at once
 SETTLE_CYCLES = 40  # each operator restart queued takes two cycles
@@ -288,10 +288,10 @@ def _finds_a_violation(monkeypatch: pytest.MonkeyPatch, *patches: tuple[str, obj
 
 def test_it_finds_resubmission_from_the_same_broken_checkpoint(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before: a restore Flink could not read was an ordinary failure, retried from the same
-    newest checkpoint forever."""
+    """The defect put back: a restore Flink could not read taken for an ordinary failure,
+    retried from the same newest checkpoint forever."""
     found = _finds_a_violation(
-        monkeypatch, ("worker.decide.classify_failure",
+        monkeypatch, ("worker.decide.rules.classify_failure",
                       lambda cause, restored_from, *, ever_ran: FailureClass.ORDINARY))
     # Either invariant catches it: the same refused point submitted again, or the job never
     # running again (stuck on that point: Flink's message is in its status).
@@ -301,7 +301,8 @@ def test_it_finds_resubmission_from_the_same_broken_checkpoint(
 
 def test_it_finds_the_placeholder_recorded_as_a_restore_point(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before: Flink's <checkpoint-not-externally-addressable> was taken for a checkpoint."""
+    """The defect put back: Flink's <checkpoint-not-externally-addressable> taken for a
+    checkpoint."""
     found = _finds_a_violation(
         monkeypatch, ("worker.restore.is_placeholder", lambda path: False),
         ("worker.restore.rejection", lambda path: None))

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from common.jobids import flink_job_id
-from common.jobstate import JobState
-from common.records import Checkpoint, JobRecord, JobStatus, Phase
-from common.spec import FlinkJobSpec
-from worker.decide import decide
-from worker.decisions import Decision, Gather
-from worker.observation import (
+from common.flink.jobids import flink_job_id
+from common.flink.jobstate import JobState
+from common.spec.models import FlinkJobSpec
+from common.store.records import Checkpoint, JobRecord, JobStatus, Phase
+from worker.decide.decisions import Decision, Gather
+from worker.decide.observation import (
     Clock,
     FlinkView,
     Hold,
@@ -19,6 +18,7 @@ from worker.observation import (
     Observation,
     RestoreCandidates,
 )
+from worker.decide.rules import decide
 
 NAME = "orders"
 OWNER = "worker-a"

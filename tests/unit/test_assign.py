@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from common.records import WorkerInfo
-from scheduler.assign import plan_assignments
+from common.store.records import WorkerInfo
+from scheduler.master.assign import assign_jobs
 
 
 def worker(worker_id: str, slots: int = 1) -> WorkerInfo:
@@ -9,7 +9,7 @@ def worker(worker_id: str, slots: int = 1) -> WorkerInfo:
 
 
 def test_each_job_goes_to_one_worker_with_a_free_slot() -> None:
-    plan = plan_assignments(["a", "b", "c"], {"w1": worker("w1"), "w2": worker("w2")}, {})
+    plan = assign_jobs(["a", "b", "c"], {"w1": worker("w1"), "w2": worker("w2")}, {})
     assert sorted(plan.assign) == [("w1", "a"), ("w2", "b")]
     assert plan.unassigned == ["c"]
 
@@ -17,12 +17,12 @@ def test_each_job_goes_to_one_worker_with_a_free_slot() -> None:
 def test_jobs_of_a_dead_worker_are_reassigned_and_live_ones_never_move() -> None:
     workers = {"w2": worker("w2"), "w3": worker("w3")}
     current = {"w1": {"a"}, "w2": {"b"}}
-    plan = plan_assignments(["a", "b"], workers, current)
+    plan = assign_jobs(["a", "b"], workers, current)
     assert plan.dead_workers == ["w1"]
     assert plan.unassign == [("w1", "a")]
     assert plan.assign == [("w3", "a")]
 
 
 def test_removed_jobs_are_unassigned() -> None:
-    plan = plan_assignments([], {"w1": worker("w1")}, {"w1": {"gone"}})
+    plan = assign_jobs([], {"w1": worker("w1")}, {"w1": {"gone"}})
     assert plan.unassign == [("w1", "gone")] and plan.assign == []

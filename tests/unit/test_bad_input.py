@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.configdir import load_config_paths
+from common.spec.configdir import load_config_paths
 from tests.unit.configtexts import CLUSTER
 
 GOOD = """\
@@ -96,6 +96,20 @@ def test_ten_thousand_jobs_in_one_file_all_load(tmp_path: Path) -> None:
     assert config.errors == []
     assert len(config.jobs) == 10_000
     assert config.jobs["job-09999"].source.endswith("many.yaml:69994")
+
+
+def test_a_problem_in_a_file_over_a_mebibyte_is_named_at_its_document(tmp_path: Path) -> None:
+    """Bigger files are not parsed again to locate a field (that parser takes minutes over
+    megabytes): the problem is named with its field, at its document's first line, and the
+    other jobs of the file load."""
+    (tmp_path / "cluster.yaml").write_text(CLUSTER)
+    documents = [job(name=f"job-{n:05d}") for n in range(10_000)]
+    documents[9_999] = job(name="job-09999", parallelism=-3)
+    (tmp_path / "many.yaml").write_text("---\n".join(documents))
+    config = load_config_paths([tmp_path])
+    [error] = config.errors
+    assert (error.field, error.line, error.job) == ("spec.job.parallelism", 69994, "job-09999")
+    assert len(config.jobs) == 9_999
 
 
 YAML_TEXT = st.text(alphabet=string.printable + "äß€\u2028", max_size=400)

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from common.errors import FlinkUnreachable
-from common.jobids import flink_job_id, name_prefix
+from common.flink.jobids import flink_job_id, name_prefix
 from tests.waiting import holds_for, wait_until
 from worker.clients import ClusterStates
-from worker.orphans import orphan_ids
+from worker.decide.orphans import orphan_ids
 
 JOB = flink_job_id("late", 1)
 

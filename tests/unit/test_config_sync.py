@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from common.errors import FencedError
-from common.memstore import MemoryStore
-from common.records import Fence, JobRecord, JobStatus, Phase
-from scheduler import configsync
-from scheduler.configsync import ConfigSync
+from common.store.memory import MemoryStore
+from common.store.records import Fence, JobRecord, JobStatus, Phase
+from scheduler.master import sync as sync_module
+from scheduler.master.sync import ConfigSync
 from tests.unit.configtexts import CLUSTER
 from tests.unit.test_plan import job
 
@@ -122,7 +122,7 @@ def test_records_read_again_unchanged_stay_the_objects_already_held(
     store = CopyingStore()
     sync, fence = ConfigSync(store, "master-a", configs), leader(store)
     sync.run(fence)
-    monkeypatch.setattr(configsync, "RECORDS_REREAD", 0.0)  # every sync reads them again
+    monkeypatch.setattr(sync_module, "RECORDS_REREAD", 0.0)  # every sync reads them again
     sync.run(fence)
     held = dict(sync.records or {})
     validated = held["a"].model  # validated once, kept with the object

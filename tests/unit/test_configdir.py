@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from common.configdir import ConfigLoader, load_config_paths, plain_data
-from common.spec import FlinkJob
+from common.spec.configdir import ConfigLoader, load_config_paths, plain_data
+from common.spec.models import FlinkJob
 from tests.unit.configtexts import CLUSTER
 
 JOB = """\

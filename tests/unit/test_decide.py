@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from common.jobstate import JobState
-from common.records import HELD_PHASES, Checkpoint, Phase, RejectedRestore
-from common.spec import UpgradeMode
+from common.flink.jobstate import JobState
+from common.spec.models import UpgradeMode
+from common.store.records import HELD_PHASES, Checkpoint, Phase, RejectedRestore
 from tests.unit.decisions_util import (
     NOW,
     OWNER,
@@ -23,8 +23,7 @@ from tests.unit.decisions_util import (
     suspended,
     with_flink,
 )
-from worker.decide import ROOT_CAUSE_PENDING, decide
-from worker.decisions import (
+from worker.decide.decisions import (
     Adopt,
     BackOff,
     Cancel,
@@ -37,7 +36,7 @@ from worker.decisions import (
     Submit,
     Watch,
 )
-from worker.observation import (
+from worker.decide.observation import (
     CheckpointStats,
     FlinkView,
     Hold,
@@ -48,7 +47,8 @@ from worker.observation import (
     SavepointState,
     StopProgress,
 )
-from worker.operator_steps import UpgradePath, upgrade_path
+from worker.decide.rules import ROOT_CAUSE_PENDING, decide
+from worker.decide.steps import UpgradePath, upgrade_path
 
 NEWEST, OLDER = checkpoint(3, 9), checkpoint(3, 8)
 UNREADABLE = "java.io.FileNotFoundException: Cannot find meta data file '_metadata'"

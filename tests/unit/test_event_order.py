@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from common.memstore import MemoryStore
-from common.records import Fence, JobStatus, Phase
+from common.store.memory import MemoryStore
+from common.store.records import Fence, JobStatus, Phase
 from tests.model.flinkstandin import FlinkStandIn
 from tests.unit.decisions_util import NAME
 from tests.unit.test_moves import SESSION, AlwaysConnected, ByName, job_record
-from worker.observation import Clock
+from worker.decide.observation import Clock
 from worker.supervisor import JobSupervisor
 
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from common.errors import FlinkError, FlinkUnreachable
-from common.flink import FlinkClient
+from common.flink.client import FlinkClient
 from tests.httpserve import serving
 
 ANSWERS: dict[str, tuple[int, str, bytes]] = {

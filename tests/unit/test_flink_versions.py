@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from common.clusterinfo import ClusterSeen, parse_cluster_seen, version_notes
 from common.errors import DevStackError, FlinkUnreachable, StoreError
-from common.flinkversion import CHECKPOINT_DIR, SAVEPOINT_DIR, FlinkVersion, parse_version
+from common.flink.versions import CHECKPOINT_DIR, SAVEPOINT_DIR, FlinkVersion, parse_version
+from common.store.clusterseen import ClusterSeen, parse_cluster_seen, version_notes
 from scheduler.devstack import flinkhome
 from worker.clusterreport import ClusterReporter
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.gitsource import GitError, GitMirror, head_commit
+from scheduler.master.gitsource import GitError, GitMirror, head_commit
 from tests.gitutil import git
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.httpserve import serving
 from worker.clients import FlinkClients
-from worker.jars import JarCache, JarError, allowed
+from worker.programs.jars import JarCache, JarError, allowed
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.jobids import attempt_of, flink_job_id, name_prefix
+from common.flink.jobids import attempt_of, flink_job_id, name_prefix
 
 
 def test_job_id_has_name_upper_half_and_attempt_lower_half() -> None:

@@ -14,10 +14,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from common import jobseries, metrics
-from common.httpserve import Endpoints
-from common.jobseries import FAMILIES, JobSample, JobSeries
-from common.records import Phase
+from common.store.records import Phase
+from common.telemetry import jobseries, leaderview
+from common.telemetry.endpoints import Endpoints
+from common.telemetry.jobseries import FAMILIES, JobSample, JobSeries
 
 JOB = JobSample(name="orders", cluster="prod", phase=Phase.RUNNING, desired_running=True,
                 restarts=3, flink_restarts=1, last_checkpoint=1_764_000_000.25,
@@ -25,7 +25,7 @@ JOB = JobSample(name="orders", cluster="prod", phase=Phase.RUNNING, desired_runn
 JOBS = [
     JOB,
     replace(JOB, name="no-checkpoint-yet", phase=Phase.CRASH_LOOP, last_checkpoint=None,
-            own_cluster=True,
+            deployment="application",
             desired_running=False, config_error=True, checkpoints_durable=False),
     replace(JOB, name='odd "name" \\ with\nnewline', cluster="", restarts=10**12,
             stale_after=0.5),
@@ -84,12 +84,12 @@ def endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{endpoints.port}/metrics"
     finally:
         endpoints.close()
-        metrics.LEADER_VIEW.clear()
+        leaderview.LEADER_VIEW.clear()
 
 
 def test_a_scrape_during_a_slow_export_pass_answers_at_once_with_the_last_series_and_their_age(
         endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    metrics.LEADER_VIEW.publish([JOB], (), lambda: True)
+    leaderview.LEADER_VIEW.publish([JOB], (), lambda: True)
     encoding, release = threading.Event(), threading.Event()
     real = jobseries.job_lines
 
@@ -101,7 +101,7 @@ def test_a_scrape_during_a_slow_export_pass_answers_at_once_with_the_last_series
     monkeypatch.setattr(jobseries, "job_lines", slow)
     changed = replace(JOB, phase=Phase.CRASH_LOOP)
     export = threading.Thread(
-        target=metrics.LEADER_VIEW.publish, args=([changed], (), lambda: True))
+        target=leaderview.LEADER_VIEW.publish, args=([changed], (), lambda: True))
     export.start()
     try:
         assert encoding.wait(10)
@@ -124,20 +124,20 @@ def test_a_compressed_scrape_is_one_gzip_member_holding_exactly_the_plain_text()
     try:
         for published in (False, True):
             if published:
-                metrics.LEADER_VIEW.publish(JOBS, (), lambda: True)
-            plain = metrics.LEADER_VIEW.serve(live, compressed=False)
-            body = metrics.LEADER_VIEW.serve(live, compressed=True)
+                leaderview.LEADER_VIEW.publish(JOBS, (), lambda: True)
+            plain = leaderview.LEADER_VIEW.serve(live, compressed=False)
+            body = leaderview.LEADER_VIEW.serve(live, compressed=True)
             # one member: decoders that read only the first (httpx's, for one) miss nothing
             decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
             assert decoder.decompress(body) + decoder.flush() == plain
             assert decoder.eof and decoder.unused_data == b""
             assert plain.endswith(live) and (b'job_name="orders"' in plain) is published
     finally:
-        metrics.LEADER_VIEW.clear()
+        leaderview.LEADER_VIEW.clear()
 
 
 def test_the_endpoint_compresses_only_for_a_scraper_that_accepts_gzip(endpoint: str) -> None:
-    metrics.LEADER_VIEW.publish(JOBS, (), lambda: True)
+    leaderview.LEADER_VIEW.publish(JOBS, (), lambda: True)
     with httpx.Client() as client:
         zipped = client.get(endpoint, headers={"Accept-Encoding": "gzip"})
         plain = client.get(endpoint, headers={"Accept-Encoding": "identity"})

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from common.store import Store
-from scheduler.master import LOADING_FULL_GC_AFTER, Master
+from common.store.zookeeper import Store
+from scheduler.master.process import LOADING_FULL_GC_AFTER, Master
 
 
 def store() -> Store:

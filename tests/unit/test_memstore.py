@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from common.errors import ConflictError, FencedError
-from common.jobstore import Unknown
-from common.memstore import MemoryStore
-from common.pushed import PushedEvent
-from common.records import JobRecord, JobStatus, Phase
+from common.errors import ConflictError, FencedError, Unavailable
+from common.store.memory import MemoryStore
+from common.store.pushed import PushedEvent
+from common.store.records import JobRecord, JobStatus, Phase
 from tests.unit.decisions_util import NAME, record
 
 
@@ -19,19 +18,19 @@ class Seen:
     closed = False
 
     def __init__(self) -> None:
-        self.records: list[JobRecord | Unknown | None] = []
+        self.records: list[JobRecord | Unavailable | None] = []
         self.commands: list[bool] = []
 
-    def record_changed(self, value: JobRecord | Unknown | None) -> None:
+    def record_changed(self, value: JobRecord | Unavailable | None) -> None:
         self.records.append(value)
 
-    def override_changed(self, value: dict[str, Any] | Unknown | None) -> None:
+    def override_changed(self, value: dict[str, Any] | Unavailable | None) -> None:
         pass
 
     def commands_changed(self, waiting: bool) -> None:
         self.commands.append(waiting)
 
-    def pushed_changed(self, event: PushedEvent | Unknown | None) -> None:
+    def pushed_changed(self, event: PushedEvent | Unavailable | None) -> None:
         pass
 
 

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from common.memstore import MemoryStore
-from common.records import JobRecord, JobStatus, Phase
-from common.spec import FlinkJobSpec
-from scheduler.plan import submit_hash
+from common.spec.models import FlinkJobSpec
+from common.store.memory import MemoryStore
+from common.store.records import JobRecord, JobStatus, Phase
+from scheduler.master.changes import submit_hash
 from tests.model.flinkstandin import FlinkStandIn
 from tests.unit.decisions_util import NAME
-from worker.observation import Clock
+from worker.decide.observation import Clock
 from worker.supervisor import JobSupervisor
-from worker.target import DeploymentTarget
+from worker.targets import DeploymentTarget
 
 SESSION = {"metadata": {"name": "default"}, "spec": {"restUrl": "http://flink-a:8081"}}
 OWN = {"metadata": {"name": "own"}, "spec": {"mode": "application"}}
@@ -56,7 +56,7 @@ class Move:
         self.store = MemoryStore()
         self.a = FlinkStandIn(NAME, lambda: self.wall)
         self.b = FlinkStandIn(NAME, lambda: self.wall)
-        self.b.rest_url = "http://localhost:31000"  # a cluster of the job's own
+        self.b.rest_url = self.b.attempt_url = "http://localhost:31000"  # the job's own
         self.mode = mode
         self.store.put_job(job_record(SESSION, 1, mode))
         fence = self.store.claim_ownership(NAME, "worker-1", 1)

@@ -5,13 +5,13 @@ import logging
 
 import httpx
 
-from common import metrics
-from common.clusterinfo import ClusterSeen
-from common.httpserve import Endpoints
-from common.jobseries import JobSample
-from common.logsetup import JsonFormatter
-from common.pushed import push_health
-from common.records import Phase
+from common.store.clusterseen import ClusterSeen
+from common.store.pushed import push_health
+from common.store.records import Phase
+from common.telemetry import leaderview
+from common.telemetry.endpoints import Endpoints
+from common.telemetry.jobseries import JobSample
+from common.telemetry.logsetup import JsonFormatter
 
 
 def test_health_endpoints_answer_the_checks_and_say_why() -> None:
@@ -41,22 +41,22 @@ def test_only_the_leader_exports_jobs_and_a_deleted_job_leaves_no_series() -> No
                     desired_running=True, restarts=3, flink_restarts=0,
                     last_checkpoint=None, stale_after=600.0, generation=2,
                     observed_generation=2, config_error=False)
-    metrics.LEADER_VIEW.update(workers=2)
-    metrics.LEADER_VIEW.publish([job], (), lambda: True)
-    text = metrics.exposition().decode()
+    leaderview.LEADER_VIEW.update(workers=2)
+    leaderview.LEADER_VIEW.publish([job], (), lambda: True)
+    text = leaderview.exposition().decode()
     assert 'flinksched_job_phase{cluster="prod",job_name="orders",phase="CrashLoopBackOff"} 1.0' \
         in text
     assert "flinksched_job_restarts_total" in text and "flinksched_workers 2.0" in text
     assert "flinksched_job_last_checkpoint_timestamp_seconds{" not in text  # none yet
     assert "flinksched_job_series_age_seconds " in text
-    metrics.LEADER_VIEW.publish([], (), lambda: True)
-    assert "job_name=" not in metrics.exposition().decode()
-    metrics.LEADER_VIEW.publish([job], (), lambda: False)  # leadership ended while it read
-    assert "job_name=" not in metrics.exposition().decode()
-    metrics.LEADER_VIEW.update(workers=2)
-    metrics.LEADER_VIEW.publish([job], (), lambda: True)
-    metrics.LEADER_VIEW.clear()  # stepped down
-    text = metrics.exposition().decode()
+    leaderview.LEADER_VIEW.publish([], (), lambda: True)
+    assert "job_name=" not in leaderview.exposition().decode()
+    leaderview.LEADER_VIEW.publish([job], (), lambda: False)  # leadership ended while it read
+    assert "job_name=" not in leaderview.exposition().decode()
+    leaderview.LEADER_VIEW.update(workers=2)
+    leaderview.LEADER_VIEW.publish([job], (), lambda: True)
+    leaderview.LEADER_VIEW.clear()  # stepped down
+    text = leaderview.exposition().decode()
     assert "flinksched_workers " not in text and "job_name=" not in text
     assert "flinksched_job_series_age_seconds" not in text
 
@@ -74,13 +74,13 @@ def test_json_logs_carry_the_job_attempt_and_flink_job_id() -> None:
 def test_the_leader_exports_each_clusters_flink_version_once_a_worker_reported_it() -> None:
     poll = push_health(None, 0.0, 0.0)
     seen = ClusterSeen("lts", "1.20.3", "http://jm:8081", 1.0, "worker-a")
-    metrics.LEADER_VIEW.update(workers=1)
-    metrics.LEADER_VIEW.publish([], (metrics.ClusterSample("lts", poll, seen),
-                                     metrics.ClusterSample("new", poll)), lambda: True)
+    leaderview.LEADER_VIEW.update(workers=1)
+    leaderview.LEADER_VIEW.publish([], (leaderview.ClusterSample("lts", poll, seen),
+                                     leaderview.ClusterSample("new", poll)), lambda: True)
     try:
-        text = metrics.exposition().decode()
+        text = leaderview.exposition().decode()
         assert 'flinksched_cluster_flink_info{cluster="lts",flink_version="1.20.3"} 1.0' in text
         assert 'flinksched_cluster_flink_info{cluster="new"' not in text  # none reported yet
         assert 'flinksched_cluster_push_up{cluster="lts"} 0.0' in text
     finally:
-        metrics.LEADER_VIEW.clear()
+        leaderview.LEADER_VIEW.clear()

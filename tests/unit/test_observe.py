@@ -6,12 +6,12 @@ from typing import Any, cast
 
 import pytest
 
-from common.jobstate import JobState
-from common.pushed import PushedEvent
+from common.flink.jobstate import JobState
+from common.store.pushed import PushedEvent
 from tests.unit.decisions_util import job_id, record, status
-from worker.observation import Clock, FlinkView, Memory, SavepointState
+from worker.decide.observation import Clock, FlinkView, Memory, SavepointState
 from worker.observe import PUSH_CONFIRM_WINDOW, Observer
-from worker.target import DeploymentTarget
+from worker.targets import DeploymentTarget
 
 
 class Reports:

@@ -15,30 +15,31 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from common.configdir import ConfigSet, Sourced
 from common.errors import ClusterLaunchFailed, FlinkUnreachable, JobAlreadySubmitted
-from common.flinkversion import FlinkVersion
-from common.jobids import flink_job_id
-from common.jobstate import JobState
-from common.records import JobRecord, JobStatus, Phase
-from common.spec import FlinkCluster, FlinkJob
-from scheduler.plan import build_plan, cluster_document, submit_hash
+from common.flink.jobids import flink_job_id
+from common.flink.jobstate import JobState
+from common.flink.versions import FlinkVersion
+from common.processes import process_start
+from common.spec.configdir import ConfigSet, Sourced
+from common.spec.deployments import Deployment
+from common.spec.models import FlinkCluster, FlinkJob
+from common.store.records import JobRecord, JobStatus, Phase
+from scheduler.master.changes import build_plan, cluster_document, submit_hash
 from tests.unit.decisions_util import observe, record, settle, status, suspended, with_flink
-from worker.appcluster import ApplicationCluster, NoLauncher, Running
-from worker.applocal import (
+from worker.clients import FlinkClients
+from worker.decide.decisions import BackOff, Nothing, Submit
+from worker.decide.moves import LeftBehind, left_behind
+from worker.programs.jars import JarCache, JarError
+from worker.targets.application.cluster import ApplicationCluster, NoLauncher, Running
+from worker.targets.application.launch import REQUIRED, flat_config, launch_of
+from worker.targets.application.local import (
     Distribution,
     LocalLauncher,
     RunRecord,
     choose_distribution,
     distribution,
-    process_start,
     read_record,
 )
-from worker.appplan import REQUIRED, flat_config, plan
-from worker.clients import FlinkClients
-from worker.decisions import BackOff, Nothing, Submit
-from worker.jars import JarCache, JarError
-from worker.moves import LeftBehind, left_behind
 
 OWN: dict[str, Any] = {"metadata": {"name": "own"}, "spec": {
     "mode": "application", "jobManager": {"resource": {"memory": "768m"}},
@@ -103,7 +104,7 @@ def test_a_change_to_an_application_cluster_is_a_change_of_what_its_jobs_run_wit
 # -- what an attempt's cluster is started with ------------------------------------------------
 def test_the_jobmanager_runs_the_attempt_from_its_restore_point_with_its_job_id() -> None:
     job_id = flink_job_id(JOB, 4)
-    launch = plan(own_record(allowNonRestoredState=True), job_id, "file:///ckpt/x/chk-9",
+    launch = launch_of(own_record(allowNonRestoredState=True), job_id, "file:///ckpt/x/chk-9",
                   "/jobs/clicks.jar", {"rest.port": "31000"})
     args = launch.jobmanager_args()
     assert args[:10] == ["--job-id", job_id, "--jars", "/jobs/clicks.jar", "--job-classname",
@@ -115,7 +116,7 @@ def test_the_jobmanager_runs_the_attempt_from_its_restore_point_with_its_job_id(
 
 
 def test_settings_are_the_templates_then_the_jobs_then_the_launchers_then_flinkscheds() -> None:
-    settings = plan(own_record(), flink_job_id(JOB, 1), "", "/j.jar",
+    settings = launch_of(own_record(), flink_job_id(JOB, 1), "", "/j.jar",
                     {"rest.port": "31000", "high-availability.type": "ZOOKEEPER"}).settings
     assert settings["state.backend.type"] == "hashmap", "the job's setting wins"
     assert settings["execution.checkpointing.dir"] == "file:///ckpt", "the template's"
@@ -130,7 +131,7 @@ def test_settings_are_the_templates_then_the_jobs_then_the_launchers_then_flinks
     assert settings["taskmanager.numberOfTaskSlots"] == "2", "3 subtasks on 2 TaskManagers"
     assert settings["execution.checkpointing.externalized-checkpoint-retention"] == (
         "RETAIN_ON_CANCELLATION")
-    no_restore = plan(own_record(), flink_job_id(JOB, 1), "", "/j.jar").jobmanager_args()
+    no_restore = launch_of(own_record(), flink_job_id(JOB, 1), "", "/j.jar").jobmanager_args()
     assert "--fromSavepoint" not in no_restore and "--allowNonRestoredState" not in no_restore
 
 
@@ -371,7 +372,8 @@ def test_a_move_keeps_the_cluster_left_until_the_next_move() -> None:
     first = next_record(None, "default", "1")
     assert first.previous_cluster is None
     moved = next_record(first, "own", "1")
-    assert moved.previous_cluster == first.cluster and moved.own_cluster
+    assert moved.previous_cluster == first.cluster
+    assert moved.deployment is Deployment.APPLICATION
     assert "moving from cluster default to own" in build_plan(
         config("own", "1"), {JOB: first}).changes[0].action
     changed_again = next_record(moved, "own", "2")

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.configdir import load_config_paths
-from common.memstore import MemoryStore
-from common.records import JobRecord
-from scheduler.configsync import ConfigSync
-from scheduler.plan import Change, Plan, RemovalGuard, build_plan
+from common.spec.configdir import load_config_paths
+from common.store.memory import MemoryStore
+from common.store.records import JobRecord
+from scheduler.master.changes import Change, Plan, RemovalGuard, build_plan
+from scheduler.master.sync import ConfigSync
 from tests.unit.configtexts import CLUSTER
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from worker.policy import backoff_delay, recent_restarts
+from worker.decide.policy import backoff_delay, recent_restarts
 
 
 def test_first_restart_is_immediate_then_doubles_up_to_max() -> None:

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from common.errors import StoreError
-from common.jobids import flink_job_id
-from common.jobstate import JobState
-from common.pushed import Watching, parse_event, parse_heartbeat, push_health
+from common.flink.jobids import flink_job_id
+from common.flink.jobstate import JobState
+from common.store.pushed import Watching, parse_event, parse_heartbeat, push_health
 
 
 def event(**fields: object) -> bytes:

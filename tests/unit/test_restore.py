@@ -3,10 +3,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from common.jobids import flink_job_id, name_prefix
-from common.records import Checkpoint
+from common.flink.jobids import flink_job_id, name_prefix
+from common.store.records import Checkpoint
+from worker.decide.restore_rules import newest
 from worker.restore import checkpoint_dir, from_flink_stats, retained_on_disk
-from worker.restorecheck import newest
 
 
 def test_newest_is_the_last_completed_whatever_its_source() -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.jobids import flink_job_id
-from common.records import Checkpoint, JobStatus, RejectedRestore
-from worker.orphans import highest_attempt, live_attempt
-from worker.restore import from_flink_stats, reports_placeholder
-from worker.restorecheck import (
+from common.flink.jobids import flink_job_id
+from common.store.records import Checkpoint, JobStatus, RejectedRestore
+from worker.decide.orphans import highest_attempt, live_attempt
+from worker.decide.restore_rules import (
     FailureClass,
     RestoreChoice,
     choose,
@@ -17,6 +16,7 @@ from worker.restorecheck import (
     no_restore_point_reason,
     rejection,
 )
+from worker.restore import from_flink_stats, reports_placeholder
 
 PLACEHOLDER = "<checkpoint-not-externally-addressable>"
 MISSING_METADATA = ("java.io.FileNotFoundException: Cannot find meta data file '_metadata' in "

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from common.flink import FlinkClient
-from common.records import JobStatus
+from common.flink.client import FlinkClient
+from common.store.records import JobStatus
 from worker.savepoints import SavepointKeeper
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from common.zksession import UNHEALTHY_AFTER, SessionKeeper, host_ports, serving
+from common.store.session import UNHEALTHY_AFTER, SessionKeeper, host_ports, serving
 from tests.waiting import wait_until
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from common.settings import Timings
-from scheduler.cli import cli
-from scheduler.runtimes import pool_size
+from scheduler.cli.main import cli
+from scheduler.master.pool.runtime import pool_size
 
 
 def test_consistent_timings_pass() -> None:

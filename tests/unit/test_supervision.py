@@ -3,9 +3,9 @@ owned past the grace is Unsupervised whatever its status says."""
 
 from __future__ import annotations
 
-from common.jobseries import JobSample, job_lines
-from common.records import JobStatus, Phase
-from common.supervision import Supervision, shown
+from common.store.records import JobStatus, Phase
+from common.store.supervision import Supervision, shown
+from common.telemetry.jobseries import JobSample, job_lines
 
 RUNNING = JobStatus(phase=Phase.RUNNING, worker="worker-a", attempt=3)
 GRACE = 10.0

@@ -1,0 +1,1 @@
+"""Flink's REST API: the client, cluster access, versions, job ids."""

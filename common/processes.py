@@ -1,0 +1,80 @@
+"""Local processes and ports, through psutil: who a process is, what runs in a process group,
+who holds a port, a free port. Used where flinksched starts processes itself (a job's own
+cluster on this host, the dev stack).
+
+A process is known by its pid *and* its start time: a pid alone may be a stranger's after a
+reboot or a wrap-around. The start time is counted in clock ticks since boot, as the kernel
+keeps it, so that records written by earlier versions still name the same processes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import psutil
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot; None when it is gone or a zombie."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return round((process.create_time() - psutil.boot_time()) * CLOCK_TICKS)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def group_alive(pgid: int) -> list[int]:
+    """Pids of the live processes of a process group."""
+    alive = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return alive
+
+
+def environments(marker: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(pid, environment) of every live process whose environment has the variable `marker`."""
+    for process in psutil.process_iter():
+        try:
+            environment = process.environ()
+            if marker in environment and process.status() != psutil.STATUS_ZOMBIE:
+                yield process.pid, environment
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+
+
+def holder(port: int) -> str | None:
+    """"pid N (command line)" of the process listening on `port` on any address, "an unknown
+    process" when the socket is there but its owner cannot be seen, None when nobody listens."""
+    listening = [c for c in psutil.net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    if not listening:
+        return None
+    for connection in listening:
+        if connection.pid:
+            return f"pid {connection.pid} ({command_line(connection.pid)})"
+    return "an unknown process"
+
+
+def command_line(pid: int, limit: int = 160) -> str:
+    try:
+        text = " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "?"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def free_port() -> int:
+    """A port nobody listens on now, on loopback (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,1 @@
+"""The job spec: the documents users write, how a config directory is read."""

@@ -1,0 +1,270 @@
+"""The job spec: `FlinkJob` and `FlinkCluster` documents, as users write them in YAML.
+
+Field names follow the Flink Kubernetes Operator's FlinkDeployment where they mean the same.
+The models are strict (unknown fields are errors) and frozen; durations are seconds as floats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from common.durations import parse_duration
+from common.flink.versions import CHECKPOINT_INTERVAL
+from common.spec.deployments import DEFAULT_DEPLOYMENT, DEPLOYMENTS, Deployment, DeploymentRules
+from common.spec.programs import JarProgram, Program
+from common.spec.schedules import schedule_trigger
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+UpgradeMode = Literal["savepoint", "last-state", "stateless"]
+DesiredState = Literal["running", "suspended"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Metadata(_Strict):
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not re.fullmatch(DNS1123_LABEL, value):
+            raise ValueError(
+                f"{value!r} is not a DNS-1123 label: at most 63 lowercase letters, digits "
+                "and '-', starting and ending with a letter or digit"
+            )
+        return value
+
+
+class JobSection(_Strict):
+    jarURI: str
+    entryClass: str | None = None
+    args: list[str] = Field(default_factory=list)
+    parallelism: int | None = Field(default=None, ge=1, strict=True)  # `true` is no number
+    upgradeMode: UpgradeMode = "savepoint"
+    state: DesiredState = "running"
+    allowNonRestoredState: bool = False
+    initialSavepointPath: str | None = None
+    jarSHA256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+    @property
+    def program(self) -> Program:
+        """What the job runs, whatever its kind (`common.spec.programs`)."""
+        return JarProgram(self.jarURI, self.entryClass, self.jarSHA256)
+
+    @field_validator("jarURI")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("jarURI is empty")
+        if "://" in value and not value.startswith(("file://", "http://", "https://",
+                                                    "local://")):
+            raise ValueError(f"jarURI must be file://, http(s)://, local:// (in an application "
+                             f"cluster's image) or a path, got {value!r}")
+        return value
+
+
+class Backoff(_Strict):
+    initial: Duration = 0.0
+    max: Duration = 300.0
+
+
+class RestartPolicy(_Strict):
+    maxRestarts: int = Field(default=10, ge=0)
+    window: Duration = 600.0
+    backoff: Backoff = Field(default_factory=Backoff)
+
+
+class Savepoints(_Strict):
+    schedule: str | None = None
+    retain: int = Field(default=5, ge=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            schedule_trigger(value)
+        return value
+
+
+def _stringify_config(value: Any) -> Any:
+    """Flink configuration values travel as strings; YAML turns `true` and `4` into other types."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, bool):
+            out[str(key)] = "true" if item else "false"
+        elif isinstance(item, int | float | str):
+            out[str(key)] = str(item)
+        else:
+            out[str(key)] = item  # left for the str check to reject, with its path
+    return out
+
+
+class Alerts(_Strict):
+    checkpointStaleAfter: Duration = 600.0  # FlinkschedCheckpointStale past this age
+
+
+class FlinkJobSpec(_Strict):
+    cluster: str = "default"
+    job: JobSection
+    flinkConfiguration: Annotated[dict[str, str], BeforeValidator(_stringify_config)] = Field(
+        default_factory=dict
+    )
+    restartPolicy: RestartPolicy = Field(default_factory=RestartPolicy)
+    savepoints: Savepoints = Field(default_factory=Savepoints)
+    pollInterval: Duration = 1.0
+    alerts: Alerts = Field(default_factory=Alerts)
+
+    @property
+    def checkpoint_interval(self) -> float | None:
+        """Seconds between the job's checkpoints, when its configuration sets them."""
+        configured = CHECKPOINT_INTERVAL.read(self.flinkConfiguration)
+        try:
+            return parse_duration(configured) if configured is not None else None
+        except ValueError:
+            return None
+
+
+class FlinkJob(_Strict):
+    apiVersion: Literal["flinksched/v1"]
+    kind: Literal["FlinkJob"]
+    metadata: Metadata
+    spec: FlinkJobSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _exactly_one(model: M, first: str, second: str) -> M:
+    if (getattr(model, first) is None) == (getattr(model, second) is None):
+        raise ValueError(f"give exactly one of {first} or {second}")
+    return model
+
+
+class SecretRef(_Strict):
+    """Where a secret's value is read from when it is used: a file (a mounted Kubernetes
+    Secret) or an environment variable. The value itself is never written in the YAML, so it
+    never reaches ZooKeeper, events or logs."""
+
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        return _exactly_one(self, "file", "env")
+
+
+class BasicAuth(_Strict):
+    username: str
+    password: SecretRef
+
+
+class RestAuth(_Strict):
+    basic: BasicAuth | None = None
+    bearer: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RestAuth:
+        return _exactly_one(self, "basic", "bearer")
+
+
+class RestTls(_Strict):
+    caFile: str | None = None  # PEM bundle of the CAs trusted for the REST endpoint
+
+
+MemorySize = Annotated[str, Field(pattern=r"(?i)^[0-9]+ *(b|k|kb|m|mb|g|gb|t|tb)?$")]
+FlinkLine = Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+$")]  # "1.20", "2.3"
+
+
+class Resource(_Strict):
+    """A Flink process's size: its total process memory (Flink's syntax: 1024m, 2g) and, on
+    Kubernetes, the CPUs its pod requests."""
+
+    memory: MemorySize = "1024m"
+    cpu: float = Field(default=1.0, gt=0)
+
+
+class JobManagerSpec(_Strict):
+    resource: Resource = Field(default_factory=Resource)
+    podTemplate: dict[str, Any] | None = None  # Kubernetes: merged into the JobManager pod
+
+
+class TaskManagerSpec(_Strict):
+    resource: Resource = Field(default_factory=lambda: Resource(memory="1728m"))
+    replicas: int = Field(default=1, ge=1, strict=True)
+    podTemplate: dict[str, Any] | None = None
+
+
+class FlinkClusterSpec(_Strict):
+    """A shared session cluster flinksched reaches at `restUrl`, or (`mode: application`) the
+    template of the cluster each job naming it gets of its own: a JobManager in application
+    mode and its TaskManagers, started for each attempt and torn down with it."""
+
+    mode: Deployment = DEFAULT_DEPLOYMENT
+    restUrl: str | None = Field(default=None, pattern=r"^https?://")
+    tls: RestTls | None = None
+    auth: RestAuth | None = None
+    flinkVersion: FlinkLine | None = None  # checked against the distribution or image
+    image: str | None = None  # Kubernetes: the Flink image (with the job's jar, or fetching it)
+    serviceAccount: str | None = None  # Kubernetes: the Flink pods' service account
+    jobManager: JobManagerSpec = Field(default_factory=JobManagerSpec)
+    taskManager: TaskManagerSpec = Field(default_factory=TaskManagerSpec)
+    podTemplate: dict[str, Any] | None = None  # Kubernetes: merged into both kinds of pod
+    flinkConfiguration: Annotated[dict[str, str], BeforeValidator(_stringify_config)] = Field(
+        default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fields_of_its_mode(self) -> FlinkClusterSpec:
+        fields = type(self).model_fields
+        others = [name for kind, rules in DEPLOYMENTS.items() if kind != self.mode
+                  for name in rules.fields]
+        wrong = [name for name in others
+                 if getattr(self, name) != fields[name].get_default(call_default_factory=True)]
+        if any(getattr(self, name) is None for name in self.rules.required):
+            raise ValueError(self.rules.missing)
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: {DEPLOYMENTS[self.mode].refusal}")
+        return self
+
+    @property
+    def rules(self) -> DeploymentRules:
+        return DEPLOYMENTS[self.mode]
+
+
+class FlinkCluster(_Strict):
+    apiVersion: Literal["flinksched/v1"]
+    kind: Literal["FlinkCluster"]
+    metadata: Metadata
+    spec: FlinkClusterSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+def spec_hash(document: dict[str, Any]) -> str:
+    """A stable hash of a JSON-able document: equal specs hash equal, whatever the key order."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

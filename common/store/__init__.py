@@ -1,0 +1,1 @@
+"""ZooKeeper: the only code that knows the layout, its records and sessions."""

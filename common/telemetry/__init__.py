@@ -1,0 +1,1 @@
+"""What flinksched tells operators: metrics, endpoints, logs."""

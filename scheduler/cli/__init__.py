@@ -1,0 +1,1 @@
+"""The `flinksched` command line: the composition root of both processes."""

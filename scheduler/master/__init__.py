@@ -1,0 +1,1 @@
+"""The master: leadership, config sync, assignment, the worker pool."""

@@ -1,0 +1,1 @@
+"""The decision core: observation in, typed decision out; no I/O."""

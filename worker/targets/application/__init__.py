@@ -1,0 +1,1 @@
+"""A job's own clusters: the launch plan and its launchers."""

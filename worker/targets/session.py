@@ -1,0 +1,154 @@
+"""A session cluster as a job's deployment target: a shared Flink cluster reached over REST,
+its attempts watched through one shared listing, its jar uploaded once per cluster."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from common.errors import JarMissing
+from common.flink.access import ClusterAccess
+from common.flink.client import FlinkClient
+from common.flink.jobids import name_prefix
+from common.flink.versions import CHECKPOINT_RETENTION, FlinkVersion
+from common.store.records import JobRecord
+from worker.clients import ClusterStates, FlinkClients
+from worker.programs import launchable
+from worker.programs.jars import JarCache
+
+
+def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, Any]:
+    """The body of POST /jars/<id>/run for one attempt of a job."""
+    spec = record.model
+    job = spec.job
+    run = launchable(job.program, tuple(job.args))
+    body: dict[str, Any] = {
+        "jobId": job_id,
+        "programArgsList": list(run.args),
+        "allowNonRestoredState": job.allowNonRestoredState,
+        # flinksched restores from retained checkpoints: keep them when a job is cancelled.
+        "flinkConfiguration": {CHECKPOINT_RETENTION.name: "RETAIN_ON_CANCELLATION",
+                               **spec.flinkConfiguration},
+    }
+    if run.entry_class:
+        body["entryClass"] = run.entry_class
+    if job.parallelism:
+        body["parallelism"] = job.parallelism
+    if restore_path:
+        body["savepointPath"] = restore_path
+    return body
+
+
+class SessionTargets:
+    """Each job's view of its session cluster, from the worker's shared clients and jars."""
+
+    def __init__(self, clients: FlinkClients, jars: JarCache) -> None:
+        self.clients = clients
+        self.jars = jars
+
+    def for_job(self, name: str, record: JobRecord,
+                poll_interval: Callable[[], float]) -> SessionCluster:
+        client = self.clients.get(ClusterAccess.of(record.cluster["spec"]))
+        return SessionCluster(name, client, self.clients, self.jars, poll_interval)
+
+
+class SessionCluster:
+    """One job's view of a shared session cluster: its attempts are watched through the
+    worker's shared listing of the cluster (`ClusterStates`), its jar uploaded once per
+    cluster (`JarCache`), and at most a few supervisors act on the cluster at once."""
+
+    def __init__(self, name: str, client: FlinkClient, clients: FlinkClients, jars: JarCache,
+                 poll_interval: Callable[[], float]) -> None:
+        self.name = name
+        self.client = client
+        self.clients = clients
+        self.jars = jars
+        self.prefix = name_prefix(name)
+        self.poll_interval = poll_interval
+        self._states: ClusterStates | None = None
+
+    @property
+    def rest_url(self) -> str:
+        return self.client.rest_url
+
+    @property
+    def attempt_url(self) -> str:
+        return ""  # the cluster is the session's, not the attempt's
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        with self.clients.turn(self.client):
+            yield
+
+    def _listing(self) -> ClusterStates:
+        states = self.clients.states(self.client)
+        if self._states is not states:
+            if self._states is not None:
+                self._states.unwatch(self.name)
+            self._states = states
+        return states
+
+    def watch(self, job_id: str, wake: Callable[[], None]) -> None:
+        """Wake the supervisor when a listing shows the attempt's state change (or it appear)."""
+        self._listing().watch(self.name, job_id, self.poll_interval(), wake)
+
+    def unwatch(self) -> None:
+        if self._states is not None:
+            self._states.unwatch(self.name)
+
+    def state(self, job_id: str, *, listable: bool, since: float) -> tuple[str | None, bool]:
+        """The attempt's state, and whether it came from the shared listing (which then wakes
+        the supervisor on a change). A listing asked for before `since` (the last submission)
+        is no evidence; an attempt the listing cannot vouch for is asked for on its own."""
+        state = self._listing().listed(self.name, job_id, 2 * self.poll_interval(),
+                                       since=since) if listable else None
+        if state is not None:
+            return state, True
+        return self.client.job_state(job_id), False
+
+    def attempts(self) -> dict[str, str]:
+        return self._listing().listed_attempts(self.prefix)
+
+    def submit(self, record: JobRecord, job_id: str, restore_path: str) -> None:
+        job = record.model.job
+        run = launchable(job.program, tuple(job.args))
+        body = run_request(record, job_id, restore_path)
+        try:
+            self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256), body)
+        except JarMissing:  # the cluster forgot the upload (a JobManager restart)
+            self.jars.forget(self.client)
+            self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256), body)
+
+    def cancel(self, job_id: str) -> None:
+        self.client.cancel(job_id)
+
+    def release(self) -> None:
+        """Nothing of a session cluster's is the job's alone."""
+
+    def stop_with_savepoint(self, job_id: str) -> str:
+        return self.client.stop_with_savepoint(job_id)
+
+    def trigger_savepoint(self, job_id: str) -> str:
+        return self.client.trigger_savepoint(job_id)
+
+    def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]:
+        return self.client.savepoint_result(job_id, trigger_id)
+
+    def dispose_savepoint(self, path: str) -> str:
+        return self.client.dispose_savepoint(path)
+
+    def checkpoints(self, job_id: str) -> dict[str, Any] | None:
+        return self.client.checkpoints(job_id)
+
+    def root_exception(self, job_id: str) -> str:
+        return self.client.root_exception(job_id)
+
+    def restart_count(self, job_id: str) -> int | None:
+        return self.client.restart_count(job_id)
+
+    def config(self) -> dict[str, str]:
+        return self.clients.cluster_config(self.client)
+
+    def version(self) -> FlinkVersion | None:
+        return self.clients.flink_version(self.client)
