@@ -40,7 +40,7 @@ from scheduler.devstack.flinkhome import DEFAULT_VERSION, FLINK_VERSION
 from tests.stack import PUSH_ROOT, Cluster, ControlPlane
 from tests.waiting import wait_until
 from worker.decide.restore_rules import newest
-from worker.restore import retained_on_disk
+from worker.restore import retained_in
 
 
 def _timestamp(cluster: Cluster, job_id: str, state: str) -> float:
@@ -50,13 +50,13 @@ def _timestamp(cluster: Cluster, job_id: str, state: str) -> float:
 
 
 def measure_failovers(cluster: Cluster, control: ControlPlane, store: Store, runs: int,
-                      marker: Path, poll: float = 1.0,
-                      name: str = "") -> list[dict[str, float]]:
+                      marker: Path, poll: float = 1.0, name: str = "",
+                      config: dict[str, str] | None = None) -> list[dict[str, float]]:
     name = name or ("bench-failover" if poll == 1.0
                     else f"bench-failover-poll-{poll:g}".replace(".", ""))
     # Every failure here is a first failure: measure the immediate restart, not the backoff.
     control.write_job(name, args=["--fail-marker", str(marker)], pollInterval=f"{poll:g}s",
-                      restartPolicy={"backoff": {"initial": "0s", "max": "0s"}})
+                      restartPolicy={"backoff": {"initial": "0s", "max": "0s"}}, config=config)
     samples = []
     for attempt in range(1, runs + 1):
         current = flink_job_id(name, attempt)
@@ -140,7 +140,7 @@ def main() -> None:
         pushed = measure_pushed(cluster, control.workdir / "push", args.runs) if listener else []
         cluster.cancel_all()
         # ZooKeeper's record lags Flink, which keeps only the newest few: take the disk's.
-        last = newest(retained_on_disk((cluster.state_dir / "checkpoints").as_uri(),
+        last = newest(retained_in((cluster.state_dir / "checkpoints").as_uri(),
                                        name_prefix("bench-failover")))
         bare = measure_bare_runs(cluster, args.runs)
         answered: list[float] = []

@@ -35,6 +35,9 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "failover-ha": ("bench.failover_ha", ["--runs", "5"], ["--runs", "1"]),
     "state-faults": ("bench.state_faults", ["--runs", "5"], ["--runs", "1"]),
     "own-clusters": ("bench.own_clusters", ["--runs", "5"], ["--runs", "1"]),
+    "object-storage": ("bench.object_storage",
+                       ["--runs", "10", "--kills", "3", "--restarts", "100"],
+                       ["--runs", "2", "--kills", "1", "--restarts", "3"]),
     "worker-memory": ("bench.worker_memory", [], []),
     "assignment": ("bench.assignment", [], ["--runs", "1"]),
     "status-scale": ("bench.status_scale", [], ["--runs", "1"]),
@@ -128,6 +131,27 @@ def _state_faults(r: dict[str, Any]) -> list[Row]:
          f"< session timeout + 5 s = {r['session_timeout'] + 5:g} s"),
         ("ZooKeeper wiped: Flink submissions added (restarts, duplicates)",
          str(r["zookeeper_wiped_flink_submissions_added"]), "0"),
+    ]
+
+
+def _object_storage(r: dict[str, Any]) -> list[Row]:
+    failed, after = r["failed_to_running_s"], r["after_restarts"]
+
+    def kept(kind: str) -> str:
+        found = after[kind]
+        return (f"{found['attempt_directories']} attempts, {found['objects']} objects, "
+                f"{found['bytes'] / 1e3:.0f} kB")
+
+    return [
+        ("FAILED → RUNNING with state on S3, median / worst (on local disk: median)",
+         f"{_s(failed['s3']['median'])} / {_s(failed['s3']['worst'])} "
+         f"({_s(failed['disk']['median'])})", ""),
+        ("JobManager SIGKILL → RUNNING with state on S3, median / worst (checkpoints behind "
+         "the newest)", f"{_s(r['jobmanager_sigkill_to_running_s']['median'])} / "
+         f"{_s(r['jobmanager_sigkill_to_running_s']['worst'])} "
+         f"({r['jobmanager_sigkill_checkpoints_behind']:.0f})", "0 behind"),
+        (f"checkpoints left after {after['restarts']} restarts, retention on / off",
+         f"{kept('retained')} / {kept('unpruned')}", "2 attempts"),
     ]
 
 
@@ -225,6 +249,7 @@ TABLES: dict[str, Rows] = {
           for mode, v in r.get("change_to_submitted", {}).items()]],
     "state-faults": _state_faults,
     "own-clusters": _own_clusters,
+    "object-storage": _object_storage,
     "metrics-scale": lambda r: [(f"leader's /metrics with {r['jobs']:,} jobs: time / size",
                                  f"{_s(r['scrape_s_median'])} / "
                                  f"{r['response_bytes'] / 1e6:.2f} MB", "")],

@@ -27,26 +27,38 @@ from tests.zkserver import store_on
 
 
 @contextmanager
-def local_stack(flink: bool = True, keep: bool = False) -> Iterator[tuple[Cluster, ControlPlane]]:
-    """ZooKeeper (and Flink) in a temporary directory; `keep` leaves its logs for a look.
-    Flink's status listener pushes to PUSH_ROOT: the control plane yielded (its own root)
-    sees a cluster without a listener, one under PUSH_ROOT a cluster with it."""
+def local_stack(flink: bool = True, keep: bool = False,
+                s3: bool = False) -> Iterator[tuple[Cluster, ControlPlane]]:
+    """ZooKeeper (and Flink, and with `s3` an S3 server its cluster and workers reach) in a
+    temporary directory; `keep` leaves its logs for a look. Flink's status listener pushes to
+    PUSH_ROOT: the control plane yielded (its own root) sees a cluster without a listener,
+    one under PUSH_ROOT a cluster with it."""
+    with local_devstack(flink, keep, s3) as (_, cluster, control):
+        yield cluster, control
+
+
+@contextmanager
+def local_devstack(flink: bool = True, keep: bool = False, s3: bool = False
+                   ) -> Iterator[tuple[DevStack, Cluster, ControlPlane]]:
+    """`local_stack`, with the stack itself (to kill and start its JobManager)."""
     work = Path(tempfile.mkdtemp(prefix="flinksched-bench-"))
     stack = DevStack(StackConfig(state_dir=work / "stack", zk_port=free_port(),
                                  rest_port=free_port(), rpc_port=free_port(), workers=0,
-                                 push_root=PUSH_ROOT, push_settings=PUSH_SETTINGS))
+                                 push_root=PUSH_ROOT, push_settings=PUSH_SETTINGS,
+                                 s3_port=free_port() if s3 else 0))
     stack.state_dir.mkdir(parents=True)
     control: ControlPlane | None = None
     try:
         jar = stack.prepare()
         stack.start_zookeeper()
+        stack.start_s3()
         if flink:
             stack.start_flink()
         cluster = Cluster(stack.config.zk_hosts, stack.config.rest_url, jar, stack.state_dir,
-                          flink_home=stack.flink_home)
+                          flink_home=stack.flink_home, s3=stack.config.s3())
         control = ControlPlane(cluster, work / "control")
         control.workdir.mkdir()
-        yield cluster, control
+        yield stack, cluster, control
     finally:
         if control is not None:
             control.stop_all()

@@ -85,6 +85,11 @@ class ConflictError(StoreError):
     """A compare-and-set lost against a concurrent writer."""
 
 
+class StorageUnavailable(FlinkschedError):
+    """Object storage (or the disk) holding state or a jar did not answer, refused these
+    credentials, or has no such bucket: the message names the location."""
+
+
 class FlinkError(FlinkschedError):
     """A Flink REST call did not do what was asked."""
 

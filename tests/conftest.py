@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,11 @@ import pytest
 
 from common.processes import free_port
 from common.store.zookeeper import Store
+from scheduler.devstack.seaweedfs import S3Server
 from scheduler.devstack.services import Service, port_open, release_children, start, wait_for
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.clusterlock import ClusterLock
+from tests.objectstore import Bucket
 from tests.sharedservers import (
     Record,
     SharedServers,
@@ -47,7 +49,8 @@ from tests.tcpproxy import RemoteProxy
 from tests.zkserver import store_on
 
 RUN_DIRECTORY = "FLINKSCHED_TEST_RUN"  # set by the run's main process for all of them
-USES_A_CLUSTER = {"flink", "cluster", "devstack", "control"}
+# A class of tests on another cluster says so in its FLINK_VERSION.
+USES_A_CLUSTER = {"flink", "cluster", "devstack", "control", "life_plane"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,7 +87,8 @@ def cluster_share(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     callspec = getattr(request.node, "callspec", None)
-    version = callspec.params.get("flink", PRIMARY_VERSION) if callspec else PRIMARY_VERSION
+    version = callspec.params.get("flink", PRIMARY_VERSION) if callspec else getattr(
+        request.cls, "FLINK_VERSION", PRIMARY_VERSION)
     lock = ClusterLock(run_directory() / "locks", f"flink-{version}")
     alone = request.node.get_closest_marker("takes_cluster_down") is not None
     with lock.exclusive() if alone else lock.shared():
@@ -92,7 +96,9 @@ def cluster_share(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def _start_primary(directory: Path, record: Record) -> dict[str, Any]:
-    """ZooKeeper, the proxy between the session cluster's listener and it, and the cluster."""
+    """ZooKeeper, the proxy between the session cluster's listener and it, the S3 server
+(every cluster of the run can reach it; the session cluster keeps its own state on local
+disk, and jobs name a directory on S3 to keep theirs there), and the cluster."""
     directory.mkdir(parents=True)
     zk_port, proxy_port, control_port = free_port(), free_port(), free_port()
     record({"services": [service_fields(Service("push-proxy", [], {}, directory))]})
@@ -104,7 +110,7 @@ def _start_primary(directory: Path, record: Record) -> dict[str, Any]:
     config = StackConfig(state_dir=directory / "stack", zk_port=zk_port, rest_port=free_port(),
                          rpc_port=free_port(), workers=0, push_root=PUSH_ROOT,
                          push_zk=f"127.0.0.1:{proxy_port}", push_settings=PUSH_SETTINGS,
-                         java_options=TEST_JAVA_OPTIONS)
+                         java_options=TEST_JAVA_OPTIONS, s3_port=free_port())
     info = {"services": [service_fields(proxy)], "stack": stack_fields(config),
             "push_proxy": [proxy_port, control_port]}
     record(info)
@@ -112,6 +118,7 @@ def _start_primary(directory: Path, record: Record) -> dict[str, Any]:
     stack.state_dir.mkdir(parents=True, exist_ok=True)
     stack.prepare()
     stack.start_zookeeper()
+    stack.start_s3()
     stack.start_flink()
     return info
 
@@ -127,6 +134,21 @@ def devstack(primary: dict[str, Any]) -> DevStack:
 
 
 @pytest.fixture(scope="session")
+def s3(devstack: DevStack) -> S3Server:
+    """The run's S3 server. This process reaches it as flinksched's processes do, through
+    the environment (the CLI a test runs in-process checks restore points there)."""
+    server = devstack.config.s3()
+    assert server is not None
+    os.environ.update(server.client_env())
+    return server
+
+
+@pytest.fixture(scope="session")
+def bucket(s3: S3Server) -> Bucket:
+    return Bucket(s3)
+
+
+@pytest.fixture(scope="session")
 def push_proxy(primary: dict[str, Any]) -> RemoteProxy:
     """The session cluster's status listener reaches ZooKeeper through this proxy, so a test
     can silence the listener while flinksched's own sessions carry on."""
@@ -139,7 +161,7 @@ def cluster(devstack: DevStack, push_proxy: RemoteProxy) -> Cluster:
     jar = devstack.config.build_dir / "flinksched-example.jar"
     return Cluster(zk_hosts=devstack.config.zk_hosts, rest_url=devstack.config.rest_url,
                    example_jar=jar, state_dir=devstack.state_dir, push_proxy=push_proxy,
-                   flink_home=devstack.flink_home)
+                   flink_home=devstack.flink_home, s3=devstack.config.s3())
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +173,7 @@ def second_devstack(devstack: DevStack, shared: SharedServers) -> DevStack:
         config = StackConfig(state_dir=directory, zk_port=devstack.config.zk_port,
                              rest_port=free_port(), rpc_port=free_port(), workers=0,
                              push_root=None, flink_version=SECOND_VERSION,
-                             java_options=TEST_JAVA_OPTIONS,
+                             java_options=TEST_JAVA_OPTIONS, s3_port=devstack.config.s3_port,
                              build_dir=REPO / "build" / f"flink-{SECOND_VERSION}")
         record({"stack": stack_fields(config)})
         stack = DevStack(config)
@@ -166,14 +188,24 @@ def second_devstack(devstack: DevStack, shared: SharedServers) -> DevStack:
 @pytest.fixture
 def flink(request: pytest.FixtureRequest) -> FlinkUnderTest:
     """The cluster a test runs on: the session's, or with `on_each_flink` each version's."""
-    version = getattr(request, "param", PRIMARY_VERSION)
+    return flink_of(request, getattr(request, "param", PRIMARY_VERSION))
+
+
+@pytest.fixture(scope="session")
+def flink_for(request: pytest.FixtureRequest) -> Callable[[str], FlinkUnderTest]:
+    """The cluster of a version, for fixtures wider than one test (a class's job life)."""
+    return lambda version: flink_of(request, version)
+
+
+def flink_of(request: pytest.FixtureRequest, version: str) -> FlinkUnderTest:
     if version == PRIMARY_VERSION:
         return FlinkUnderTest(version, request.getfixturevalue("devstack"),
                               request.getfixturevalue("cluster"))
     stack: DevStack = request.getfixturevalue("second_devstack")
     cluster = Cluster(zk_hosts=stack.config.zk_hosts, rest_url=stack.config.rest_url,
                       example_jar=stack.config.build_dir / "flinksched-example.jar",
-                      state_dir=stack.state_dir, flink_home=stack.flink_home)
+                      state_dir=stack.state_dir, flink_home=stack.flink_home,
+                      s3=stack.config.s3())
     return FlinkUnderTest(version, stack, cluster)
 
 

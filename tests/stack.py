@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 from common.flink.jobids import flink_job_id, name_prefix
 from common.flink.versions import parse_version
 from scheduler.devstack import flinkhome
+from scheduler.devstack.seaweedfs import S3Server
 from scheduler.devstack.stack import DevStack, own_cluster_env
 from worker.targets.application.local import tear_down_all
 
@@ -84,12 +85,15 @@ class Cluster:
     state_dir: Path
     push_proxy: Proxy | None = None  # between the listener and ZooKeeper, when there is one
     flink_home: Path | None = None  # the distribution jobs' own clusters start from
+    s3: S3Server | None = None  # the run's S3 server, which the cluster reaches
 
     def own_cluster_env(self, applications_dir: Path) -> dict[str, str]:
-        """What a worker needs to start jobs' own clusters as the dev stack's workers do."""
+        """What a worker needs to start jobs' own clusters as the dev stack's workers do, and
+        to reach the S3 server."""
+        s3 = self.s3.client_env() if self.s3 else {}
         if self.flink_home is None:
-            return {}
-        return own_cluster_env(self.flink_home, self.state_dir, applications_dir)
+            return s3
+        return {**own_cluster_env(self.flink_home, self.state_dir, applications_dir), **s3}
 
     def get(self, path: str) -> Any:
         response = httpx.get(self.rest_url + path, timeout=10)
@@ -184,8 +188,10 @@ class ControlPlane:
     def applications_dir(self) -> Path:
         return self.workdir / "applications"
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **self.cluster.own_cluster_env(self.applications_dir)}
+    def _spawn(self, name: str, argv: list[str],
+               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **self.cluster.own_cluster_env(self.applications_dir),
+               **(env or {})}
         with (self.workdir / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, cwd=REPO, env=env)
@@ -201,12 +207,15 @@ class ControlPlane:
                                   "--worker-log-dir", str(self.workdir / "pool"), *extra])
 
     def start_worker(self, name: str = "worker-a", slots: int = 1, zk: str | None = None,
-                     metrics_port: int = 0, nice: int = 0) -> subprocess.Popen[bytes]:
+                     metrics_port: int = 0, nice: int = 0,
+                     env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """`nice` lowers the worker's CPU priority (benchmarks keep the stand-in cluster
-        they share the machine with from being starved by thousands of worker threads)."""
+        they share the machine with from being starved by thousands of worker threads);
+        `env` overrides the worker's environment (its storage credentials, say)."""
         niced = ["nice", "-n", str(nice)] if nice else []
         return self._spawn(name, [*niced, *self.base_argv(zk), "worker", "--id", name,
-                                  "--slots", str(slots), "--metrics-port", str(metrics_port)])
+                                  "--slots", str(slots), "--metrics-port", str(metrics_port)],
+                           env)
 
     def signal(self, name: str, sig: int) -> None:
         self.processes[name].send_signal(sig)
@@ -271,6 +280,14 @@ class ControlPlane:
     def cancel_jobs(self) -> None:
         """Cancel what this plane's jobs left running on the shared cluster."""
         self.cluster.cancel(self.jobs)
+
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Its processes stopped, and what its jobs left on the shared cluster cancelled."""
+        self.stop_all()
+        self.cancel_jobs()
 
     def remove_job(self, name: str, config_dir: Path | None = None) -> None:
         """Delete the job's YAML file, as a commit that removes it would."""

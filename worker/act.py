@@ -17,6 +17,7 @@ from common.errors import (
     FlinkUnreachable,
     JobAlreadySubmitted,
 )
+from common.flink.versions import SAVEPOINT_DIR
 from common.metrics import RECOVERY_SECONDS
 from common.store.interfaces import JobStore
 from common.store.records import Fence, JobRecord, JobStatus, Phase
@@ -35,11 +36,16 @@ from worker.decide.observation import Memory
 from worker.observe import Observer
 from worker.programs.jars import JarError
 from worker.savepoints import SavepointKeeper
+from worker.statekeeping import StateKeeper
 from worker.targets import DeploymentTarget
 
 logger = logging.getLogger(__name__)
 
 
+def savepoint_dir(record: JobRecord) -> str | None:
+    """The job's own savepoint directory (flinkConfiguration), else None: the cluster's. A
+    session cluster's REST API takes its default from the cluster, never from the job."""
+    return SAVEPOINT_DIR.read(record.model.flinkConfiguration)
 
 class ActGuard(Protocol):
     def can_act(self) -> bool:
@@ -52,13 +58,15 @@ PAUSED = "paused: ZooKeeper connection is not healthy"
 
 class Actor:
     def __init__(self, store: JobStore, name: str, owner: Fence, guard: ActGuard,
-                 observer: Observer, savepoints: SavepointKeeper) -> None:
+                 observer: Observer, savepoints: SavepointKeeper,
+                 statekeeper: StateKeeper | None = None) -> None:
         self.store = store
         self.name = name
         self.owner = owner
         self.guard = guard
         self.observer = observer
         self.savepoints = savepoints
+        self.statekeeper = statekeeper or StateKeeper(name)
         self.source = f"worker {owner.holder}"
         self.current = JobStatus()
         self.version = -1
@@ -117,13 +125,15 @@ class Actor:
         self.record(decision.status)  # first: a worker that lost the job must not act on it
         if isinstance(action, StopWithSavepoint):
             try:
-                self.stop_trigger = target.stop_with_savepoint(action.job_id)
+                self.stop_trigger = target.stop_with_savepoint(action.job_id,
+                                                               savepoint_dir(record))
             except FlinkschedError as exc:  # the next cycle clears `stopping` and says why
                 self.stop_failure = f"stop with savepoint failed: {exc}"
                 return Outcome(self.stop_failure)
         for orphan in decision.orphans:
             target.cancel(orphan)
-        outcome = Outcome(decision.message, backoff=decision.backoff, soon=decision.recheck)
+        outcome = Outcome(decision.message, backoff=decision.backoff, soon=decision.recheck,
+                          retry_in=decision.retry_in)
         if isinstance(action, Submit | Resubmit):
             outcome = self._submit(record, submit_to or target, decision.message if isinstance(
                 action, Submit) else "")
@@ -174,7 +184,8 @@ class Actor:
 
     def _watch(self, record: JobRecord, target: DeploymentTarget, before: JobStatus,
                job_id: str) -> None:
-        """The attempt runs: note how long the outage lasted, and take savepoints."""
+        """The attempt runs: note how long the outage lasted, take savepoints, keep what it
+        stores in bounds."""
         status = self.current
         if before.phase != Phase.RUNNING and self.failure_seen is not None:
             took = self.observer.clock().mono - self.failure_seen
@@ -183,13 +194,19 @@ class Actor:
             restored = status.restored_from or "empty state"
             self.event(f"attempt {status.attempt} RUNNING {took:.1f}s after the failure was "
                        f"seen (restored from {restored})")
-        step = self.savepoints.step(target, status, job_id, record.model.savepoints.retain)
+        step = self.savepoints.step(target, status, job_id, record.model.savepoints.retain,
+                                    savepoint_dir(record))
         for number, event in enumerate(step.events):
             said = {"command": step.command, "savepointResult": step.result} if (
                 number == 0 and step.result is not None and step.command) else {}
             self.event(event, **said)
         if step.status is not None:
             self.record(step.status)
+        kept = self.statekeeper.step(record, target, self.current)
+        for event in kept.events:
+            self.event(event)
+        if kept.stored is not None:
+            self.record(self.current.with_changes(stored=kept.stored))
 
     # -- writes ------------------------------------------------------------------------------
     def record(self, new: JobStatus) -> None:

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from common.errors import FlinkschedError, FlinkUnreachable
+from common.errors import FlinkschedError, FlinkUnreachable, StorageUnavailable
 from common.flink.jobids import flink_job_id
 from common.flink.jobstate import JobState
+from common.objstore.storage import Storage
 from common.store.pushed import PushedEvent
 from common.store.records import JobRecord, JobStatus, Phase
 from worker.decide.observation import (
@@ -30,10 +31,9 @@ from worker.decide.observation import (
     SavepointState,
     StopProgress,
 )
-from worker.decide.restore_rules import rejection
 from worker.decide.steps import desired_hold
-from worker.restore import from_flink_stats, gather, reports_placeholder
-from worker.targets import DeploymentTarget
+from worker.restore import from_flink_stats, gather, rejection, reports_placeholder
+from worker.targets import STORAGE, DeploymentTarget
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class Observer:
             return StopProgress(SavepointState.LOST, f"stop with savepoint lost track: {exc}")
         state = {"IN_PROGRESS": SavepointState.IN_PROGRESS, "FAILED": SavepointState.FAILED}.get(
             result, SavepointState.COMPLETED)
-        problem = rejection(detail) if state is SavepointState.COMPLETED else None
+        problem = checked(detail, target.storage) if state is SavepointState.COMPLETED else None
         if problem is not None:  # the attempt ended; its newest checkpoint is the way on
             return StopProgress(SavepointState.LOST, f"stop with savepoint reported a "
                                 f"savepoint that cannot be restored: {problem}")
@@ -263,4 +263,13 @@ def restart_command(node: str, command: dict[str, Any]) -> RestartCommand:
     path = str(command.get("fromPath") or "")
     return RestartCommand(node=node, by=str(command.get("by", "someone")),
                           from_empty=bool(command.get("fromEmpty")), from_path=path,
-                          path_problem=rejection(path) if path else None)
+                          path_problem=checked(path) if path else None)
+
+
+def checked(path: str, storage: Storage = STORAGE) -> str | None:
+    """What is wrong with a point Flink or an operator named; storage that does not answer
+    now is said so (the point may be fine)."""
+    try:
+        return rejection(path, storage)
+    except StorageUnavailable as exc:
+        return f"its storage cannot be read now: {exc}"

@@ -1,32 +1,36 @@
 """Gathering the restore points a start chooses from (`worker.decide.rules` chooses, with
-`worker.restorecheck.choose`: the newest usable one).
+`worker.decide.restore_rules.choose`: the newest usable one).
 
-Sources (DESIGN rule 5): Flink's checkpoint statistics of the last attempt, the checkpoint
-recorded in ZooKeeper status, the savepoints flinksched took, and the retained checkpoints
-under the checkpoint directory. Each candidate is checked here, on this worker's disk, before
-use (rule 7, worker/restorecheck.py): a placeholder or a local checkpoint without its
-metadata is passed over for the next-newest, and so is a point Flink already failed to read.
+Sources: Flink's checkpoint statistics of the last attempt, the checkpoint recorded in the
+ZooKeeper status, the savepoints flinksched took, and the retained checkpoints under the
+checkpoint directory, listed on local disk or object storage alike (`<dir>/<flink job
+id>/chk-N/_metadata`, every attempt of the job). Each candidate is checked here before use:
+a placeholder, or a checkpoint without its `_metadata` (a file, or an object), is passed
+over for the next-newest, and so is a point Flink already failed to read. Storage that does
+not answer is no reason to pass a point over: the start waits for it (`unreachable`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from common.errors import FlinkUnreachable
-from common.flink.jobids import flink_job_id, name_prefix
+from common.errors import FlinkUnreachable, StorageUnavailable
+from common.flink.jobids import flink_job_id, is_job_id, name_prefix
 from common.flink.versions import CHECKPOINT_DIR
+from common.objstore.storage import Storage, local, remote
 from common.store.records import Checkpoint, JobRecord, JobStatus
 from worker.decide.observation import Need, RestoreCandidates
 from worker.decide.restore_rules import (
     CHK_DIR,
+    METADATA,
     checkpoint_number,
     is_placeholder,
-    local_path,
-    rejection,
+    malformed,
 )
-from worker.targets import DeploymentTarget
+from worker.targets import STORAGE, DeploymentTarget
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,21 @@ def from_flink_stats(stats: Mapping[str, Any] | None) -> list[Checkpoint]:
     return found
 
 
+def completing(stats: Mapping[str, Any] | None) -> Checkpoint | None:
+    """The newest checkpoint Flink reports in progress, stamped with its last acknowledgement
+    (else its trigger), from GET /jobs/<id>/checkpoints; None when there is none."""
+    if not stats or not int((stats.get("counts") or {}).get("in_progress") or 0):
+        return None
+    pending = [entry for entry in stats.get("history") or ()
+               if entry.get("status") == "IN_PROGRESS"]
+    if not pending:
+        return None
+    entry = max(pending, key=lambda e: int(e["id"]))
+    stamp = int(entry.get("latest_ack_timestamp") or 0) or int(entry.get("trigger_timestamp") or 0)
+    return Checkpoint(path=str(entry.get("external_path") or ""), id=int(entry["id"]),
+                      timestamp=stamp, kind="checkpoint")
+
+
 def reports_placeholder(stats: Mapping[str, Any] | None) -> bool:
     """Flink completed a checkpoint it cannot address: the cluster has no checkpoint directory,
     so no restart can ever restore from its checkpoints."""
@@ -76,41 +95,67 @@ def checkpoint_dir(job_config: Mapping[str, str], cluster_config: Mapping[str, s
     return CHECKPOINT_DIR.read(job_config, cluster_config)
 
 
-def retained_on_disk(directory: str, job_id_prefix: str) -> list[Checkpoint]:
-    """Completed checkpoints of every attempt of a job under a local (file://) directory.
-
-    A checkpoint is complete once its `_metadata` file exists; Flink writes that file last.
-    Remote filesystems (s3://, hdfs://) are not listed here; the other sources cover them.
-    """
-    root = local_path(directory)
-    if root is None:
-        logger.debug("not scanning %s: only local checkpoint directories are listed", directory)
-        return []
+def retained_in(directory: str, job_id_prefix: str,
+                storage: Storage = STORAGE) -> list[Checkpoint]:
+    """Completed checkpoints of every attempt of a job under a checkpoint directory, on local
+    disk or object storage: `<dir>/<flink job id>/chk-N` whose `_metadata` exists (Flink
+    writes it last, so a checkpoint is complete once it is there). StorageUnavailable when
+    the directory cannot be listed."""
     found = []
-    try:
-        job_dirs = [d for d in root.iterdir() if d.name.startswith(job_id_prefix) and d.is_dir()]
-    except OSError:
-        return []
-    for job_dir in job_dirs:
-        try:
-            chk_dirs = list(job_dir.iterdir())
-        except OSError:
+    base = directory.rstrip("/")
+    for entry in storage.list(f"{base}/{job_id_prefix}"):
+        parts = entry.uri[len(base) + 1:].split("/")
+        if len(parts) != 3 or parts[2] != METADATA or not is_job_id(parts[0]):
             continue
-        for chk_dir in chk_dirs:
-            match = CHK_DIR.match(chk_dir.name)
-            metadata = chk_dir / "_metadata"
-            if not match:
-                continue
-            try:
-                completed = metadata.stat().st_mtime
-            except OSError:
-                continue
-            found.append(
-                Checkpoint(
-                    path=chk_dir.as_uri(), id=int(match.group(1)), timestamp=int(completed * 1000)
-                )
-            )
+        match = CHK_DIR.match(parts[1])
+        if match:
+            found.append(Checkpoint(path=f"{base}/{parts[0]}/{parts[1]}",
+                                    id=int(match.group(1)),
+                                    timestamp=int(entry.modified * 1000)))
     return found
+
+
+def rejection(path: str, storage: Storage = STORAGE) -> str | None:
+    """Why `path` cannot be restored from, or None when it may be submitted. Local points
+    are checked where this worker sees the storage they live in; points on object storage
+    by their `_metadata` object. StorageUnavailable when the storage does not answer."""
+    problem = malformed(path)
+    if problem is not None:
+        return problem
+    if remote(path):
+        metadata = path if path.rstrip("/").endswith(f"/{METADATA}") else (
+            f"{path.rstrip('/')}/{METADATA}")
+        if storage.exists(metadata):
+            return None
+        return f"{path} has no {METADATA} object (the checkpoint is incomplete or was deleted)"
+    point = local(path)
+    if point is None:
+        return None  # hdfs:// and the like: Flink reads the metadata when it restores
+    if not storage_visible(point):
+        return None  # a volume only Flink mounts: Flink checks it when it restores
+    try:
+        if point.is_dir():
+            return None if (point / METADATA).is_file() else (
+                f"{path} has no {METADATA} file (the checkpoint is incomplete or was deleted)")
+        if point.is_file():
+            return None  # a metadata file named directly
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror or exc}"
+    return f"{path} does not exist"
+
+
+def storage_visible(point: Path) -> bool:
+    """This process sees the storage the point lives in: the directory holding the job-id
+    directory of a checkpoint (`<dir>/<job id>/chk-N`), or the one holding a savepoint.
+    A worker that does not mount Flink's volume cannot judge its checkpoints, and must not
+    reject them all for it."""
+    point = point.parent if point.name == METADATA else point
+    checkpoint = is_job_id(point.parent.name) and point.name.startswith("chk-")
+    root = point.parent.parent if checkpoint else point.parent
+    try:
+        return root.is_dir()
+    except OSError:
+        return False
 
 
 def restore_fallbacks(restored_from: str, initial_savepoint: str | None) -> list[Checkpoint]:
@@ -137,30 +182,47 @@ def gather(need: Need, record: JobRecord, status: JobStatus,
     point and the initial savepoint as fallbacks, Flink's statistics of the last attempt, and
     the retained checkpoints on disk. NONE: nothing (the point is known already)."""
     candidates: list[Checkpoint] = []
+    unreachable = ""
+    finalizing = None
     initial = record.model.job.initialSavepointPath
     if need is Need.FIRST:
         if initial:
             candidates.append(Checkpoint(path=initial, id=0, timestamp=0, kind="savepoint"))
         else:
-            candidates.extend(retained(record, target))
+            found, unreachable = retained(record, target)
+            candidates.extend(found)
     elif need is Need.AFTER:
         candidates.extend(c for c in (status.last_checkpoint, *status.savepoints) if c)
         candidates.extend(restore_fallbacks(status.restored_from, initial))
         if status.attempt:
             try:
-                candidates.extend(from_flink_stats(
-                    target.checkpoints(flink_job_id(record.name, status.attempt))))
+                stats = target.checkpoints(flink_job_id(record.name, status.attempt))
             except FlinkUnreachable:
-                pass
-        candidates.extend(retained(record, target))
-    problems = {c.path: p for c in candidates if (p := rejection(c.path)) is not None}
-    return RestoreCandidates(need, tuple(candidates), problems)
+                stats = None
+            candidates.extend(from_flink_stats(stats))
+            finalizing = completing(stats)
+        found, unreachable = retained(record, target)
+        candidates.extend(found)
+    try:
+        problems = {c.path: p for c in candidates
+                    if (p := rejection(c.path, target.storage)) is not None}
+    except StorageUnavailable as exc:
+        return RestoreCandidates(need, tuple(candidates), {}, unreachable=str(exc),
+                                 finalizing=finalizing)
+    return RestoreCandidates(need, tuple(candidates), problems, unreachable=unreachable,
+                             finalizing=finalizing)
 
 
-def retained(record: JobRecord, target: DeploymentTarget) -> list[Checkpoint]:
+def retained(record: JobRecord, target: DeploymentTarget) -> tuple[list[Checkpoint], str]:
+    """The job's retained checkpoints, and why they could not be listed ("" when they were)."""
     try:
         cluster_config = target.config()
     except FlinkUnreachable:
         cluster_config = {}
     directory = checkpoint_dir(record.model.flinkConfiguration, cluster_config)
-    return retained_on_disk(directory, name_prefix(record.name)) if directory else []
+    if not directory:
+        return [], ""
+    try:
+        return retained_in(directory, name_prefix(record.name), target.storage), ""
+    except StorageUnavailable as exc:
+        return [], f"checkpoint storage unreachable: {exc}"

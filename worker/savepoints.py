@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 class SavepointTarget(Protocol):
     """What taking and disposing of savepoints needs of a deployment target."""
 
-    def trigger_savepoint(self, job_id: str) -> str: ...
+    def trigger_savepoint(self, job_id: str, directory: str | None = None) -> str: ...
     def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]: ...
     def dispose_savepoint(self, path: str) -> str: ...
 
@@ -89,8 +89,10 @@ class SavepointKeeper:
                 self._requested_at = time.monotonic() if since is None else since
         self.wake()
 
-    def step(self, client: SavepointTarget, status: JobStatus, job_id: str, retain: int) -> Outcome:
-        """Advance: collect a pending savepoint, or trigger a requested one."""
+    def step(self, client: SavepointTarget, status: JobStatus, job_id: str, retain: int,
+             directory: str | None = None) -> Outcome:
+        """Advance: collect a pending savepoint, or trigger a requested one (into `directory`,
+        else the cluster's default)."""
         if self.pending is not None:
             return self._collect(client, status, retain)
         with self._lock:
@@ -100,7 +102,7 @@ class SavepointKeeper:
             return Outcome()
         reason, command = asked
         try:
-            trigger_id = client.trigger_savepoint(job_id)
+            trigger_id = client.trigger_savepoint(job_id, directory)
         except FlinkError as exc:
             return Outcome(events=[f"savepoint ({reason}) of attempt {status.attempt} "
                                    f"could not be triggered: {exc}"],

@@ -27,6 +27,7 @@ from worker.decide.observation import Clock, Observation, RestartCommand
 from worker.decide.rules import decide
 from worker.observe import Observer, restart_command, system_clock
 from worker.savepoints import SavepointKeeper
+from worker.statekeeping import Runner, StateKeeper
 from worker.targets import DeploymentTarget, Targets
 from worker.watched import WatchedJob
 
@@ -49,6 +50,7 @@ class JobSupervisor:
         targets: Targets,
         scheduler: BaseScheduler | None = None,
         clock: Callable[[], Clock] = system_clock,
+        keeping: Runner | None = None,
     ) -> None:
         self.store = store
         self.name = name
@@ -62,12 +64,14 @@ class JobSupervisor:
         self._stop = threading.Event()
         self.savepoints = SavepointKeeper(name, scheduler, wake=self._wake.set)
         self.observer = Observer(name, owner.holder, self._wake.set, clock)
-        self.actor = Actor(store, name, owner, guard, self.observer, self.savepoints)
+        self.actor = Actor(store, name, owner, guard, self.observer, self.savepoints,
+                           StateKeeper(name, self._wake.set, clock, keeping))
         self.watched = WatchedJob(store, name, self._wake.set)
         self._target: tuple[dict[str, Any], DeploymentTarget] | None = None
         # The cluster the job moved from (its document's JSON) and its target; None as the
         # target once nothing of the job's is left there.
         self._previous_target: tuple[str, DeploymentTarget | None] | None = None
+        self._refused = ""  # a submission refused in a cycle's last step: Flink's reason
         self._thread = threading.Thread(target=self.run, name=f"job-{name}", daemon=True)
 
     # -- thread --------------------------------------------------------------------------
@@ -140,6 +144,8 @@ class JobSupervisor:
                 wait = max(wait, QUIET_WAIT)
             if self.actor.stop_trigger or self.actor.current.stopping or self.savepoints.pending:
                 wait = min(wait, FAST_POLL)  # an attempt is ending or a savepoint is running
+            if outcome.retry_in is not None:
+                wait = min(wait, outcome.retry_in)
             if outcome.soon:
                 wait = PUSH_RECHECK
             self._wake.wait(wait)
@@ -193,6 +199,9 @@ class JobSupervisor:
                 self._restart_command(), stop_failure=self.actor.take_stop_failure(),
                 savepoint_pending=self.savepoints.pending is not None,
                 pushed=self.watched.pushed())
+            if self._refused:
+                observation = observation.after_rejection(status, self._refused)
+                self._refused = ""
             return self._decide_and_act(observation, record, running_on, target)
 
     def _decide_and_act(self, observation: Observation, record: JobRecord,
@@ -207,6 +216,9 @@ class JobSupervisor:
             if not outcome.rejected:
                 return outcome
             observation = observation.after_rejection(self.actor.current, outcome.rejected)
+        # Refused in the last step: the next cycle starts from the refusal, or it would
+        # choose the refused point again.
+        self._refused = outcome.rejected
         return outcome
 
     def target(self, record: JobRecord) -> DeploymentTarget:

@@ -96,3 +96,6 @@ RETAINED_CHECKPOINTS = ConfigKey("execution.checkpointing.num-retained",
 # The same name in 1.20 and 2.x.
 CHECKPOINT_RETENTION = ConfigKey("execution.checkpointing.externalized-checkpoint-retention")
 CHECKPOINT_INTERVAL = ConfigKey("execution.checkpointing.interval")
+# How a restored job treats the point it came from (NO_CLAIM unless configured).
+CLAIM_MODE = ConfigKey("execution.state-recovery.claim-mode",
+                       ("execution.savepoint-restore-mode",))

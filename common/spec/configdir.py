@@ -162,7 +162,8 @@ def _check_clusters(result: ConfigSet) -> None:
                 and not _local_uris(result.clusters[cluster]):
             problem, where = (f"job {name!r} runs on session cluster {cluster!r}: local:// "
                               "names a path in an application cluster's image; a session "
-                              "cluster needs file://, http(s):// or a path"), [
+                              "cluster needs file://, http(s)://, object storage (s3://, "
+                              "gs://, az://) or a path"), [
                 "spec", "job", _local_field(item.document)]
         if problem:
             line, column = locate(item, where)

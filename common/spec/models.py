@@ -29,6 +29,8 @@ from common.spec.schedules import schedule_trigger
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+JAR_SCHEMES = ("file://", "http://", "https://", "local://", "s3://", "s3a://", "s3p://",
+               "gs://", "az://", "abfs://", "abfss://")
 UpgradeMode = Literal["savepoint", "last-state", "stateless"]
 DesiredState = Literal["running", "suspended"]
 
@@ -73,10 +75,10 @@ class JobSection(_Strict):
     def _known_scheme(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("jarURI is empty")
-        if "://" in value and not value.startswith(("file://", "http://", "https://",
-                                                    "local://")):
-            raise ValueError(f"jarURI must be file://, http(s)://, local:// (in an application "
-                             f"cluster's image) or a path, got {value!r}")
+        if "://" in value and not value.startswith(JAR_SCHEMES):
+            raise ValueError(f"jarURI must be file://, http(s)://, object storage (s3://, "
+                             f"gs://, az://), local:// (in an application cluster's image) or "
+                             f"a path, got {value!r}")
         return value
 
 
@@ -101,6 +103,13 @@ class Savepoints(_Strict):
         if value is not None:
             schedule_trigger(value)
         return value
+
+
+class Checkpoints(_Strict):
+    # Earlier attempts whose checkpoint directories are kept, beyond the current attempt's,
+    # once that has completed a checkpoint of its own: the fallback should its checkpoints
+    # prove unreadable. Older ones are deleted.
+    retainAttempts: int = Field(default=1, ge=0)
 
 
 def _stringify_config(value: Any) -> Any:
@@ -130,6 +139,7 @@ class FlinkJobSpec(_Strict):
     )
     restartPolicy: RestartPolicy = Field(default_factory=RestartPolicy)
     savepoints: Savepoints = Field(default_factory=Savepoints)
+    checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     pollInterval: Duration = 1.0
     alerts: Alerts = Field(default_factory=Alerts)
 

@@ -31,6 +31,8 @@ class Phase(StrEnum):
     RESTARTING = "Restarting"
     RECOVERING = "Recovering"
     CLUSTER_UNREACHABLE = "ClusterUnreachable"
+    # The storage of its checkpoints does not answer: it starts once it does.
+    STORAGE_UNREACHABLE = "StorageUnreachable"
     SUBMIT_FAILED = "SubmitFailed"
     CRASH_LOOP = "CrashLoopBackOff"
     FINISHED = "Finished"
@@ -244,6 +246,34 @@ class RejectedRestore:
 
 
 @dataclass(frozen=True)
+class StoredState:
+    """What a job keeps in storage, as last measured: its attempts' checkpoint directories
+    and the savepoints its status names."""
+
+    objects: int
+    bytes: int
+    attempts: int  # attempts whose checkpoint directory is kept
+    savepoints: int
+    at: float  # seconds since the epoch
+    directory: str = ""  # the checkpoint directory
+    held: str = ""  # why earlier attempts' checkpoints are all kept, when they are
+
+    def to_json(self) -> dict[str, Any]:
+        return {"objects": self.objects, "bytes": self.bytes, "attempts": self.attempts,
+                "savepoints": self.savepoints, "at": self.at, "directory": self.directory,
+                "held": self.held}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> StoredState | None:
+        if not value:
+            return None
+        return cls(objects=int(value["objects"]), bytes=int(value["bytes"]),
+                   attempts=int(value.get("attempts", 0)),
+                   savepoints=int(value.get("savepoints", 0)), at=float(value.get("at", 0.0)),
+                   directory=str(value.get("directory", "")), held=str(value.get("held", "")))
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """Observed state of one job, written only by its owning worker."""
 
@@ -272,6 +302,7 @@ class JobStatus:
     root_cause_pending: bool = False
     # The REST API (and web UI) of the current attempt's own cluster; "" on a session cluster.
     cluster_url: str = ""
+    stored: StoredState | None = None  # what the job keeps in storage, once measured
 
     @property
     def rejected_paths(self) -> frozenset[str]:
@@ -309,6 +340,7 @@ class JobStatus:
             "checkpointsDurable": self.checkpoints_durable,
             "rootCausePending": self.root_cause_pending,
             "clusterUrl": self.cluster_url,
+            "stored": self.stored.to_json() if self.stored else None,
         }
 
     @classmethod
@@ -340,6 +372,7 @@ class JobStatus:
                 root_cause_pending=bool(value.get("rootCausePending", False)),
                 # Shown as a link and asked by `dev up`: a URL or nothing.
                 cluster_url=_http_url(value.get("clusterUrl")),
+                stored=StoredState.from_json(value.get("stored")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"unreadable job status ({exc!r})") from exc

@@ -1,6 +1,7 @@
 """The leader's per-job series, encoded in Prometheus' text format once per export pass.
 
-With 5,000 jobs the per-job families are 55,000 lines (4.4 MB). Encoded on every scrape,
+With 5,000 jobs the per-job families are 55,000 lines (4.4 MB; two more lines for each job
+whose storage was measured). Encoded on every scrape,
 they took a scrape 0.7 s in steady state and up to 6.6 s while the jobs started (the scrape
 shares the interpreter lock with the master's sync and assignment); a scrape past 10 s,
 Prometheus' default timeout, loses every per-job series. The export pass encodes them
@@ -43,6 +44,8 @@ class JobSample:
     checkpoints_durable: bool = True
     deployment: str = "session"  # where it runs: a session cluster, or one of its own
     supervised: bool = True  # a worker owns it, or did within the grace
+    stored_bytes: int | None = None  # what it keeps in storage, once measured
+    stored_objects: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,10 @@ FAMILIES: tuple[Family, ...] = (
     _job("checkpoints_durable", "0 while Flink keeps the job's checkpoints only in memory "
          "(no external path): a restart can use only a savepoint",
          lambda j: 1 if j.checkpoints_durable else 0),
+    _job("stored_bytes", "Bytes the job keeps in storage: its attempts' checkpoint "
+         "directories and its savepoints, as last measured", lambda j: j.stored_bytes),
+    _job("stored_objects", "Objects (files) the job keeps in storage, as last measured",
+         lambda j: j.stored_objects),
 )
 
 

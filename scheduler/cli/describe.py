@@ -16,10 +16,11 @@ from rich.table import Table
 
 from common.durations import format_duration
 from common.errors import Unavailable
+from common.sizes import human_bytes
 from common.spec.deployments import Deployment
 from common.store.clusterseen import REPORT_INTERVAL, ClusterSeen, version_notes
 from common.store.pushed import own_cluster_listener
-from common.store.records import JobRecord, JobStatus, Phase
+from common.store.records import JobRecord, JobStatus, Phase, StoredState
 from common.store.supervision import Supervision, shown
 from scheduler.cli.context import Context, Exit, require_job, yaml_dump
 
@@ -104,6 +105,8 @@ def describe(obj: Context, job: str, event_count: int) -> None:
                       f"{escape(rejected.reason)}")
     for savepoint in status.savepoints:
         console.print(f"savepoint    {savepoint.path} at {_when(savepoint.timestamp / 1000)}")
+    if status.stored is not None:
+        _print_stored(console, status.stored, record.model.checkpoints.retainAttempts)
     if status.last_failure:
         console.print(f"last failure {status.last_failure}")
     console.print("[bold]spec[/]")
@@ -111,6 +114,21 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     console.print("[bold]events[/]")
     for event in events:
         console.print(f"  {_when(float(event['ts']))}  {event['source']}: {event['message']}")
+
+
+def _print_stored(console: Console, stored: StoredState, retain: int) -> None:
+    """What the job keeps in storage, and what retention does with it."""
+    age = format_duration(time.time() - stored.at)
+    attempts = f"{stored.attempts} attempt{'s' if stored.attempts != 1 else ''}"
+    console.print(f"storage      {human_bytes(stored.bytes)} in {stored.objects} objects: "
+                  f"checkpoints of {attempts} under {escape(stored.directory)}, "
+                  f"{stored.savepoints} savepoints (measured {age} ago)")
+    if stored.held:
+        console.print(f"[yellow]retention    off:[/] {escape(stored.held)}")
+    else:
+        console.print(f"retention    the current attempt's checkpoints and those of {retain} "
+                      f"earlier attempt{'s' if retain != 1 else ''} "
+                      "(spec.checkpoints.retainAttempts)")
 
 
 def _print_session(console: Console, cluster_name: str, record: JobRecord, status: JobStatus,

@@ -27,13 +27,14 @@ WAITS_FOR_A_PERSON = (Phase.SUBMIT_FAILED, Phase.CRASH_LOOP, Phase.NO_RESTORE_PO
 
 
 def _stack(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
-           rpc_port: int, metrics_port: int, progress: bool = True,
-           prometheus_port: int | None = None) -> DevStack:
+           rpc_port: int, metrics_port: int, s3_port: int, progress: bool = True,
+           prometheus_port: int | None = None, state_on_s3: bool = False) -> DevStack:
     config = StackConfig(state_dir=state_dir, config_dir=config_dir.resolve(), workers=workers,
                          zk_port=zk_port, rest_port=rest_port, rpc_port=rpc_port,
                          master_metrics_port=metrics_port, worker_metrics_port=metrics_port + 1,
                          prometheus=prometheus_port is not None,
-                         prometheus_port=prometheus_port or 9090)
+                         prometheus_port=prometheus_port or 9090, s3_port=s3_port,
+                         state_on_s3=state_on_s3 and s3_port > 0)
     return DevStack(config, progress=lambda message: console.log(message) if progress else None)
 
 
@@ -53,6 +54,8 @@ def _options(func: Callable[..., None]) -> Callable[..., None]:
                      help="Flink JobManager RPC port."),
         click.option("--metrics-port", type=int, default=9250, show_default=True,
                      help="Master /metrics port; workers use the ports after it."),
+        click.option("--s3-port", type=int, default=8333, show_default=True,
+                     help="The S3 server's (SeaweedFS) port; 0: no S3 server."),
     ]):
         func = option(func)
     return func
@@ -105,9 +108,12 @@ def dev() -> None:
 @click.option("--prometheus", "with_prometheus", is_flag=True,
               help="Also run Prometheus, scraping the master and workers with the alert rules.")
 @click.option("--prometheus-port", type=int, default=9090, show_default=True)
+@click.option("--state-on", type=click.Choice(["s3", "disk"]), default="s3", show_default=True,
+              help="Where the session cluster keeps checkpoints and savepoints: the stack's S3 "
+                   "bucket, or local disk under the state directory.")
 def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
-       rpc_port: int, metrics_port: int, wait: bool, timeout: float, with_prometheus: bool,
-       prometheus_port: int) -> None:
+       rpc_port: int, metrics_port: int, s3_port: int, wait: bool, timeout: float,
+       with_prometheus: bool, prometheus_port: int, state_on: str) -> None:
     """Start the stack (again: only what is not running yet).
 
     \b
@@ -115,7 +121,8 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
       flinksched dev up && flinksched status
     """
     stack = _stack(state_dir, config_dir, workers, zk_port, rest_port, rpc_port, metrics_port,
-                   prometheus_port=prometheus_port if with_prometheus else None)
+                   s3_port, prometheus_port=prometheus_port if with_prometheus else None,
+                   state_on_s3=state_on == "s3")
     try:
         with console.status("starting the local stack"):
             stack.up()
@@ -149,6 +156,11 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
         if row.get("ownCluster") and row.get("clusterUrl"):
             out.print(f"Flink UI        {row['clusterUrl']} ({row['name']}'s own cluster)")
     out.print(f"ZooKeeper       {stack.config.zk_hosts}")
+    s3 = stack.config.s3()
+    if s3 is not None:
+        kept = (f"checkpoints and savepoints in {s3.uri(stack.config.cluster_name)}"
+                if stack.config.state_on_s3 else "state on local disk")
+        out.print(f"S3 (SeaweedFS)  {s3.endpoint} ({kept})")
     out.print(f"master metrics  http://127.0.0.1:{stack.config.master_metrics_port}/metrics")
     for index in range(workers):
         port = stack.config.worker_metrics_port + index
@@ -168,9 +180,10 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
 @dev.command()
 @_options
 def down(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
-         rpc_port: int, metrics_port: int) -> None:
+         rpc_port: int, metrics_port: int, s3_port: int) -> None:
     """Stop exactly what `dev up` started."""
-    stack = _stack(state_dir, config_dir, workers, zk_port, rest_port, rpc_port, metrics_port)
+    stack = _stack(state_dir, config_dir, workers, zk_port, rest_port, rpc_port, metrics_port,
+                   s3_port)
     stopped = stack.down()
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
@@ -178,10 +191,10 @@ def down(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_por
 @dev.command(name="status")
 @_options
 def dev_status(state_dir: Path, config_dir: Path, workers: int, zk_port: int,
-               rest_port: int, rpc_port: int, metrics_port: int) -> None:
+               rest_port: int, rpc_port: int, metrics_port: int, s3_port: int) -> None:
     """Which processes of the local stack are running."""
     stack = _stack(state_dir, config_dir, workers, zk_port, rest_port, rpc_port, metrics_port,
-                   progress=False)
+                   s3_port, progress=False)
     for name, pid in stack.status().items():
         click.echo(f"{name:12} {'running, pid ' + str(pid) if pid else 'stopped'}")
 

@@ -24,6 +24,7 @@ PHASE_COLOR: dict[str, str] = {  # by Phase (a StrEnum: its value is the table c
     Phase.NO_RESTORE_POINT: "red",
     Phase.RESTORE_INCOMPATIBLE: "red",
     Phase.CLUSTER_UNREACHABLE: "red",
+    Phase.STORAGE_UNREACHABLE: "red",
     Phase.RECOVERING: "yellow",
     Phase.RESTARTING: "yellow",
     Phase.SUBMITTING: "cyan",

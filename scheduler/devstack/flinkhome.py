@@ -186,13 +186,15 @@ def link_lib_dir(home: Path, lib_dir: Path, extra: list[Path]) -> Path:
 
 def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPorts,
                      durable: bool = True, push: PushTarget | None = None,
-                     version: str = FLINK_VERSION, java_options: str = "") -> Path:
-    """A conf dir for a local session cluster: fast heartbeats, local retained checkpoints,
-    and, with `push`, the status listener. `durable=False` leaves out the checkpoint and
-    savepoint directories, as Flink ships. A 1.x cluster gets its checkpoint keys under their
-    1.x names, as clusters configured before 2.0 have them. `java_options` go to every JVM
-    of the cluster, after Flink's own (and to the clusters of jobs' own that use this
-    configuration as their base)."""
+                     version: str = FLINK_VERSION, java_options: str = "",
+                     state_root: str = "", extra: dict[str, str] | None = None) -> Path:
+    """A conf dir for a local session cluster: fast heartbeats, retained checkpoints (under
+    `state_root`, an object-storage URI, else on local disk), and, with `push`, the status
+    listener. `durable=False` leaves out the checkpoint and savepoint directories, as Flink
+    ships. A 1.x cluster gets its checkpoint keys under their 1.x names, as clusters
+    configured before 2.0 have them. `java_options` go to every JVM of the cluster, after
+    Flink's own (and to the clusters of jobs' own that use this configuration as their
+    base); `extra` settings (an S3 endpoint and its credentials) come last."""
     conf_dir.mkdir(parents=True, exist_ok=True)
     for shipped in (home / "conf").iterdir():
         if shipped.name != "config.yaml":
@@ -206,8 +208,10 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
     checkpoint_keys = {
         key.configured_name(parsed): value
         for key, value in (
-            (CHECKPOINT_DIR, (state_dir / "checkpoints").resolve().as_uri()),
-            (SAVEPOINT_DIR, (state_dir / "savepoints").resolve().as_uri()),
+            (CHECKPOINT_DIR, f"{state_root.rstrip('/')}/checkpoints" if state_root
+             else (state_dir / "checkpoints").resolve().as_uri()),
+            (SAVEPOINT_DIR, f"{state_root.rstrip('/')}/savepoints" if state_root
+             else (state_dir / "savepoints").resolve().as_uri()),
             (RETAINED_CHECKPOINTS, 3),
             (CHECKPOINT_RETENTION, "RETAIN_ON_CANCELLATION"),
         )
@@ -235,6 +239,7 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
         "io.tmp.dirs": str(tmp),
         "web.tmpdir": str(tmp),
         "web.cancel.enable": True,
+        **(extra or {}),
     }
     if push is not None:
         if not parsed.has_status_listener:

@@ -20,6 +20,8 @@ from common.errors import DevStackError
 from common.processes import holder
 from scheduler.devstack import flinkhome, prometheus, zookeeper
 from scheduler.devstack.javabuild import EXAMPLE_JOB, STATUS_LISTENER, build_jar
+from scheduler.devstack.plugins import link_plugins_dir
+from scheduler.devstack.seaweedfs import S3Server, bucket_answers
 from scheduler.devstack.services import (
     Service,
     exited,
@@ -64,6 +66,12 @@ class StackConfig:
     cluster_name: str = "default"  # the FlinkCluster of configs/clusters.yaml
     flink_version: str = flinkhome.FLINK_VERSION  # FLINKSCHED_FLINK_VERSION, else 2.3.0
     java_options: str = ""  # more options for every Flink JVM (the tests': a quicker start)
+    # An S3 server (SeaweedFS) on this port, which every Flink cluster and flinksched process
+    # of the stack can use; 0: none. With `state_on_s3` the session cluster keeps its
+    # checkpoints and savepoints there (the demo's way), else on local disk (jobs may still
+    # name an S3 directory of their own).
+    s3_port: int = 0
+    state_on_s3: bool = False
 
     @property
     def pushes(self) -> bool:
@@ -80,13 +88,18 @@ class StackConfig:
     def rest_url(self) -> str:
         return f"http://localhost:{self.rest_port}"
 
+    def s3(self) -> S3Server | None:
+        return S3Server(self.s3_port, self.state_dir.resolve()) if self.s3_port else None
+
 
 def own_cluster_env(flink_home: Path, state_dir: Path, applications_dir: Path) -> dict[str, str]:
     """What a worker starts jobs' own clusters with: a stack's Flink, with its session
-    cluster's configuration (its checkpoint directories) and lib dir as their base."""
+    cluster's configuration (its checkpoint directories), lib and plugins dirs as their
+    base."""
     return {"FLINKSCHED_FLINK_HOME": str(flink_home),
             "FLINK_CONF_DIR": str(state_dir / "flink-conf"),
             "FLINK_LIB_DIR": str(state_dir / "flink-lib"),
+            "FLINK_PLUGINS_DIR": str(state_dir / "flink-plugins"),
             "FLINKSCHED_APPLICATIONS_DIR": str(applications_dir)}
 
 
@@ -123,8 +136,10 @@ class DevStack:
     def flink_service(self, role: str) -> Service:
         env = {"FLINK_CONF_DIR": str(self.state_dir / "flink-conf"),
                "FLINK_LOG_DIR": str(self.state_dir / "logs"),
-               # Flink's lib/ plus the status listener, as a production image would have it.
-               "FLINK_LIB_DIR": str(self.state_dir / "flink-lib")}
+               # Flink's lib/ plus the status listener, its plugins plus the S3 filesystems,
+               # as a production image would have them.
+               "FLINK_LIB_DIR": str(self.state_dir / "flink-lib"),
+               "FLINK_PLUGINS_DIR": str(self.state_dir / "flink-plugins")}
         script = self.flink_home / "bin" / f"{role}.sh"
         return self._service(role, [str(script), "start-foreground"], env)
 
@@ -149,7 +164,11 @@ class DevStack:
         return self.state_dir / "applications"
 
     def own_cluster_env(self) -> dict[str, str]:
-        return own_cluster_env(self.flink_home, self.state_dir, self.applications_dir)
+        """What the stack's workers run with: how to start jobs' own clusters, and how to
+        reach the stack's S3 server."""
+        s3 = self.config.s3()
+        return {**own_cluster_env(self.flink_home, self.state_dir, self.applications_dir),
+                **(s3.client_env() if s3 else {})}
 
     def prometheus_service(self) -> Service:
         binary = Path(shutil.which("prometheus") or "/usr/bin/prometheus")
@@ -157,8 +176,12 @@ class DevStack:
         return self._service("prometheus", prometheus.server_argv(
             binary, config, self.state_dir, self.config.prometheus_port))
 
+    def s3_service(self) -> Service:
+        """The S3 server, as found and stopped by its pid file (`start_s3` starts it)."""
+        return Service("seaweedfs", [], {}, self.state_dir)
+
     def all_services(self) -> list[Service]:
-        return [self.zookeeper_service(), self.flink_service("jobmanager"),
+        return [self.zookeeper_service(), self.s3_service(), self.flink_service("jobmanager"),
                 self.flink_service("taskmanager"), *self.control_services(),
                 self.prometheus_service()]
 
@@ -219,12 +242,16 @@ class DevStack:
                           "its jobs by polling")
         self.refuse_version_switch()
         (self.state_dir / "flink-version").write_text(version + "\n")
-        flinkhome.write_flink_conf(self.flink_home, self.state_dir / "flink-conf", self.state_dir,
-                                   ports, push=push, version=version,
-                                   java_options=self.config.java_options)
+        s3 = self.config.s3()
+        flinkhome.write_flink_conf(
+            self.flink_home, self.state_dir / "flink-conf", self.state_dir, ports, push=push,
+            version=version, java_options=self.config.java_options,
+            state_root=s3.uri(f"{self.config.cluster_name}") if s3 and self.config.state_on_s3
+            else "", extra=s3.flink_settings() if s3 else None)
         flinkhome.link_lib_dir(self.flink_home, self.state_dir / "flink-lib",
                                [] if push is None else
                                [self.config.build_dir / STATUS_LISTENER.name])
+        link_plugins_dir(self.flink_home, self.state_dir / "flink-plugins", version)
         self.start_jobmanager()
         start(self.flink_service("taskmanager"))
         self.progress("waiting for a TaskManager to register")
@@ -243,6 +270,18 @@ class DevStack:
         if running and recorded and recorded != version:
             raise DevStackError(f"this stack's Flink {recorded} cluster is running and Flink "
                                 f"{version} was asked for: `flinksched dev down` first")
+
+    def start_s3(self) -> None:
+        """The S3 server, with its bucket, once it answers for it."""
+        s3 = self.config.s3()
+        if s3 is None:
+            return
+        self.progress(f"starting the S3 server (SeaweedFS) on {s3.endpoint}")
+        if running_pid(self.s3_service()) is None:
+            start(s3.service())
+        if not wait_for(lambda: bucket_answers(s3), 90, interval=0.25):
+            raise DevStackError(f"the S3 server did not serve bucket {s3.bucket} within 90 s; "
+                                f"see {self.s3_service().log_file}")
 
     def start_jobmanager(self) -> None:
         start(self.flink_service("jobmanager"))
@@ -285,6 +324,8 @@ class DevStack:
         found = [(self.zookeeper_service(), self.config.zk_port, "ZooKeeper"),
                  (self.flink_service("jobmanager"), self.config.rest_port, "Flink REST"),
                  (self.flink_service("jobmanager"), self.config.rpc_port, "Flink RPC")]
+        if self.config.s3_port:
+            found.append((self.s3_service(), self.config.s3_port, "S3 (SeaweedFS)"))
         control = self.control_services()
         found.append((control[0], self.config.master_metrics_port, "master metrics"))
         for index, service in enumerate(control[1:]):
@@ -314,6 +355,7 @@ class DevStack:
         self.refuse_version_switch()
         self.prepare()
         self.start_zookeeper()
+        self.start_s3()
         self.start_flink()
         self.start_control()
         if self.config.prometheus:
@@ -325,7 +367,8 @@ class DevStack:
         stopped = self._stop([self.prometheus_service(), *reversed(self.control_services())])
         stopped += [f"own cluster {job_id}" for job_id in tear_down_all(self.applications_dir)]
         return stopped + self._stop([self.flink_service("taskmanager"),
-                                     self.flink_service("jobmanager"), self.zookeeper_service()])
+                                     self.flink_service("jobmanager"), self.s3_service(),
+                                     self.zookeeper_service()])
 
     def _stop(self, services: list[Service]) -> list[str]:
         stopped = []

@@ -117,13 +117,28 @@ def cluster_document(cluster: FlinkCluster) -> dict[str, Any]:
     return document
 
 
+# Sections the spec gained after jobs were first stored: at their defaults they are left out
+# of the record (which reads them back as defaults), so that a flinksched upgrade makes no
+# new generation of every job.
+LATER_SECTIONS = ("checkpoints",)
+
+
+def stored_spec(job: FlinkJob) -> dict[str, Any]:
+    spec = job.spec.model_dump(mode="json")
+    for name in LATER_SECTIONS:
+        value = getattr(job.spec, name)
+        if value == type(value)():
+            spec.pop(name)
+    return spec
+
+
 def desired_record(config: ConfigSet, item: Sourced, commit: str = "") -> JobRecord:
     """The record a valid job document asks for, as generation 1."""
     job = item.document
     assert isinstance(job, FlinkJob)
     cluster = config.clusters[job.spec.cluster].document
     assert isinstance(cluster, FlinkCluster)
-    spec = job.spec.model_dump(mode="json")
+    spec = stored_spec(job)
     cluster_json = cluster_document(cluster)
     labels = dict(job.metadata.labels)
     digest = spec_hash({"spec": spec, "labels": labels, "cluster": cluster_json})

@@ -296,6 +296,8 @@ class Master:
                 config_error=name in self.config_sync.job_errors,
                 checkpoints_durable=status.checkpoints_durable,
                 deployment=record.deployment.value,
+                stored_bytes=status.stored.bytes if status.stored else None,
+                stored_objects=status.stored.objects if status.stored else None,
             ))
         leaderview.LEADER_VIEW.update(
             jobs_unsupervised=sum(1 for sample in samples if not sample.supervised))

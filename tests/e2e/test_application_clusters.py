@@ -112,12 +112,8 @@ def newest_on_disk(cluster: Cluster, job_id: str) -> int:
 @pytest.fixture(scope="module")
 def own_control(cluster: Cluster,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = ControlPlane(cluster, tmp_path_factory.mktemp("own-clusters"))
-    try:
+    with ControlPlane(cluster, tmp_path_factory.mktemp("own-clusters")) as plane:
         yield plane
-    finally:
-        plane.stop_all()
-        plane.cancel_jobs()
 
 
 @pytest.fixture(scope="module")

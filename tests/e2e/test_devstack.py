@@ -43,7 +43,8 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
     shutil.copytree(REPO / "configs", config_dir)
     # Outside the ephemeral range: the stack binds them after ZooKeeper and Flink started
     # making outgoing connections, which may be given any free port of that range.
-    zk_port, rest_port, rpc_port, metrics_port, _worker_metrics = outside_ephemeral_ports(5)
+    zk_port, rest_port, rpc_port, metrics_port, _worker_metrics, s3_port = (
+        outside_ephemeral_ports(6))
     (config_dir / "clusters.yaml").write_text(
         (config_dir / "clusters.yaml").read_text().replace("8081", str(rest_port))
     )
@@ -60,6 +61,7 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
     ports = ["--state-dir", str(tmp_path / "state"), "--config-dir", str(config_dir),
              "--zk-port", str(zk_port), "--rest-port", str(rest_port),
              "--rpc-port", str(rpc_port), "--metrics-port", str(metrics_port),
+             "--s3-port", str(s3_port),
              "--workers", "1"]  # the worker's metrics port is the next one
     applications = tmp_path / "state" / "applications"
     try:
@@ -82,7 +84,10 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
         assert len(lines) == 1 and "SubmitFailed" in lines[0], up.stdout
         assert "dev.flinksched.examples.NoSuchClass" in lines[0], "the whole reason"
         pids = _recorded_pids(tmp_path / "state")
-        assert set(pids) == {"zookeeper", "jobmanager", "taskmanager", "master", "worker-0"}
+        assert set(pids) == {"zookeeper", "seaweedfs", "jobmanager", "taskmanager", "master",
+                             "worker-0"}
+        assert f"S3 (SeaweedFS)  http://127.0.0.1:{s3_port} (checkpoints and savepoints in " \
+               "s3://flink/" in up.stdout
         # The demo's Flink 2 loads the status listener and pushes to the demo's root; a
         # Flink 1.20 demo is watched by polling, and says so.
         zk = ("--zk", f"127.0.0.1:{zk_port}")
@@ -122,6 +127,14 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
             wait_until(all_running, 180, "the example job and ten more RUNNING")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; phases: {seen}") from None
+
+        def checkpoints_on_s3() -> bool:
+            rows = json.loads(_flinksched(*zk, "status", "-o", "json").stdout)
+            kept = {row["name"]: (row["lastCheckpoint"] or {}).get("path", "") for row in rows}
+            return all(kept[name].startswith("s3://flink/") for name in (
+                "stateful-counter", "stateful-counter-own"))
+
+        wait_until(checkpoints_on_s3, 60, "the examples' checkpoints in the stack's bucket")
         # Retried with backoff (SubmitFailed, then Submitting again), never running.
         assert seen["bad-entry"] in ("SubmitFailed", "Submitting", "Recovering"), seen
     finally:

@@ -7,6 +7,7 @@ import json
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,9 @@ from common.processes import free_port
 from common.store.records import JobStatus
 from common.store.zookeeper import Store
 from scheduler.cli.main import cli
+from scheduler.devstack.seaweedfs import S3Server
 from scheduler.devstack.services import kill, running_pid
+from tests.objectstore import Bucket, state_on
 from tests.stack import ControlPlane, FlinkUnderTest, on_each_flink
 from tests.waiting import wait_until
 
@@ -129,43 +132,60 @@ def test_failed_job_restarts_from_the_newest_checkpoint(
 @on_each_flink
 @pytest.mark.takes_cluster_down
 def test_jobmanager_restart_resumes_from_disk_reuploads_the_jar_and_spends_no_restart_budget(
-    flink: FlinkUnderTest, control: ControlPlane, store: Store
+    flink: FlinkUnderTest, control: ControlPlane, store: Store, s3: S3Server, bucket: Bucket
 ) -> None:
+    """Beside the job on local disk, one with its state in the S3 bucket: each resumes from
+    the newest checkpoint its storage holds, found by listing it."""
     devstack = flink.devstack
     # No restart budget at all: a job the cluster lost did not fail, so it comes back anyway.
     first = control.write_job("skeleton-jm-loss", restartPolicy={"maxRestarts": 0})
+    on_s3 = state_on(s3, control.root.strip("/"))
+    first_s3 = control.write_job("skeleton-jm-loss-s3", restartPolicy={"maxRestarts": 0},
+                                 config=on_s3)
     control.start_master()
-    control.start_worker()
+    control.start_worker(slots=2)
     recorded = wait_until(lambda: store.status("skeleton-jm-loss")[0].last_checkpoint, 120,
                           "a checkpoint recorded in ZooKeeper")
+    recorded_s3 = wait_until(lambda: store.status("skeleton-jm-loss-s3")[0].last_checkpoint, 60,
+                             "a checkpoint of the job on S3 recorded in ZooKeeper")
     # Freeze the worker so ZooKeeper's checkpoint falls behind what Flink keeps on disk.
     uploaded_before = {jar["id"] for jar in control.cluster.get("/jars")["files"]}
     control.signal("worker-a", signal.SIGSTOP)
     jobmanager = devstack.flink_service("jobmanager")
     try:
-        wait_until(lambda: control.cluster.completed_checkpoint_id(first) >= recorded.id + 2, 30,
-                   "two checkpoints newer than the one ZooKeeper holds")
+        wait_until(lambda: control.cluster.completed_checkpoint_id(first) >= recorded.id + 2
+                   and control.cluster.completed_checkpoint_id(first_s3) >= recorded_s3.id + 2,
+                   30, "two checkpoints of each job newer than the one ZooKeeper holds")
         assert running_pid(jobmanager) is not None
         kill(jobmanager)
         assert running_pid(jobmanager) is None
     finally:
         control.signal("worker-a", signal.SIGCONT)
     assert store.status("skeleton-jm-loss")[0].last_checkpoint == recorded
+    assert store.status("skeleton-jm-loss-s3")[0].last_checkpoint == recorded_s3
     checkpoint_root = devstack.state_dir / "checkpoints"
     newest_on_disk = newest_retained_checkpoint(checkpoint_root, first)
+    newest_in_bucket = bucket.checkpoints(on_s3["execution.checkpointing.dir"], first_s3)[-1]
 
     devstack.start_jobmanager()
     wait_until(lambda: (control.cluster.get("/overview") or {}).get("taskmanagers", 0) > 0, 90,
                "the TaskManager to rejoin the restarted JobManager")
 
-    second = flink_job_id("skeleton-jm-loss", 2)
-    wait_until(lambda: control.cluster.job_state(second) == "RUNNING", 120,
-               "attempt 2 to be RUNNING on the restarted JobManager")
-    restored = wait_until(
-        lambda: control.cluster.checkpoints(second)["latest"].get("restored"), 30,
-        "attempt 2 to report its restored checkpoint")
+    def restored_by(name: str, timeout: float) -> dict[str, Any]:
+        """What attempt 2 of the job restored from, once RUNNING on the new JobManager."""
+        second = flink_job_id(name, 2)
+        wait_until(lambda: control.cluster.job_state(second) == "RUNNING", timeout,
+                   f"{name} attempt 2 RUNNING on the restarted JobManager")
+        return wait_until(lambda: control.cluster.checkpoints(second)["latest"].get("restored"),
+                          30, f"{name} attempt 2 to report its restored checkpoint")
+
+    restored = restored_by("skeleton-jm-loss", 120)
     assert restored["external_path"].rstrip("/").endswith(f"{first}/{newest_on_disk}")
     assert restored["id"] >= recorded.id + 2, "newer than the checkpoint ZooKeeper held"
+    restored_s3 = restored_by("skeleton-jm-loss-s3", 60)
+    assert restored_s3["external_path"].rstrip("/") == (
+        f"{on_s3['execution.checkpointing.dir']}/{first_s3}/chk-{newest_in_bucket}")
+    assert restored_s3["id"] >= recorded_s3.id + 2, "none of its checkpoints left behind"
     [jar] = control.cluster.get("/jars")["files"]
     assert jar["id"] not in uploaded_before, "the restarted JobManager got the jar uploaded again"
 

@@ -3,9 +3,11 @@ target for the model-based test. It keeps every submission so that the test can 
 correctness rules against what Flink was actually asked to do.
 
 It behaves as Flink 2.x does where that matters: a run request whose restore point cannot be
-read is refused synchronously and the attempt is also left FAILED; a cluster without a
+read is refused synchronously and the attempt is also left FAILED (1.x leaves none:
+`keeps_refused`); a cluster without a
 checkpoint directory reports `<checkpoint-not-externally-addressable>` for its checkpoints; a
-JobManager without HA forgets its attempts.
+JobManager without HA forgets its attempts; a checkpoint deleted from storage cannot be
+restored from (its statistics still name it).
 """
 
 from __future__ import annotations
@@ -19,11 +21,41 @@ from typing import Any
 from common.errors import FlinkRequestFailed, FlinkUnreachable, JobAlreadySubmitted
 from common.flink.jobids import name_prefix
 from common.flink.versions import FlinkVersion
+from common.objstore.storage import Entry, Storage
 from common.store.records import JobRecord
 
 PLACEHOLDER = "<checkpoint-not-externally-addressable>"
 UNREADABLE = ("java.io.FileNotFoundException: Cannot find meta data file '_metadata' in "
               "directory '{path}'")
+
+
+class CheckpointStorage(Storage):
+    """The stand-in's checkpoint storage as a worker reads it: every completed checkpoint has
+    its `_metadata` object (one Flink cannot read is corrupt there, not missing)."""
+
+    def __init__(self, completed: dict[str, int]) -> None:
+        super().__init__()
+        self.completed = completed  # the stand-in's own: path -> completion time (ms)
+        self.savepoints: set[str] = set()
+        self.deleted: list[str] = []  # directories deleted, in order
+        # Asked before each deletion: the model checks it against what the job needs then.
+        self.before_delete: Callable[[str], None] = lambda directory: None
+
+    def exists(self, uri: str) -> bool:
+        point = uri.rstrip("/").removesuffix("/_metadata")
+        return point in self.completed or point in self.savepoints
+
+    def list(self, prefix: str) -> list[Entry]:
+        return [Entry(f"{path}/_metadata", 1, at / 1000) for path, at in self.completed.items()
+                if f"{path}/_metadata".startswith(prefix)]
+
+    def delete_tree(self, directory: str) -> tuple[int, int]:
+        self.before_delete(directory.rstrip("/"))
+        gone = [p for p in self.completed if p.startswith(directory.rstrip("/") + "/")]
+        self.deleted.append(directory.rstrip("/"))
+        for path in gone:
+            del self.completed[path]
+        return len(gone), len(gone)
 
 
 @dataclass
@@ -45,6 +77,7 @@ class FlinkStandIn:
         self.submissions: list[tuple[str, str]] = []  # (job id, restore path) accepted or not
         self.unreadable: set[str] = set()  # restore points whose metadata is gone
         self.durable = True  # False: the cluster has no checkpoint directory
+        self.keeps_refused = True  # False: as Flink 1.x, a refused submission leaves no job
         self.reachable = True
         self.cancels = 0  # cancel and stop requests
         self.stopped: set[str] = set()  # attempts that FINISHED by a stop with a savepoint
@@ -53,6 +86,8 @@ class FlinkStandIn:
         self._triggers: dict[str, tuple[str, str]] = {}  # trigger -> (job id, savepoint)
         self._sequence = itertools.count(1)
         self._completed: dict[str, int] = {}  # checkpoint path -> completion time (ms)
+        self._acked: dict[str, int] = {}  # the same, as Flink's statistics keep it after a delete
+        self.storage = CheckpointStorage(self._completed)
 
     # -- what the model does to Flink --------------------------------------------------------
     def live(self) -> list[str]:
@@ -66,7 +101,7 @@ class FlinkStandIn:
             if attempt.state == "RUNNING":
                 path = f"s3://ckpt/{job_id}/chk-{next(self._sequence)}"
                 attempt.checkpoints.append(path)
-                self._completed[path] = int(self.now() * 1000)
+                self._completed[path] = self._acked[path] = int(self.now() * 1000)
                 return path
         return None
 
@@ -121,10 +156,12 @@ class FlinkStandIn:
                                    "refused to read before")
         if job_id in self.attempts_by_id:
             raise JobAlreadySubmitted(f"job {job_id} has already been submitted")
-        if restore_path in self.unreadable:
+        deleted = restore_path in self._acked and restore_path not in self._completed
+        if restore_path in self.unreadable or deleted:
             self.refused.add(restore_path)
             cause = UNREADABLE.format(path=restore_path)
-            self.attempts_by_id[job_id] = Attempt("FAILED", restore_path, cause=cause)
+            if self.keeps_refused:
+                self.attempts_by_id[job_id] = Attempt("FAILED", restore_path, cause=cause)
             raise FlinkRequestFailed(400, cause, "/jars/x/run")
         self.attempts_by_id[job_id] = Attempt("RUNNING", restore_path)
 
@@ -137,21 +174,23 @@ class FlinkStandIn:
     def release(self) -> None:
         """A session cluster's: nothing of the job's alone."""
 
-    def stop_with_savepoint(self, job_id: str) -> str:
+    def stop_with_savepoint(self, job_id: str, directory: str | None = None) -> str:
         self._reach()
         self.cancels += 1
         trigger = f"t{next(self._sequence)}"
         savepoint = f"s3://sp/savepoint-{trigger}"
         self._triggers[trigger] = (job_id, savepoint)
+        self.storage.savepoints.add(savepoint)
         if job_id in self.live():
             self.attempts_by_id[job_id].state = "FINISHED"
             self.stopped.add(job_id)
         return trigger
 
-    def trigger_savepoint(self, job_id: str) -> str:
+    def trigger_savepoint(self, job_id: str, directory: str | None = None) -> str:
         self._reach()
         trigger = f"t{next(self._sequence)}"
         self._triggers[trigger] = (job_id, f"s3://sp/savepoint-{trigger}")
+        self.storage.savepoints.add(f"s3://sp/savepoint-{trigger}")
         return trigger
 
     def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]:
@@ -172,7 +211,7 @@ class FlinkStandIn:
         if attempt.checkpoints:
             path = attempt.checkpoints[-1]
             number = int(path.rsplit("-", 1)[-1])
-            latest["completed"] = {"id": number, "latest_ack_timestamp": self._completed[path],
+            latest["completed"] = {"id": number, "latest_ack_timestamp": self._acked[path],
                                    "external_path": path if self.durable else PLACEHOLDER}
         return {"latest": latest}
 

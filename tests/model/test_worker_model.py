@@ -5,7 +5,8 @@ restore points, a Flink that forgets ended attempts, ZooKeeper session loss with
 Real observer, decision function and actor; the store in memory and Flink in-process. After
 every step flinksched's correctness rules hold: never two attempts alive, no attempt id
 reused while Flink knows it, no placeholder or refused restore point submitted, a worker that
-lost its ownership changes nothing, and once faults stop the job runs again unless no usable
+lost its ownership changes nothing, retention deletes no checkpoint a restore could need, and
+once faults stop the job runs again unless no usable
 restore point is left (and then it says so in NoRestorePoint).
 """
 
@@ -36,10 +37,15 @@ from tests.model.flinkstandin import PLACEHOLDER, FlinkStandIn
 from tests.unit.decisions_util import NAME, record
 from worker.decide.observation import Clock
 from worker.decide.restore_rules import FailureClass
+from worker.decide.retention import AttemptState, Prune, prune
+from worker.statekeeping import Inline, own_checkpoint
 from worker.supervisor import JobSupervisor
 from worker.targets import DeploymentTarget
 
 POLICY = {"maxRestarts": 1000, "backoff": {"max": "0s"}}  # every failure restarts at once
+# Retention at its strictest: no earlier attempt kept as a fallback.
+RETENTION = {"retainAttempts": 0}
+RUN_CYCLES = 5
 SETTLE_CYCLES = 40  # each operator restart queued takes two cycles
 HELD = (Phase.SUSPENDED, Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE)
 MODEL_SETTINGS = settings(max_examples=300, stateful_step_count=40, deadline=None,
@@ -66,7 +72,9 @@ class WorkerModel(RuleBasedStateMachine):
         self.wall, self.mono = 1_800_000_000.0, 1_000.0
         self.store = MemoryStore()
         self.flink = FlinkStandIn(NAME, lambda: self.wall)
-        self.store.put_job(record(restartPolicy=POLICY))
+        self.deleted_needed: list[str] = []
+        self.flink.storage.before_delete = self._deleting
+        self.store.put_job(record(restartPolicy=POLICY, checkpoints=RETENTION))
         self.workers = (f"worker-{n}" for n in itertools.count(1))
         self.supervisor = self._take_over()
         self.stale: JobSupervisor | None = None  # lost its session, still running
@@ -81,7 +89,8 @@ class WorkerModel(RuleBasedStateMachine):
         worker = next(self.workers)
         fence = self.store.claim_ownership(NAME, worker, 1)
         supervisor = JobSupervisor(self.store, NAME, fence, AlwaysConnected(),
-                                   StandInTargets(self.flink), clock=self._clock)
+                                   StandInTargets(self.flink), clock=self._clock,
+                                   keeping=Inline())
         supervisor.watched.start()
         return supervisor
 
@@ -123,7 +132,7 @@ class WorkerModel(RuleBasedStateMachine):
         if status.phase == Phase.NO_RESTORE_POINT:
             known = [c.path for c in (status.last_checkpoint, *status.savepoints) if c]
             usable = [p for p in known if p not in self.flink.unreadable and
-                      p not in self.flink.refused and not p.startswith("<")]
+                      p not in self.flink.refused and self.flink.storage.exists(p)]
             assert not usable, f"held in NoRestorePoint although {usable} can be restored"
             return
         assert status.phase == Phase.RUNNING, f"not running after the faults: {status}"
@@ -146,6 +155,14 @@ class WorkerModel(RuleBasedStateMachine):
     def checkpoint(self) -> None:
         self.wall += 1.0
         self.flink.checkpoint()
+
+    @rule()
+    def runs_a_while(self) -> None:
+        """The attempt runs and checkpoints for a few seconds: long enough for its worker to
+        read the statistics (every 3 s) and to keep what it stores in bounds."""
+        for _ in range(RUN_CYCLES):
+            self.flink.checkpoint()
+            self._cycle(self.supervisor)
 
     @rule(cause=st.sampled_from(["java.lang.RuntimeException: boom",
                                  "java.lang.OutOfMemoryError: Java heap space"]))
@@ -247,7 +264,7 @@ class WorkerModel(RuleBasedStateMachine):
         generation = current.generation + 1
         self.store.put_job(record(generation=generation, submit_hash=f"h{generation}",
                                   job={"upgradeMode": mode, "parallelism": generation},
-                                  restartPolicy=POLICY))
+                                  restartPolicy=POLICY, checkpoints=RETENTION))
 
     @rule()
     def operator_restarts(self) -> None:
@@ -267,6 +284,24 @@ class WorkerModel(RuleBasedStateMachine):
         status, _ = self.store.status(NAME)
         recorded = status.last_checkpoint.path if status.last_checkpoint else ""
         assert recorded != PLACEHOLDER, f"the placeholder {PLACEHOLDER} recorded as a checkpoint"
+
+    @invariant()
+    def retention_deleted_nothing_a_restore_could_need(self) -> None:
+        assert not self.deleted_needed, self.deleted_needed[0]
+
+    def _deleting(self, directory: str) -> None:
+        """Before each deletion: no live attempt's directory, and no point the status names
+        then (its checkpoint, its savepoints, the point the attempt started from while it
+        has none of its own)."""
+        if directory in {f"s3://ckpt/{job_id}" for job_id in self.flink.live()}:
+            self.deleted_needed.append(f"deleted the checkpoints of live attempt {directory}")
+        status, _ = self.store.status(NAME)
+        named = [c.path for c in (status.last_checkpoint, *status.savepoints) if c]
+        if not own_checkpoint(status):
+            named.append(status.restored_from)
+        for path in filter(None, named):
+            if path.startswith(directory + "/"):
+                self.deleted_needed.append(f"deleted {path}, which the status names: {status}")
 
 
 TestWorkerModel = WorkerModel.TestCase
@@ -305,5 +340,35 @@ def test_it_finds_the_placeholder_recorded_as_a_restore_point(
     checkpoint."""
     found = _finds_a_violation(
         monkeypatch, ("worker.restore.is_placeholder", lambda path: False),
-        ("worker.restore.rejection", lambda path: None))
+        ("worker.restore.rejection", lambda path, storage=None: None))
     assert PLACEHOLDER in found
+
+
+def test_it_finds_checkpoints_deleted_that_a_restore_needs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defect put back: retention without its guards, deleting earlier attempts'
+    checkpoints as soon as an attempt runs, whatever the status still names."""
+    def unguarded(states: list[AttemptState], current: int, own: bool, retain: int,
+                  protected: tuple[str, ...], mode: str) -> Prune:
+        return prune(states, current, True, retain, (), mode)
+
+    found = _finds_a_violation(monkeypatch, ("worker.statekeeping.prune", unguarded))
+    assert "which the status names" in found
+
+
+def test_a_submission_refused_in_a_cycles_last_step_is_not_repeated() -> None:
+    """Two unreadable points in a row: the second is refused in the cycle's last step, and
+    the next cycle starts from that refusal, not from the same point again (on a Flink that
+    keeps no trace of a refused submission, as 1.x)."""
+    model = WorkerModel()
+    model.flink.keeps_refused = False
+    model.runs_a_while()  # attempt 1 runs with checkpoints
+    newest = list(model.flink.attempts_by_id.values())[-1].checkpoints
+    model.flink.unreadable.update(newest[-2:])
+    model.flink.fail()
+    for _ in range(4):
+        model.cycle()
+    restored = [path for _, path in model.flink.submissions[1:]]
+    assert restored[:2] == [newest[-1], newest[-2]], restored
+    assert len(restored) == len(set(restored)), f"a refused point submitted again: {restored}"
+    assert not model.flink.violations, model.flink.violations

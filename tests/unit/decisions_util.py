@@ -66,8 +66,11 @@ def observe(current: JobStatus, state: JobState | None = JobState.RUNNING, *,
 
 
 def settle(observation: Observation, points: tuple[Checkpoint, ...] = (),
-           problems: dict[str, str] | None = None) -> Decision:
-    """Decide, answering each Gather as the observer would, with these candidates."""
+           problems: dict[str, str] | None = None, unreachable: str = "",
+           finalizing: Checkpoint | None = None) -> Decision:
+    """Decide, answering each Gather as the observer would, with these candidates (and, with
+    `unreachable`, a storage that did not answer; with `finalizing`, a checkpoint Flink
+    reports in progress)."""
     for _ in range(4):
         decision = decide(observation)
         if not isinstance(decision.action, Gather):
@@ -75,7 +78,10 @@ def settle(observation: Observation, points: tuple[Checkpoint, ...] = (),
         need = decision.action.need
         found = points if need is not Need.NONE else ()
         observation = observation.with_restore(
-            RestoreCandidates(need, found, problems or {}), observation.flink.listed or {})
+            RestoreCandidates(need, found, problems or {},
+                              unreachable if need is not Need.NONE else "",
+                              finalizing if need is not Need.NONE else None),
+            observation.flink.listed or {})
     raise AssertionError("decide kept asking to gather")
 
 

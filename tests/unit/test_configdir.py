@@ -93,14 +93,15 @@ BAD_FILES: list[tuple[str, dict[str, str], list[str]]] = [
     ("bad name", {"a.yaml": BAD % "Clicks_V2"},
      ["a.yaml:4:3: metadata.name: 'Clicks_V2' is not a DNS-1123 label: at most 63 lowercase "
       "letters, digits and '-', starting and ending with a letter or digit"]),
-    ("bad jar scheme", {"a.yaml": (BAD % "a").replace("app.jar", "s3://bucket/app.jar")},
-     ["a.yaml:7:5: spec.job.jarURI: jarURI must be file://, http(s)://, local:// (in an "
-      "application cluster's image) or a path, got 's3://bucket/app.jar'"]),
+    ("bad jar scheme", {"a.yaml": (BAD % "a").replace("app.jar", "ftp://bucket/app.jar")},
+     ["a.yaml:7:5: spec.job.jarURI: jarURI must be file://, http(s)://, object storage "
+      "(s3://, gs://, az://), local:// (in an application cluster's image) or a path, got "
+      "'ftp://bucket/app.jar'"]),
     ("local jar on a session cluster",
      {"a.yaml": (BAD % "a").replace("app.jar", "local:///opt/flink/usrlib/app.jar")},
      ["a.yaml:7:5: spec.job.jarURI: job 'a' runs on session cluster 'default': local:// names "
-      "a path in an application cluster's image; a session cluster needs file://, http(s):// "
-      "or a path"]),
+      "a path in an application cluster's image; a session cluster needs file://, http(s)://, "
+      "object storage (s3://, gs://, az://) or a path"]),
     ("duplicate name", {"a.yaml": BAD % "twin", "b.yaml": BAD % "twin"},
      ["b.yaml:4:3: metadata.name: duplicate FlinkJob name 'twin': also defined at a.yaml:1"]),
     ("missing cluster", {"a.yaml": BAD % "a" + "  cluster: staging\n"},

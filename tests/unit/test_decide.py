@@ -47,7 +47,7 @@ from worker.decide.observation import (
     SavepointState,
     StopProgress,
 )
-from worker.decide.rules import ROOT_CAUSE_PENDING, decide
+from worker.decide.rules import FINALIZE_WAIT, ROOT_CAUSE_PENDING, decide
 from worker.decide.steps import UpgradePath, upgrade_path
 
 NEWEST, OLDER = checkpoint(3, 9), checkpoint(3, 8)
@@ -112,6 +112,19 @@ def test_a_refused_submission_of_an_unreadable_restore_point_rotates_too() -> No
     decision = settle(replace(observe(claimed, None), submit_rejection=UNREADABLE),
                       (OLDER, NEWEST))
     assert submitted(decision).restore == OLDER and decision.status.attempt == 5
+
+
+def test_a_restart_requested_after_a_restore_flink_could_not_read_passes_that_point_over(
+        ) -> None:
+    """The operator's restart is seen before the attempt's failure: the point that failed
+    it is rejected all the same, not chosen again."""
+    current = status(Phase.SUBMITTING, restored_from=NEWEST.path)
+    failed = observe(current, JobState.FAILED, command=RestartCommand("c-1", "ops@host"),
+                     flink=FlinkView(JobState.FAILED, root_cause=UNREADABLE, listed={}))
+    decision = settle(failed, (OLDER, NEWEST))
+    assert submitted(decision).kind is StartKind.REQUESTED
+    assert submitted(decision).restore == OLDER
+    assert decision.status.rejected_paths == {NEWEST.path}
 
 
 def test_a_refused_submission_for_another_reason_is_submit_failed() -> None:
@@ -448,3 +461,51 @@ def test_a_pushed_cause_is_shown_never_classified() -> None:
     decision = settle(seen, (OLDER, NEWEST))
     assert submitted(decision).kind is StartKind.FAILURE
     assert submitted(decision).restore == NEWEST and not decision.status.rejected_paths
+
+
+# -- an attempt that ended while Flink completed a checkpoint ------------------------------------
+def completing(seconds_ago: float) -> Checkpoint:
+    return Checkpoint(path="", id=NEWEST.id + 1, timestamp=int((NOW - seconds_ago) * 1000),
+                      kind="checkpoint")
+
+
+def test_a_failure_during_a_checkpoints_completion_waits_for_it_then_starts_from_the_newest(
+        ) -> None:
+    """Flink completes a checkpoint whose acknowledgements all arrived even after the job
+    FAILED: the start waits (and looks again soon) rather than take the one before."""
+    waiting = settle(observe(status(), JobState.FAILED), (OLDER, NEWEST),
+                     finalizing=completing(0.3))
+    assert isinstance(waiting.action, Nothing) and waiting.retry_in is not None
+    assert waiting.status.attempt == 3, "no attempt claimed"
+    assert f"checkpoint {NEWEST.id + 1} of attempt 3 is still being completed" in waiting.message
+    completed = replace(NEWEST, id=NEWEST.id + 1, path=NEWEST.path + "-next")
+    assert submitted(settle(observe(status(), JobState.FAILED), (OLDER, NEWEST, completed))
+                     ).restore == completed
+
+
+def test_a_checkpoint_in_progress_long_after_its_last_acknowledgement_holds_nothing() -> None:
+    late = settle(observe(status(), JobState.FAILED), (OLDER, NEWEST),
+                  finalizing=completing(FINALIZE_WAIT + 1))
+    assert submitted(late).restore == NEWEST
+
+
+# -- checkpoint storage that does not answer -----------------------------------------------------
+STORE_DOWN = "checkpoint storage unreachable: s3://b/ckpt/x: Error performing GET: refused"
+
+
+def test_storage_that_does_not_answer_holds_the_start_rather_than_an_older_point_or_none() -> None:
+    for state in (JobState.FAILED, None):  # failed, and lost with its JobManager
+        decision = settle(observe(status(), state), (OLDER,), unreachable=STORE_DOWN)
+        assert not isinstance(decision.action, Submit), f"{state}: started without its storage"
+        assert decision.status.phase == Phase.STORAGE_UNREACHABLE and decision.backoff
+        assert decision.status.reason == STORE_DOWN
+        assert decision.status.attempt == 3, "no attempt claimed"
+        assert any("waiting for the storage" in e.message for e in decision.events)
+
+
+def test_a_job_waiting_for_its_storage_starts_from_the_newest_point_once_it_answers() -> None:
+    waiting = status(Phase.STORAGE_UNREACHABLE, last_failure="FAILED: boom", reason=STORE_DOWN)
+    still = settle(observe(waiting, JobState.FAILED), (OLDER,), unreachable=STORE_DOWN)
+    assert still.events == (), "said once, not every cycle"
+    assert submitted(settle(observe(waiting, JobState.FAILED), (OLDER, NEWEST))).restore == (
+        NEWEST)

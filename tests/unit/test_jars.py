@@ -57,6 +57,9 @@ def test_checksum_mismatch_is_refused(served: str, tmp_path: Path) -> None:
     with pytest.raises(JarError, match="has SHA-256"):
         JarCache(tmp_path / "other").jar_id(
             NoCluster(), f"{served}/app.jar", "0" * 64)  # type: ignore[arg-type]
+    # Uploaded already for a job whose spec had the right digest: another's is checked too.
+    with pytest.raises(JarError, match=f"has SHA-256 {good}, but the spec says 0000"):
+        cache.jar_id(NoCluster(), f"{served}/app.jar", "0" * 64)  # type: ignore[arg-type]
 
 
 def test_allow_list_matches_whole_segments_and_resolves_dot_dot(tmp_path: Path) -> None:

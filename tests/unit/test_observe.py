@@ -9,6 +9,7 @@ import pytest
 from common.flink.jobstate import JobState
 from common.store.pushed import PushedEvent
 from tests.unit.decisions_util import job_id, record, status
+from tests.unit.fakestorage import FakeStorage
 from worker.decide.observation import Clock, FlinkView, Memory, SavepointState
 from worker.observe import PUSH_CONFIRM_WINDOW, Observer
 from worker.targets import DeploymentTarget
@@ -17,6 +18,7 @@ from worker.targets import DeploymentTarget
 class Reports:
     def __init__(self, location: str) -> None:
         self.location = location
+        self.storage = FakeStorage({"s3://sp/savepoint-1/_metadata": 10})
 
     def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, Any]:
         return "COMPLETED", self.location
@@ -30,6 +32,8 @@ def progress(location: str) -> Any:
 
 def test_a_savepoint_flink_reports_is_checked_before_it_is_restored_from() -> None:
     assert progress("s3://sp/savepoint-1").state is SavepointState.COMPLETED
+    missing = progress("s3://sp/savepoint-2")
+    assert missing.state is SavepointState.LOST and "no _metadata object" in missing.detail
     unusable = progress("<checkpoint-not-externally-addressable>")
     assert unusable.state is SavepointState.LOST and "cannot be restored" in unusable.detail
     assert progress("").state is SavepointState.LOST

@@ -5,8 +5,9 @@ from pathlib import Path
 
 from common.flink.jobids import flink_job_id, name_prefix
 from common.store.records import Checkpoint
+from tests.unit.fakestorage import FakeStorage
 from worker.decide.restore_rules import newest
-from worker.restore import checkpoint_dir, from_flink_stats, retained_on_disk
+from worker.restore import checkpoint_dir, completing, from_flink_stats, retained_in
 
 
 def test_newest_is_the_last_completed_whatever_its_source() -> None:
@@ -30,6 +31,21 @@ def test_flink_stats_give_completed_savepoint_and_restored() -> None:
     assert from_flink_stats(None) == []
 
 
+def test_a_checkpoint_in_progress_is_read_with_its_last_acknowledgement() -> None:
+    history = [
+        {"id": 6, "status": "IN_PROGRESS", "trigger_timestamp": 590, "latest_ack_timestamp": 610,
+         "external_path": "s3://b/c/chk-6"},
+        {"id": 5, "status": "COMPLETED", "latest_ack_timestamp": 500},
+    ]
+    stats = {"counts": {"in_progress": 1}, "history": history}
+    pending = completing(stats)
+    assert pending is not None and (pending.id, pending.timestamp) == (6, 610)
+    history[0]["latest_ack_timestamp"] = 0  # nothing acknowledged yet: its trigger
+    assert completing(stats) == Checkpoint("s3://b/c/chk-6", 6, 590)
+    assert completing({"counts": {"in_progress": 0}, "history": history[1:]}) is None
+    assert completing(None) is None
+
+
 def test_job_level_checkpoint_dir_wins_over_the_cluster() -> None:
     cluster = {"execution.checkpointing.dir": "file:///cluster"}
     assert checkpoint_dir({}, cluster) == "file:///cluster"
@@ -37,7 +53,7 @@ def test_job_level_checkpoint_dir_wins_over_the_cluster() -> None:
     assert checkpoint_dir({}, {}) is None
 
 
-def test_retained_on_disk_lists_only_complete_checkpoints_of_this_job(tmp_path: Path) -> None:
+def test_retained_lists_only_complete_checkpoints_of_this_job_on_disk(tmp_path: Path) -> None:
     def checkpoint(job_id: str, number: int, mtime: float, complete: bool = True) -> None:
         path = tmp_path / job_id / f"chk-{number}"
         path.mkdir(parents=True)
@@ -49,7 +65,21 @@ def test_retained_on_disk_lists_only_complete_checkpoints_of_this_job(tmp_path: 
     checkpoint(flink_job_id("mine", 2), 2, 2000)
     checkpoint(flink_job_id("mine", 2), 3, 3000, complete=False)  # still being written
     checkpoint(flink_job_id("other", 1), 99, 9000)
-    found = retained_on_disk(tmp_path.as_uri(), name_prefix("mine"))
+    found = retained_in(tmp_path.as_uri(), name_prefix("mine"))
     assert sorted(c.id for c in found) == [2, 7]
     assert newest(found) is not None and newest(found).path.endswith("chk-2")  # type: ignore[union-attr]
-    assert retained_on_disk("s3://bucket/checkpoints", name_prefix("mine")) == []
+
+
+def test_retained_lists_checkpoints_on_object_storage_in_numeric_order() -> None:
+    """Object storage lists keys in text order (chk-10 before chk-9): the newest checkpoint is
+    the one completed last, and the number breaks a tie."""
+    mine1, mine2, other = (flink_job_id("mine", 1), flink_job_id("mine", 2),
+                           flink_job_id("other", 1))
+    storage = FakeStorage({f"s3://b/ckpt/{mine1}/chk-9/_metadata": 5,
+                           f"s3://b/ckpt/{mine1}/chk-10/_metadata": 5,
+                           f"s3://b/ckpt/{mine1}/chk-11/part-0": 5,  # no _metadata: incomplete
+                           f"s3://b/ckpt/{mine2}/shared/x": 5,
+                           f"s3://b/ckpt/{other}/chk-99/_metadata": 5})
+    found = retained_in("s3://b/ckpt", name_prefix("mine"), storage)
+    assert sorted(c.id for c in found) == [9, 10]
+    assert newest(found).path == f"s3://b/ckpt/{mine1}/chk-10"  # type: ignore[union-attr]

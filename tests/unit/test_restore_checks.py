@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.errors import StorageUnavailable
 from common.flink.jobids import flink_job_id
 from common.store.records import Checkpoint, JobStatus, RejectedRestore
+from tests.unit.fakestorage import FakeStorage
 from worker.decide.orphans import highest_attempt, live_attempt
 from worker.decide.restore_rules import (
     FailureClass,
@@ -14,9 +16,8 @@ from worker.decide.restore_rules import (
     choose,
     classify_failure,
     no_restore_point_reason,
-    rejection,
 )
-from worker.restore import from_flink_stats, reports_placeholder
+from worker.restore import from_flink_stats, rejection, reports_placeholder
 
 PLACEHOLDER = "<checkpoint-not-externally-addressable>"
 MISSING_METADATA = ("java.io.FileNotFoundException: Cannot find meta data file '_metadata' in "
@@ -57,9 +58,24 @@ def test_local_checkpoint_needs_its_metadata(tmp_path: Path) -> None:
     assert "does not exist" in (rejection((tmp_path / "gone").as_uri()) or "")
 
 
-def test_remote_storage_is_left_to_flink() -> None:
-    assert rejection("s3://bucket/ckpt/j/chk-9") is None
-    assert rejection("hdfs://nn/ckpt/j/chk-9") is None
+def test_a_checkpoint_on_object_storage_needs_its_metadata_object() -> None:
+    storage = FakeStorage({"s3://bucket/ckpt/j/chk-9/_metadata": 10})
+    assert rejection("s3://bucket/ckpt/j/chk-9", storage) is None
+    assert rejection("s3a://bucket/ckpt/j/chk-9/_metadata", FakeStorage(
+        {"s3a://bucket/ckpt/j/chk-9/_metadata": 1})) is None, "the metadata object itself"
+    assert "has no _metadata object" in (rejection("s3://bucket/ckpt/j/chk-8", storage) or "")
+    assert rejection("hdfs://nn/ckpt/j/chk-9") is None, "left to Flink"
+
+
+def test_object_storage_that_does_not_answer_is_no_rejection() -> None:
+    """An unreachable store raises: the start waits for it, it never passes points over."""
+    storage = FakeStorage({}, down="connection refused")
+    try:
+        rejection("s3://bucket/ckpt/j/chk-9", storage)
+    except StorageUnavailable as exc:
+        assert "connection refused" in str(exc)
+    else:
+        raise AssertionError("an unreachable store passed a point over or let it through")
 
 
 def test_storage_this_process_cannot_see_is_left_to_flink(tmp_path: Path) -> None:
@@ -77,7 +93,8 @@ def test_choose_passes_over_broken_and_rejected_points_newest_first(tmp_path: Pa
     oldest, older = checkpoint(tmp_path, 1), checkpoint(tmp_path, 2)
     broken = checkpoint(tmp_path, 3, metadata=False)
     placeholder = Checkpoint(PLACEHOLDER, 4, 4000)
-    choice = choose([older, placeholder, None, broken, oldest], frozenset({older.path}), 7.0)
+    choice = choose([older, placeholder, None, broken, oldest], frozenset({older.path}), 7.0,
+                    check=rejection)
     assert choice.point == oldest
     assert [r.path for r in choice.rejected] == [PLACEHOLDER, broken.path]
     assert all(r.at == 7.0 for r in choice.rejected)
@@ -86,16 +103,18 @@ def test_choose_passes_over_broken_and_rejected_points_newest_first(tmp_path: Pa
 
 def test_choose_reports_exhaustion_only_when_candidates_existed(tmp_path: Path) -> None:
     broken = checkpoint(tmp_path, 1, metadata=False)
-    assert choose([broken], frozenset(), 0.0).exhausted
-    assert choose([], frozenset(), 0.0) == RestoreChoice(None, (), 0)
-    assert not choose([], frozenset(), 0.0).exhausted, "nothing to lose: a first start"
+    assert choose([broken], frozenset(), 0.0, check=rejection).exhausted
+    assert choose([], frozenset(), 0.0, check=rejection) == RestoreChoice(None, (), 0)
+    assert not choose([], frozenset(), 0.0, check=rejection).exhausted, (
+        "nothing to lose: a first start")
     assert not RestoreChoice.of(None).exhausted, "empty state asked for on purpose"
 
 
 def test_same_path_from_two_sources_counts_once(tmp_path: Path) -> None:
     point = checkpoint(tmp_path, 5)
     unknown_time = Checkpoint(point.path, 5, 0)
-    assert choose([unknown_time, point], frozenset(), 0.0) == RestoreChoice(point, (), 1)
+    assert choose([unknown_time, point], frozenset(), 0.0, check=rejection) == (
+        RestoreChoice(point, (), 1))
 
 
 def test_flink_messages_are_classified() -> None:
@@ -162,6 +181,6 @@ def test_one_place_spelt_two_ways_is_one_candidate_and_one_rejection(tmp_path: P
     point = checkpoint(tmp_path, 4)
     flink_spelling = Checkpoint("file:" + str(tmp_path / "chk-4"), 4, 4000)
     older = checkpoint(tmp_path, 3)
-    assert choose([point, flink_spelling], frozenset(), 0.0).candidates == 1
+    assert choose([point, flink_spelling], frozenset(), 0.0, check=rejection).candidates == 1
     rejected = frozenset({flink_spelling.path})
-    assert choose([point, older], rejected, 0.0).point == older
+    assert choose([point, older], rejected, 0.0, check=rejection).point == older

@@ -14,7 +14,7 @@ class ScriptedFlink:
         self.results = results
         self.triggered = 0
 
-    def trigger_savepoint(self, job_id: str) -> str:
+    def trigger_savepoint(self, job_id: str, directory: str | None = None) -> str:
         self.triggered += 1
         return f"trigger-{self.triggered}"
 

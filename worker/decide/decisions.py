@@ -131,6 +131,7 @@ class Decision:
     held_rechecked: bool = False  # the held job just looked for a restore point
     failure_seen: bool = False  # an outage starts now (recovery time is measured from here)
     recheck: bool = False  # Flink pushed a state its REST API does not show yet: look again soon
+    retry_in: float | None = None  # seconds: look again this soon (a checkpoint is completing)
     # The attempt ended and nothing starts another now: tear down what is left of the job's
     # own clusters (a session cluster has nothing of the job's to release).
     release: bool = False
@@ -149,3 +150,4 @@ class Outcome:
     quiet: bool = False  # submitted: the shared listing wakes the supervisor when it shows
     rejected: str = ""  # Flink refused the submission: decide again with this reason
     soon: bool = False  # look again within PUSH_RECHECK: a pushed state awaits confirmation
+    retry_in: float | None = None  # seconds: look again no later than this

@@ -51,6 +51,12 @@ class RestoreCandidates:
     need: Need
     points: tuple[Checkpoint, ...]
     problems: Mapping[str, str] = field(default_factory=dict)  # path -> why unusable
+    # Why the storage of the checkpoints could not be read ("": it was): no point is judged
+    # then, and nothing starts until it answers.
+    unreachable: str = ""
+    # A checkpoint of the ended attempt Flink was still completing when it was asked (its
+    # timestamp: the last acknowledgement, in ms): it may become the newest point.
+    finalizing: Checkpoint | None = None
 
 
 class SavepointState(enum.Enum):

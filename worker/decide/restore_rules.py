@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from common.flink.jobids import is_job_id
 from common.store.records import Checkpoint, RejectedRestore
 
 METADATA = "_metadata"
@@ -93,22 +92,9 @@ def location(uri: str) -> str:
     return local.as_posix().rstrip("/") if local is not None else uri.rstrip("/")
 
 
-def storage_visible(local: Path) -> bool:
-    """This process sees the storage the point lives in: the directory holding the job-id
-    directory of a checkpoint (`<dir>/<job id>/chk-N`), or the one holding a savepoint.
-    A worker that does not mount Flink's volume cannot judge its checkpoints, and must not
-    reject them all for it."""
-    point = local.parent if local.name == METADATA else local
-    checkpoint = is_job_id(point.parent.name) and point.name.startswith("chk-")
-    root = point.parent.parent if checkpoint else point.parent
-    try:
-        return root.is_dir()
-    except OSError:
-        return False
-
-
-def rejection(path: str) -> str | None:
-    """Why `path` cannot be restored from, or None when it may be submitted."""
+def malformed(path: str) -> str | None:
+    """What is wrong with `path` as a restore point by its form alone (no storage is read):
+    None when it may name one."""
     if not path.strip():
         return "empty path"
     if is_placeholder(path):
@@ -117,20 +103,7 @@ def rejection(path: str) -> str | None:
     parsed = urlparse(path)
     if parsed.scheme == "" and not path.startswith("/"):
         return f"{path} is not a URI or an absolute path"
-    local = local_path(path)
-    if local is None:
-        return None  # s3://, hdfs://, gs://: Flink reads the metadata when it restores
-    if not storage_visible(local):
-        return None  # a volume only Flink mounts: Flink checks it when it restores
-    try:
-        if local.is_dir():
-            return None if (local / METADATA).is_file() else (
-                f"{path} has no {METADATA} file (the checkpoint is incomplete or was deleted)")
-        if local.is_file():
-            return None  # a metadata file named directly
-    except OSError as exc:
-        return f"{path} cannot be read: {exc.strerror or exc}"
-    return f"{path} does not exist"
+    return None
 
 
 def newest(candidates: Iterable[Checkpoint | None]) -> Checkpoint | None:
@@ -166,7 +139,7 @@ class RestoreChoice:
 
 
 def choose(candidates: Iterable[Checkpoint | None], rejected_before: frozenset[str], now: float,
-           check: Callable[[str], str | None] = rejection) -> RestoreChoice:
+           check: Callable[[str], str | None] = malformed) -> RestoreChoice:
     """The newest candidate that was not rejected before and passes `check`; a higher id breaks
     a tie in completion time. Every candidate passed over on the way is reported."""
     seen: dict[str, Checkpoint] = {}

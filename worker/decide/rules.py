@@ -74,6 +74,9 @@ from worker.decide.steps import (
     upgrade_due,
 )
 
+# An attempt that ended during a checkpoint's completion: the restart waits for it this long.
+FINALIZE_WAIT = 10.0
+FINALIZE_RECHECK = 0.2
 ROOT_CAUSE_PENDING = "root exception not reported by Flink yet"
 NON_DURABLE = ("its checkpoints are kept only in the JobManager's memory (the cluster has no "
                "execution.checkpointing.dir) and it has no usable savepoint")
@@ -141,11 +144,12 @@ def _decide(obs: Observation) -> Decision:
 def _attempt(obs: Observation, status: JobStatus, state: JobState | None) -> Decision:
     """Steps 7 to 10: the attempt as Flink shows it."""
     if obs.command is not None:
-        return _started(obs, requested_restart(obs, status, state))
+        return _started(obs, requested_restart(obs, _unreadable_noted(obs, status, state),
+                                               state))
     if status.phase in HELD_PHASES and (state is None or state.terminal):
         return _held(obs, status)
-    waiting = status.phase in (Phase.SUBMIT_FAILED, Phase.CRASH_LOOP, Phase.RECOVERING) and (
-        bool(status.last_failure))
+    waiting = status.phase in (Phase.SUBMIT_FAILED, Phase.CRASH_LOOP, Phase.RECOVERING,
+                               Phase.STORAGE_UNREACHABLE) and bool(status.last_failure)
     if state is None:
         if status.submit_pending and status.phase in (Phase.SUBMITTING,
                                                       Phase.CLUSTER_UNREACHABLE):
@@ -183,6 +187,19 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
         assert need is not None
         if obs.restore is None or obs.restore.need is not need or listed is None:
             return Decision(status, Gather(need), f"gathering restore points ({need.value})")
+        if obs.restore.unreachable:  # never an older point, or empty state, for want of it
+            waiting = status.with_changes(phase=Phase.STORAGE_UNREACHABLE,
+                                          reason=obs.restore.unreachable[:300],
+                                          last_failure=cause if kind.after_failure
+                                          else status.last_failure)
+            said = () if status.phase == Phase.STORAGE_UNREACHABLE else events(
+                f"not started after {cause}: {obs.restore.unreachable}; waiting for the storage")
+            return Decision(waiting, Nothing(), f"not started after {cause}: "
+                            f"{obs.restore.unreachable}", said, backoff=True)
+        completing = _completing(obs)
+        if completing is not None:
+            return Decision(status, Nothing(), f"not started yet after {cause}: {completing}",
+                            retry_in=FINALIZE_RECHECK)
         problems = obs.restore.problems
         choice = choose(obs.restore.points, status.rejected_paths, obs.clock.wall,
                         check=problems.get)
@@ -235,6 +252,20 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
     # A stop with a savepoint still in flight concerned an attempt this one supersedes.
     return Decision(claimed, Submit(kind, restore), sentence, (*passed, started),
                     failure_seen=kind.after_failure, stop_cleared=True)
+
+
+def _completing(obs: Observation) -> str | None:
+    """Why the choice waits: the attempt ended while Flink was completing a checkpoint that
+    would be the newest point. It waits FINALIZE_WAIT at most from the checkpoint's last
+    acknowledgement (one Flink aborts goes from in progress to failed at once)."""
+    assert obs.restore is not None
+    pending = obs.restore.finalizing
+    state = obs.flink.state
+    if pending is None or state is None or not state.terminal:
+        return None
+    if obs.clock.wall - pending.timestamp / 1000 >= FINALIZE_WAIT:
+        return None
+    return f"checkpoint {pending.id} of attempt {obs.status.attempt} is still being completed"
 
 
 def _started(obs: Observation, step: Decision | Start) -> Decision:
@@ -308,6 +339,20 @@ def _failed(obs: Observation, status: JobStatus) -> Decision:
         cause = f"{pushed} (as pushed by Flink)"
     pending = status.with_changes(root_cause_pending=not (obs.flink.root_cause or pushed))
     return _restart(obs, pending, f"FAILED: {cause}")
+
+
+def _unreadable_noted(obs: Observation, status: JobStatus, state: JobState | None) -> JobStatus:
+    """The status with the attempt's restore point rejected when the attempt failed because
+    Flink could not read it: a restart requested meanwhile must not choose it again."""
+    if state is not JobState.FAILED or not obs.flink.root_cause:
+        return status
+    failure = classify_failure(obs.flink.root_cause, status.restored_from,
+                               ever_ran=status.phase != Phase.SUBMITTING)
+    if failure is not FailureClass.RESTORE_UNREADABLE:
+        return status
+    return status.with_rejected(RejectedRestore(
+        status.restored_from, f"Flink could not restore from it: {obs.flink.root_cause[:300]}",
+        obs.clock.wall))
 
 
 def _reject_restore(obs: Observation, status: JobStatus, cause: str) -> Decision:

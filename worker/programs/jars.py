@@ -11,9 +11,10 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
-from common.errors import FlinkRequestFailed, FlinkschedError
+from common.errors import FlinkRequestFailed, FlinkschedError, StorageUnavailable
 from common.flink.client import FlinkClient
 from common.keyedlocks import KeyedLocks
+from common.objstore.storage import Storage, remote
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,13 @@ def allowed(jar_uri: str, prefixes: tuple[str, ...]) -> bool:
 
 
 class JarCache:
-    def __init__(self, download_dir: Path, allowed_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(self, download_dir: Path, allowed_prefixes: tuple[str, ...] = (),
+                 storage: Storage | None = None) -> None:
         self.download_dir = download_dir
         self.allowed_prefixes = allowed_prefixes
-        self._ids: dict[tuple[str, str], str] = {}  # (rest url, file identity) -> jar id
+        self.storage = storage or Storage()  # jars on object storage are fetched with it
+        # (rest url, file identity) -> (jar id, its SHA-256)
+        self._ids: dict[tuple[str, str], tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._resolving = KeyedLocks()
 
@@ -67,9 +71,12 @@ class JarCache:
             return path
         if parsed.scheme in ("http", "https"):
             return self._download(jar_uri)
+        if remote(jar_uri):
+            return self._fetch(jar_uri)
         if parsed.scheme == "local":
             raise JarError(f"jar {jar_uri}: local:// names a path in an application cluster's "
-                           "image; a session cluster needs file://, http(s):// or a path")
+                           "image; a session cluster needs file://, http(s)://, object storage "
+                           "(s3://, gs://, az://) or a path")
         raise JarError(f"jar {jar_uri}: unsupported scheme {parsed.scheme!r}")
 
     def _download(self, url: str) -> Path:
@@ -96,6 +103,31 @@ class JarCache:
                 raise JarError(f"jar {url}: download failed: {exc}") from exc
         return target
 
+    def _fetch(self, uri: str) -> Path:
+        """A jar on object storage, fetched once per content: a new object at the same key
+        (another size or modification time) is fetched again. Its content is checked against
+        the spec's jarSHA256 by the caller, every time it is used."""
+        try:
+            found = self.storage.stat(uri)
+        except StorageUnavailable as exc:
+            raise JarError(f"jar {uri}: not fetched: {exc}") from exc
+        if found is None:
+            raise JarError(f"jar {uri} does not exist")
+        version = hashlib.sha256(f"{uri}|{found.size}|{found.modified}".encode()).hexdigest()
+        target = self.download_dir / version[:16] / (uri.rstrip("/").rsplit("/", 1)[-1]
+                                                     or "job.jar")
+        if target.is_file():
+            return target
+        with self._resolving(("download", uri)):
+            if target.is_file():
+                return target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.storage.download(uri, target)
+            except StorageUnavailable as exc:
+                raise JarError(f"jar {uri}: not fetched: {exc}") from exc
+        return target
+
     def jar_id(self, client: FlinkClient, jar_uri: str, sha256: str | None = None) -> str:
         """The cluster's id for this jar, uploading it when the cluster does not list it.
 
@@ -105,13 +137,17 @@ class JarCache:
         stat = path.stat()
         key = (client.rest_url, f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
         with self._lock:
-            if key in self._ids:
-                return self._ids[key]
-        with self._resolving(key):  # one upload however many supervisors want the jar
-            with self._lock:
-                if key in self._ids:
-                    return self._ids[key]
-            return self._resolve(client, jar_uri, path, key, sha256)
+            known = self._ids.get(key)
+        if known is None:
+            with self._resolving(key):  # one upload however many supervisors want the jar
+                with self._lock:
+                    known = self._ids.get(key)
+                if known is None:
+                    known = self._resolve(client, jar_uri, path, key, sha256)
+        jar_id, digest = known
+        if sha256 and digest != sha256.lower():  # another job's spec uploaded it
+            raise JarError(digest_mismatch(jar_uri, digest, sha256))
+        return jar_id
 
     def verified_path(self, jar_uri: str, sha256: str | None = None) -> Path:
         """The jar's local path, its content checked against the spec's jarSHA256."""
@@ -120,7 +156,7 @@ class JarCache:
         return path
 
     def _resolve(self, client: FlinkClient, jar_uri: str, path: Path, key: tuple[str, str],
-                 sha256: str | None) -> str:
+                 sha256: str | None) -> tuple[str, str]:
         digest = check_digest(path, jar_uri, sha256)
         upload_name = f"{digest[:16]}-{path.name}"
         for listed in client.jars():
@@ -134,8 +170,8 @@ class JarCache:
                 raise JarError(f"jar {jar_uri}: upload rejected: {exc.message}") from exc
             logger.info("uploaded %s to %s as %s", path, client.rest_url, jar_id)
         with self._lock:
-            self._ids[key] = jar_id
-        return jar_id
+            self._ids[key] = (jar_id, digest)
+        return jar_id, digest
 
     def forget(self, client: FlinkClient) -> None:
         """Drop every id known for this cluster: a restarted JobManager forgot them all."""
@@ -144,10 +180,14 @@ class JarCache:
                 del self._ids[key]
 
 
+def digest_mismatch(jar_uri: str, digest: str, sha256: str) -> str:
+    return f"jar {jar_uri} has SHA-256 {digest}, but the spec says {sha256}"
+
+
 def check_digest(path: Path, jar_uri: str, sha256: str | None) -> str:
     """The jar's SHA-256; with `sha256` (the spec's jarSHA256) a jar whose content differs
     is refused."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if sha256 and digest != sha256.lower():
-        raise JarError(f"jar {jar_uri} has SHA-256 {digest}, but the spec says {sha256}")
+        raise JarError(digest_mismatch(jar_uri, digest, sha256))
     return digest

@@ -12,10 +12,12 @@ from common.flink.access import ClusterAccess
 from common.flink.client import FlinkClient
 from common.flink.jobids import name_prefix
 from common.flink.versions import CHECKPOINT_RETENTION, FlinkVersion
+from common.objstore.storage import Storage
 from common.store.records import JobRecord
 from worker.clients import ClusterStates, FlinkClients
 from worker.programs import launchable
 from worker.programs.jars import JarCache
+from worker.targets import STORAGE
 
 
 def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, Any]:
@@ -76,6 +78,10 @@ class SessionCluster:
     def attempt_url(self) -> str:
         return ""  # the cluster is the session's, not the attempt's
 
+    @property
+    def storage(self) -> Storage:
+        return STORAGE
+
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
         with self.clients.turn(self.client):
@@ -126,11 +132,11 @@ class SessionCluster:
     def release(self) -> None:
         """Nothing of a session cluster's is the job's alone."""
 
-    def stop_with_savepoint(self, job_id: str) -> str:
-        return self.client.stop_with_savepoint(job_id)
+    def stop_with_savepoint(self, job_id: str, directory: str | None = None) -> str:
+        return self.client.stop_with_savepoint(job_id, directory)
 
-    def trigger_savepoint(self, job_id: str) -> str:
-        return self.client.trigger_savepoint(job_id)
+    def trigger_savepoint(self, job_id: str, directory: str | None = None) -> str:
+        return self.client.trigger_savepoint(job_id, directory)
 
     def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]:
         return self.client.savepoint_result(job_id, trigger_id)

@@ -29,8 +29,10 @@ from common.errors import (
 from common.flink.client import FlinkClient
 from common.flink.jobstate import JobState
 from common.flink.versions import FlinkVersion
+from common.objstore.storage import Storage
 from common.store.records import JobRecord
 from worker.clients import FlinkClients
+from worker.targets import STORAGE
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +139,10 @@ class ApplicationCluster:
     def attempt_url(self) -> str:
         return self.rest_url  # the cluster is the attempt's own
 
+    @property
+    def storage(self) -> Storage:
+        return STORAGE
+
     def turn(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()  # a cluster of its own: nobody else acts on it
 
@@ -239,11 +245,11 @@ class ApplicationCluster:
         with self._lock:
             self._answered.discard(job_id)
 
-    def stop_with_savepoint(self, job_id: str) -> str:
-        return self._client(job_id).stop_with_savepoint(job_id)
+    def stop_with_savepoint(self, job_id: str, directory: str | None = None) -> str:
+        return self._client(job_id).stop_with_savepoint(job_id, directory)
 
-    def trigger_savepoint(self, job_id: str) -> str:
-        return self._client(job_id).trigger_savepoint(job_id)
+    def trigger_savepoint(self, job_id: str, directory: str | None = None) -> str:
+        return self._client(job_id).trigger_savepoint(job_id, directory)
 
     def savepoint_result(self, job_id: str, trigger_id: str) -> tuple[str, str]:
         return self._client(job_id).savepoint_result(job_id, trigger_id)
