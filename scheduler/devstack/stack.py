@@ -72,6 +72,7 @@ class StackConfig:
     # name an S3 directory of their own).
     s3_port: int = 0
     state_on_s3: bool = False
+    flink_s3_port: int = 0  # the cluster reaches the S3 server through this port (a proxy)
 
     @property
     def pushes(self) -> bool:
@@ -247,7 +248,7 @@ class DevStack:
             self.flink_home, self.state_dir / "flink-conf", self.state_dir, ports, push=push,
             version=version, java_options=self.config.java_options,
             state_root=s3.uri(f"{self.config.cluster_name}") if s3 and self.config.state_on_s3
-            else "", extra=s3.flink_settings() if s3 else None)
+            else "", extra=self._s3_settings(s3))
         flinkhome.link_lib_dir(self.flink_home, self.state_dir / "flink-lib",
                                [] if push is None else
                                [self.config.build_dir / STATUS_LISTENER.name])
@@ -270,6 +271,14 @@ class DevStack:
         if running and recorded and recorded != version:
             raise DevStackError(f"this stack's Flink {recorded} cluster is running and Flink "
                                 f"{version} was asked for: `flinksched dev down` first")
+
+    def _s3_settings(self, s3: S3Server | None) -> dict[str, str] | None:
+        if s3 is None:
+            return None
+        settings = s3.flink_settings()
+        if self.config.flink_s3_port:
+            settings["s3.endpoint"] = f"http://127.0.0.1:{self.config.flink_s3_port}"
+        return settings
 
     def start_s3(self) -> None:
         """The S3 server, with its bucket, once it answers for it."""

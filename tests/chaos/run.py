@@ -25,6 +25,7 @@ from scheduler.devstack.services import kill, running_pid, wait_for
 from scheduler.devstack.stack import DevStack
 from tests.chaos.checker import Checker, Findings
 from tests.chaos.ensemble import Ensemble
+from tests.objectstore import Bucket, state_on
 from tests.stack import Cluster, ControlPlane
 from tests.tcpproxy import TcpProxy
 from tests.zkserver import store_on
@@ -33,6 +34,7 @@ from tests.zksessions import SessionTap
 RECOVERY_BOUND = 90.0  # every job RUNNING again within this long after a fault heals
 WORKER_SLOTS = 2
 SLOW_REST_DELAY = 1.0  # seconds each chunk of a Flink REST exchange is held
+SLOW_S3_DELAY = 1.0  # seconds each chunk between Flink and the S3 server is held
 
 
 @dataclass
@@ -83,9 +85,16 @@ class Report:
 
 
 class ChaosStack:
-    def __init__(self, devstack: DevStack, cluster: Cluster, workdir: Path,
-                 jobs: int = 4, workers: int = 3) -> None:
+    """`jobs` jobs, the second half of them with their state in the S3 bucket (the others on
+    local disk), which Flink reaches through `flink_to_s3`."""
+
+    def __init__(self, devstack: DevStack, cluster: Cluster, flink_to_s3: TcpProxy,
+                 workdir: Path, jobs: int = 4, workers: int = 3) -> None:
+        assert cluster.s3 is not None
         self.devstack = devstack
+        self.s3 = cluster.s3
+        self.bucket = Bucket(cluster.s3)
+        self.flink_to_s3 = flink_to_s3
         self.real_cluster = cluster
         self.real_rest_url = cluster.rest_url
         self.ensemble = Ensemble(workdir / "ensemble")
@@ -95,11 +104,14 @@ class ChaosStack:
         self.rest_proxy = TcpProxy(rest_port)
         proxied = Cluster(zk_hosts=self.ensemble.hosts,
                           rest_url=f"http://127.0.0.1:{self.rest_proxy.port}",
-                          example_jar=cluster.example_jar, state_dir=cluster.state_dir)
+                          example_jar=cluster.example_jar, state_dir=cluster.state_dir,
+                          s3=cluster.s3)
         self.control = ControlPlane(proxied, workdir)
         self.jobs = [f"chaos-{n}" for n in range(jobs)]
+        self.on_s3 = {name: state_on(cluster.s3, f"chaos/{name}")
+                      for name in self.jobs[jobs // 2:]}
         for name in self.jobs:
-            self.control.write_job(name)
+            self.control.write_job(name, config=self.on_s3.get(name))
         self.zk_proxies = [[TcpProxy(port) for port in self.ensemble.ports]
                            for _ in range(workers)]
         self.sessions = [SessionTap(*proxies) for proxies in self.zk_proxies]
@@ -118,12 +130,13 @@ class ChaosStack:
         return {name for slot, name in enumerate(self.worker_names)
                 if slot not in self.cut_off and self.alive(name)}
 
-    def start_worker(self, slot: int) -> None:
-        """A new worker process in the slot (a new id: the old one's session may linger)."""
+    def start_worker(self, slot: int, env: dict[str, str] | None = None) -> None:
+        """A new worker process in the slot (a new id: the old one's session may linger),
+        with `env` over its environment."""
         self._generation += 1
         name = f"worker-{slot}-{self._generation}"
         hosts = ",".join(f"127.0.0.1:{proxy.port}" for proxy in self.zk_proxies[slot])
-        self.control.start_worker(name, slots=WORKER_SLOTS, zk=hosts)
+        self.control.start_worker(name, slots=WORKER_SLOTS, zk=hosts, env=env)
         self.worker_names[slot] = name
 
     def busy_slot(self, rng: random.Random) -> int:
@@ -156,6 +169,10 @@ class ChaosStack:
                 proxy.close()
         self.rest_proxy.close()
         self.ensemble.stop()
+        self.flink_to_s3.heal()
+        self.flink_to_s3.delay = 0.0
+        if running_pid(self.devstack.s3_service()) is None:
+            self.devstack.start_s3()
         if running_pid(self.devstack.flink_service("jobmanager")) is None:
             self.devstack.start_jobmanager()
         self.real_cluster.cancel_all()
@@ -312,6 +329,58 @@ def checkpoint_dir_deleted(stack: ChaosStack, rng: random.Random) -> str:
     return f"deleted the checkpoint directory of {name} attempt {attempt} after cancelling it"
 
 
+# -- faults in storage: the S3 server and what the bucket holds --------------------------------
+def s3_server_restart(stack: ChaosStack, rng: random.Random) -> str:
+    """Killed while the jobs on S3 checkpoint (their checkpoints fail, and so may they), and
+    started again after a while: nothing starts from an older point or empty state for want
+    of it, and every job runs again once it answers."""
+    kill(stack.devstack.s3_service())
+    time.sleep(rng.uniform(2.0, 8.0))  # the fault's duration
+    stack.devstack.start_s3()
+    return "SIGKILL of the S3 server, started again after a while"
+
+
+def s3_slowed(stack: ChaosStack, rng: random.Random) -> str:
+    stack.flink_to_s3.delay = SLOW_S3_DELAY
+    time.sleep(rng.uniform(3.0, 10.0))
+    stack.flink_to_s3.delay = 0.0
+    return f"Flink's S3 traffic slowed by {SLOW_S3_DELAY:g} s a chunk"
+
+
+def _usable_in_bucket(stack: ChaosStack, name: str, attempt: int) -> list[int]:
+    directory = stack.on_s3[name]["execution.checkpointing.dir"]
+    return stack.bucket.checkpoints(directory, flink_job_id(name, attempt))
+
+
+def s3_newest_metadata_deleted(stack: ChaosStack, rng: random.Random) -> str:
+    """The `_metadata` object of an ended attempt's newest checkpoint is gone from the
+    bucket: the next attempt must start from the one before."""
+    found = _cancel_behind_their_backs(
+        stack, rng, lambda name, attempt: name in stack.on_s3 and len(
+            _usable_in_bucket(stack, name, attempt)) >= 2)
+    if found is None:
+        return "no attempt on S3 with two checkpoints to delete one of"
+    name, attempt, _ = found
+    *_, before, newest = _usable_in_bucket(stack, name, attempt)
+    directory = stack.on_s3[name]["execution.checkpointing.dir"]
+    stack.bucket.delete(f"{directory}/{flink_job_id(name, attempt)}/chk-{newest}/_metadata")
+    stack.checker.spoiled(name, attempt, before)
+    stack.rest_proxy.heal()
+    return f"deleted the _metadata of chk-{newest} of {name} attempt {attempt} in the bucket"
+
+
+def s3_credentials_rotated(stack: ChaosStack, rng: random.Random) -> str:
+    """A busy worker is replaced by one whose storage secret no longer works, which is
+    replaced in turn by one with the right secret: what fails meanwhile waits for it."""
+    slot = stack.busy_slot(rng)
+    stack.control.processes[stack.worker_names[slot]].terminate()
+    stack.start_worker(slot, env={"AWS_SECRET_ACCESS_KEY": "rotated-away"})
+    time.sleep(rng.uniform(4.0, 10.0))  # the fault's duration
+    stack.control.processes[stack.worker_names[slot]].terminate()
+    stack.start_worker(slot)
+    return f"worker slot {slot} ran with a rotated-away storage secret for a while"
+
+
 def _ensemble_data(stack: ChaosStack) -> list[Path]:
     return [service.state_dir / "zookeeper" / "version-2" for service in stack.ensemble.services]
 
@@ -406,12 +475,16 @@ FAULTS: dict[str, Fault] = {
     "ZooKeeper data wiped (one server)": zookeeper_server_wiped,
     "ZooKeeper restored from an older copy": zookeeper_rolled_back,
     "Flink status push that lies": lying_push,
+    "S3 server SIGKILL + restart": s3_server_restart,
+    "Flink's S3 traffic slowed": s3_slowed,
+    "newest checkpoint's _metadata deleted in the bucket": s3_newest_metadata_deleted,
+    "storage credentials rotated under a worker": s3_credentials_rotated,
 }
 
 
 def schedule(count: int, rng: random.Random) -> list[str]:
-    """`count` faults in random order, the kinds as evenly as count allows (150 faults: ten
-    of each of the fifteen kinds)."""
+    """`count` faults in random order, the kinds as evenly as count allows (190 faults: ten
+    of each of the nineteen kinds)."""
     kinds = list(FAULTS)
     chosen = kinds * (count // len(kinds)) + rng.sample(kinds, count % len(kinds))
     rng.shuffle(chosen)

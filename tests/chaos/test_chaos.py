@@ -1,6 +1,6 @@
 """The chaos run: faults at random times in random order on the real stack, with the
 invariants checked throughout. `make test` runs one fault of each kind; `make chaos` runs
-FLINKSCHED_CHAOS_FAULTS of them (120 by default) and prints the table."""
+FLINKSCHED_CHAOS_FAULTS of them (190 by default) and prints the table."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from common.processes import free_port
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.chaos.run import FAULTS, ChaosStack, Report, run
 from tests.stack import TEST_JAVA_OPTIONS, Cluster
+from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.chaos
 
@@ -22,25 +23,34 @@ REPORT = Path(__file__).resolve().parents[2] / "build" / "chaos-report.md"
 
 
 @pytest.fixture
-def chaos_flink(tmp_path: Path) -> Iterator[tuple[DevStack, Cluster]]:
-    """A session cluster of the run's own: it kills and restarts the JobManager, slows its
-    REST API and cancels jobs behind the workers' backs, which no other test could share."""
+def chaos_flink(tmp_path: Path) -> Iterator[tuple[DevStack, Cluster, TcpProxy]]:
+    """A session cluster of the run's own, with an S3 server of its own that the cluster
+    reaches through a proxy: it kills and restarts the JobManager and the S3 server, slows
+    their traffic and cancels jobs behind the workers' backs, which no other test could
+    share."""
+    s3_port = free_port()
+    flink_to_s3 = TcpProxy(s3_port)
     config = StackConfig(state_dir=tmp_path / "flink", zk_port=free_port(),
                          rest_port=free_port(), rpc_port=free_port(), workers=0, push_root=None,
-                         java_options=TEST_JAVA_OPTIONS)
+                         java_options=TEST_JAVA_OPTIONS, s3_port=s3_port,
+                         flink_s3_port=flink_to_s3.port)
     stack = DevStack(config)
     stack.state_dir.mkdir(parents=True)
     try:
         jar = stack.prepare()
+        stack.start_s3()
         stack.start_flink()
         yield stack, Cluster(zk_hosts="", rest_url=config.rest_url, example_jar=jar,
-                             state_dir=stack.state_dir, flink_home=stack.flink_home)
+                             state_dir=stack.state_dir, flink_home=stack.flink_home,
+                             s3=config.s3()), flink_to_s3
     finally:
         stack.down()
+        flink_to_s3.close()
 
 
 @pytest.fixture
-def chaos_stack(chaos_flink: tuple[DevStack, Cluster], tmp_path: Path) -> Iterator[ChaosStack]:
+def chaos_stack(chaos_flink: tuple[DevStack, Cluster, TcpProxy],
+                tmp_path: Path) -> Iterator[ChaosStack]:
     stack = ChaosStack(*chaos_flink, tmp_path)
     try:
         yield stack

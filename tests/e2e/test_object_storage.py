@@ -372,11 +372,14 @@ def test_a_missing_bucket_and_a_dead_endpoint_are_named_and_spare_the_other_jobs
     running(store, "local-fine", 1, checkpointed=False)
     assert control.cluster.submissions("no-bucket") == []
 
-    # The same worker's store endpoint, dead: the job on S3 waits, naming it.
-    control.write_job("s3-dead-endpoint", config=state_on(s3, control.root.strip("/")))
-    control.start_worker("worker-b", env={"AWS_ENDPOINT": f"http://127.0.0.1:{free_port()}"})
+    # A worker whose store endpoint is dead takes the jobs over, and is the only one a new
+    # job on S3 can go to (the one before it would start it, then hand it over running):
+    # the job waits, naming its storage.
+    control.start_worker("worker-b", slots=3,
+                         env={"AWS_ENDPOINT": f"http://127.0.0.1:{free_port()}"})
     control.processes["worker-a"].terminate()
     control.processes["worker-a"].wait(15)
+    control.write_job("s3-dead-endpoint", config=state_on(s3, control.root.strip("/")))
     for name in ("no-bucket", "s3-dead-endpoint"):
         reason = reason_when(store, name, Phase.STORAGE_UNREACHABLE)
         assert "s3://" in reason and "Traceback" not in reason, reason
