@@ -129,14 +129,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="failovers of each job")
     parser.add_argument("--kills", type=int, default=3, help="JobManager SIGKILLs")
     parser.add_argument("--restarts", type=int, default=100)
+    parser.add_argument("--keep", action="store_true", help="keep the stack's logs and state")
     args = parser.parse_args()
     exit_on_sigterm()
     report: dict[str, Any] = {"flink": FLINK_VERSION}
-    with local_devstack(s3=True) as (stack, cluster, control):
+    with local_devstack(s3=True, keep=args.keep) as (stack, cluster, control):
         assert cluster.s3 is not None
         bucket = Bucket(cluster.s3)
         control.start_master()
-        control.start_worker(slots=2)
+        control.start_worker(slots=6)  # removed jobs hold their slot for a grace period
         with zk_store(cluster.zk_hosts, control.root) as store:
             failovers = {}
             for kind, config in (("disk", None), ("s3", state_on(cluster.s3, "bench/failover"))):
