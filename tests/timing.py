@@ -5,7 +5,8 @@ one), so that waiting shows as wall time without CPU.
     FLINKSCHED_TEST_TIMINGS=build/test-timings.json pytest -p tests.timing
 
 Measured across the machine, so the figures of one test are its own only when tests run one
-at a time (no xdist).
+at a time (no xdist). Under xdist each test process writes its own file, the path with the
+process's name before its suffix (`build/test-timings-gw0.json`).
 """
 
 from __future__ import annotations
@@ -54,5 +55,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     target = os.environ.get("FLINKSCHED_TEST_TIMINGS")
     if target and _found:
         path = Path(target)
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker:
+            path = path.with_name(f"{path.stem}-{worker}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(_found, indent=1) + "\n")
