@@ -197,6 +197,11 @@ def test_flink_restarting_the_attempt_past_the_policy_is_a_crash_loop() -> None:
                               flink=FlinkView(JobState.RUNNING, restart_count=5)))
     assert decision.action == Cancel(job_id(3))
     assert decision.status.phase is Phase.CRASH_LOOP
+    said = decision.status.reason
+    assert said.startswith("Flink restarted attempt 3 5 times")
+    # Once the attempt is cancelled the loop is what it was: the reason reads the same.
+    cancelled = decide(observe(decision.status, JobState.CANCELED, job=job))
+    assert cancelled.status.phase is Phase.CRASH_LOOP and cancelled.status.reason == said
 
 
 def test_a_claim_flink_may_not_have_seen_is_submitted_again() -> None:

@@ -384,6 +384,8 @@ def _restart(obs: Observation, status: JobStatus, cause: str) -> Decision:
     recent = recent_restarts(status.restart_times, now, policy.window)
     if len(recent) >= policy.maxRestarts:
         reason = f"{len(recent)} restarts within {policy.window:g}s; last: {cause}"
+        if status.phase == Phase.CRASH_LOOP and cause == status.last_failure:
+            reason = status.reason  # said once: the loop Flink's restarts made reads so still
         crash = status.with_changes(phase=Phase.CRASH_LOOP, reason=reason, last_failure=cause,
                                     restart_times=recent)
         noted = () if status.phase == Phase.CRASH_LOOP else events(f"CrashLoopBackOff: {reason}")
