@@ -33,6 +33,7 @@ from tests.stack import (
 )
 from tests.waiting import holds_for, wait_until
 from tests.zkserver import store_on
+from worker.decide.restore_rules import checkpoint_number
 
 pytestmark = pytest.mark.e2e
 
@@ -193,23 +194,39 @@ class StateOnS3Life:
 
     def test_newest_checkpoint_deleted_in_the_bucket_restarts_from_the_one_before(
             self, life: S3Job, bucket: Bucket) -> None:
-        """Its `_metadata` object is gone: the point is passed over before Flink sees it."""
+        """Its `_metadata` object is gone: the point is passed over before Flink sees it. The
+        point deleted is the one ZooKeeper recorded (so a candidate for certain, whatever
+        Flink's cached statistics say), and any the attempt completed after it."""
         before = running(life.store, JOB)
-        wait_until(lambda: len(bucket.checkpoints(life.checkpoints, before.flink_job_id)) >= 2,
-                   30, "two checkpoints of the attempt in the bucket")
+        base = f"{life.checkpoints}/{before.flink_job_id}"
+
+        def recorded_newest_with_one_before() -> int | None:
+            point = life.status().last_checkpoint
+            listed = bucket.checkpoints(life.checkpoints, before.flink_job_id)
+            number = checkpoint_number(point.path) if point and point.path.startswith(
+                base) else 0
+            return number if len(listed) >= 2 and number == listed[-1] else None
+
+        wait_until(recorded_newest_with_one_before, 30,
+                   "ZooKeeper holding the newest of two checkpoints in the bucket")
         life.control.signal("worker-a", 19)  # SIGSTOP: the failure waits for the deletion
         try:
             life.marker.touch()
             wait_until(lambda: life.control.cluster.job_state(before.flink_job_id) == "FAILED",
                        30, "the attempt FAILED")
-            *_, usable, newest = bucket.checkpoints(life.checkpoints, before.flink_job_id)
-            gone = f"{life.checkpoints}/{before.flink_job_id}/chk-{newest}"
-            bucket.delete(f"{gone}/_metadata")
+            point = life.status().last_checkpoint
+            assert point is not None
+            known = checkpoint_number(point.path)
+            listed = bucket.checkpoints(life.checkpoints, before.flink_job_id)
+            usable = max(n for n in listed if n < known)
+            for number in (n for n in listed if n >= known):
+                bucket.delete(f"{base}/chk-{number}/_metadata")
         finally:
             life.control.signal("worker-a", 18)  # SIGCONT
         after = running(life.store, JOB, before.attempt + 1)
         assert restored(life.control, after)["external_path"].rstrip("/").endswith(
             f"/chk-{usable}")
+        gone = f"{base}/chk-{known}"
         messages = [str(e["message"]) for e in life.store.events(JOB)]
         assert any(gone in m and "has no _metadata object" in m for m in messages), messages[-5:]
 
