@@ -47,6 +47,7 @@ def savepoint_dir(record: JobRecord) -> str | None:
     session cluster's REST API takes its default from the cluster, never from the job."""
     return SAVEPOINT_DIR.read(record.model.flinkConfiguration)
 
+
 class ActGuard(Protocol):
     def can_act(self) -> bool:
         """False while the store's connection cannot be trusted: no Flink action then."""
