@@ -157,6 +157,11 @@ class Observer:
             return None
         return Pushed(pushed.state, pushed.cause, now - self._push_arrived)
 
+    def push_still_news(self) -> None:
+        """The cycle chose to wait and look again soon: the push it saw is the next one's news
+        too (how the failure came to be known is said when the attempt starts)."""
+        self._push_settled = False
+
     def _settle(self, news: Pushed, view: FlinkView) -> FlinkView:
         if view.unreachable or news.confirmed_by(view.state):
             self._push_settled = True

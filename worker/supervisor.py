@@ -146,6 +146,7 @@ class JobSupervisor:
                 wait = min(wait, FAST_POLL)  # an attempt is ending or a savepoint is running
             if outcome.retry_in is not None:
                 wait = min(wait, outcome.retry_in)
+                self.observer.push_still_news()
             if outcome.soon:
                 wait = PUSH_RECHECK
             self._wake.wait(wait)

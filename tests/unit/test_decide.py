@@ -488,6 +488,14 @@ def test_a_failure_during_a_checkpoints_completion_waits_for_it_then_starts_from
                      ).restore == completed
 
 
+def test_a_checkpoint_in_progress_whose_metadata_is_listed_holds_nothing() -> None:
+    """Flink's statistics lag (a cache): the checkpoint listed with its metadata is done."""
+    done = checkpoint(3, NEWEST.id + 1)
+    decision = settle(observe(status(), JobState.FAILED), (OLDER, NEWEST, done),
+                      finalizing=completing(0.3))
+    assert submitted(decision).restore == done
+
+
 def test_a_checkpoint_in_progress_long_after_its_last_acknowledgement_holds_nothing() -> None:
     late = settle(observe(status(), JobState.FAILED), (OLDER, NEWEST),
                   finalizing=completing(FINALIZE_WAIT + 1))

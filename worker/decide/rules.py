@@ -60,6 +60,7 @@ from worker.decide.restore_rules import (
     INCOMPATIBLE_HINT,
     FailureClass,
     RestoreChoice,
+    checkpoint_number,
     choose,
     classify_failure,
     newest,
@@ -265,6 +266,10 @@ def _completing(obs: Observation) -> str | None:
         return None
     if obs.clock.wall - pending.timestamp / 1000 >= FINALIZE_WAIT:
         return None
+    own = f"/{obs.status.flink_job_id}/"
+    if any(checkpoint_number(p.path) == pending.id and own in p.path
+           and p.path not in obs.restore.problems for p in obs.restore.points):
+        return None  # completed: its metadata is there (Flink's statistics lag behind)
     return f"checkpoint {pending.id} of attempt {obs.status.attempt} is still being completed"
 
 
