@@ -43,7 +43,8 @@ from worker.decide.restore_rules import newest
 from worker.restore import retained_in
 
 
-def _timestamp(cluster: Cluster, job_id: str, state: str) -> float:
+def flink_timestamp(cluster: Cluster, job_id: str, state: str) -> float:
+    """When Flink says the job reached `state` (its own timestamp, in seconds)."""
     found = wait_until(lambda: (cluster.get(f"/jobs/{job_id}") or {}).get("timestamps", {})
                        .get(state), 120, f"{job_id} to record {state}")
     return float(found) / 1000
@@ -63,8 +64,8 @@ def measure_failovers(cluster: Cluster, control: ControlPlane, store: Store, run
         wait_until(lambda: cluster.completed_checkpoint_id(current) >= 1, 120,  # noqa: B023
                    f"a checkpoint of attempt {attempt}")
         marker.touch()
-        failed = _timestamp(cluster, current, "FAILED")
-        running = _timestamp(cluster, flink_job_id(name, attempt + 1), "RUNNING")
+        failed = flink_timestamp(cluster, current, "FAILED")
+        running = flink_timestamp(cluster, flink_job_id(name, attempt + 1), "RUNNING")
         decided = f"restarted attempt {attempt + 1} "
         # Written once Flink answered, which is a little after it reports RUNNING.
         event = wait_until(lambda: next((e for e in store.events(name)
@@ -101,7 +102,7 @@ def measure_bare_runs(cluster: Cluster, runs: int, restore_from: str = "",
         sent = time.time()
         client.run_jar(jar_id, body)
         done = time.time()
-        running = _timestamp(cluster, job_id, "RUNNING")
+        running = flink_timestamp(cluster, job_id, "RUNNING")
         samples.append(running - sent)
         if answered is not None:
             answered.append(running - done)

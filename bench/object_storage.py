@@ -20,7 +20,7 @@ import time
 from functools import partial
 from typing import Any
 
-from bench.failover import _timestamp, measure_failovers
+from bench.failover import flink_timestamp, measure_failovers
 from bench.stackutil import exit_on_sigterm, local_devstack, write_results, zk_store
 from common.flink.jobids import flink_job_id
 from common.store.records import Phase
@@ -113,7 +113,7 @@ def measure_jobmanager_kills(stack: DevStack, cluster: Cluster, control: Control
         newest = bucket.checkpoints(directory, job_id)[-1]
         stack.start_jobmanager()
         following = flink_job_id(name, attempt + 1)
-        running = _timestamp(cluster, following, "RUNNING")
+        running = flink_timestamp(cluster, following, "RUNNING")
         restored = wait_until(partial(_restored, cluster, following), 30,
                               "the restored checkpoint reported")
         samples.append({"kill_to_running": running - killed,

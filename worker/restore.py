@@ -182,6 +182,7 @@ def gather(need: Need, record: JobRecord, status: JobStatus,
     point and the initial savepoint as fallbacks, Flink's statistics of the last attempt, and
     the retained checkpoints on disk. NONE: nothing (the point is known already)."""
     candidates: list[Checkpoint] = []
+    found: list[Checkpoint] = []  # listed with their metadata: complete, no need to ask again
     unreachable = ""
     finalizing = None
     initial = record.model.job.initialSavepointPath
@@ -203,9 +204,10 @@ def gather(need: Need, record: JobRecord, status: JobStatus,
             finalizing = completing(stats)
         found, unreachable = retained(record, target)
         candidates.extend(found)
-    try:
-        problems = {c.path: p for c in candidates
-                    if (p := rejection(c.path, target.storage)) is not None}
+    listed = {c.path for c in found}
+    try:  # each other path asked of its storage once, however many sources name it
+        problems = {path: p for path in dict.fromkeys(c.path for c in candidates)
+                    if path not in listed and (p := rejection(path, target.storage)) is not None}
     except StorageUnavailable as exc:
         return RestoreCandidates(need, tuple(candidates), {}, unreachable=str(exc),
                                  finalizing=finalizing)

@@ -83,3 +83,44 @@ def test_retained_lists_checkpoints_on_object_storage_in_numeric_order() -> None
     found = retained_in("s3://b/ckpt", name_prefix("mine"), storage)
     assert sorted(c.id for c in found) == [9, 10]
     assert newest(found).path == f"s3://b/ckpt/{mine1}/chk-10"  # type: ignore[union-attr]
+
+
+class Counting(FakeStorage):
+    def __init__(self, objects: dict[str, int]) -> None:
+        super().__init__(objects)
+        self.asked: list[str] = []
+
+    def exists(self, uri: str) -> bool:
+        self.asked.append(uri)
+        return super().exists(uri)
+
+
+class Target:
+    """What gathering asks of a deployment target: its configuration, Flink's statistics."""
+
+    def __init__(self, storage: Counting, stats: dict[str, object]) -> None:
+        self.storage = storage
+        self.stats = stats
+
+    def config(self) -> dict[str, str]:
+        return {"execution.checkpointing.dir": "s3://b/ckpt"}
+
+    def checkpoints(self, job_id: str) -> dict[str, object]:
+        return self.stats
+
+
+def test_gathering_asks_the_storage_only_of_points_its_listing_did_not_show_complete() -> None:
+    """A point the listing found with its `_metadata` is complete; one named by several
+    sources (ZooKeeper, Flink's statistics) is asked about once; a missing one is rejected."""
+    from tests.unit.decisions_util import job_id, record, status
+    from worker.decide.observation import Need
+    from worker.restore import gather
+
+    listed, gone = f"s3://b/ckpt/{job_id(3)}/chk-7", f"s3://b/ckpt/{job_id(3)}/chk-8"
+    storage = Counting({f"{listed}/_metadata": 5})
+    stats = {"latest": {"completed": {"id": 8, "external_path": gone,
+                                      "latest_ack_timestamp": 9}}}
+    current = status(last_checkpoint=Checkpoint(gone, 8, 9))
+    found = gather(Need.AFTER, record(), current, Target(storage, stats))  # type: ignore[arg-type]
+    assert storage.asked == [f"{gone}/_metadata"]
+    assert set(found.problems) == {gone} and listed in {p.path for p in found.points}
