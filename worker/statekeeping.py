@@ -106,12 +106,12 @@ def keep(work: Work, target: StateTarget, clock: Callable[[], float] = time.time
     objects = sum(s.objects for s in plan.kept)
     size = sum(s.bytes for s in plan.kept)
     for path in work.savepoints:
-        if local(path) is None or _sees(path):
+        if _sees(path):
             found = storage.list(path.rstrip("/") + "/")
             objects += len(found)
             size += sum(e.size for e in found)
     stored = StoredState(objects, size, len(plan.kept), len(work.savepoints), clock(), base,
-                         plan.held if plan.held.startswith("restore mode") else "")
+                         plan.held if plan.off else "")
     return Kept(stored, tuple(events))
 
 

@@ -36,7 +36,7 @@ def test_once_the_attempt_has_its_own_checkpoint_older_attempts_go_but_one() -> 
 def test_nothing_goes_before_the_attempt_has_a_checkpoint_of_its_own() -> None:
     plan = prune([attempt(n) for n in range(1, 4)], 3, own_checkpoint=False, retain=0,
                  protected=())
-    assert deleted(plan) == [] and "no checkpoint of its own" in plan.held
+    assert deleted(plan) == [] and "no checkpoint of its own" in plan.held and not plan.off
 
 
 def test_the_fallback_is_the_newest_earlier_attempt_that_completed_a_checkpoint() -> None:
@@ -65,7 +65,7 @@ def test_attempts_numbered_above_the_current_one_are_left_alone() -> None:
 def test_claim_and_legacy_restore_modes_delete_nothing(configured: str) -> None:
     mode = claim_mode(configured)
     plan = prune([attempt(n) for n in range(1, 5)], 4, True, retain=0, protected=(), mode=mode)
-    assert deleted(plan) == [] and f"restore mode {mode}" in plan.held
+    assert deleted(plan) == [] and f"restore mode {mode}" in plan.held and plan.off
 
 
 def test_no_claim_is_flinks_default() -> None:

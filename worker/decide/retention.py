@@ -46,6 +46,7 @@ class Prune:
     delete: tuple[AttemptState, ...]
     kept: tuple[AttemptState, ...]
     held: str = ""  # why nothing is deleted yet, when nothing is
+    off: bool = False  # retention does not apply in the job's restore mode (`held` says why)
 
 
 def attempt_states(name: str, base: str,
@@ -79,7 +80,8 @@ def prune(states: Iterable[AttemptState], current: int, own_checkpoint: bool, re
     states = sorted(states, key=lambda s: s.attempt)
     if mode != NO_CLAIM:
         return Prune((), tuple(states), f"restore mode {mode}: an attempt's checkpoints may "
-                                        "build on the files of the point it was restored from")
+                                        "build on the files of the point it was restored from",
+                     off=True)
     if not own_checkpoint:
         return Prune((), tuple(states),
                      f"attempt {current} has completed no checkpoint of its own yet")
