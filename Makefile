@@ -45,7 +45,7 @@ check: $(BIN)/flinksched  # ruff, the import contracts, mypy, unit and model tes
 	$(BIN)/python -m pytest -q -n 2 tests/unit tests/model $(PYTEST_ARGS)
 
 chaos: $(BIN)/flinksched  # the long chaos run; prints the table, writes build/chaos-report.md
-	FLINKSCHED_CHAOS_FAULTS=$${FLINKSCHED_CHAOS_FAULTS:-190} $(BIN)/python -m pytest -m chaos \
+	FLINKSCHED_CHAOS_FAULTS=$${FLINKSCHED_CHAOS_FAULTS:-200} $(BIN)/python -m pytest -m chaos \
 	  -p no:cacheprovider -s --timeout 0 tests/chaos
 
 bench: $(BIN)/flinksched  # every benchmark: bench/results/<date>.json and .md, bench/README.md

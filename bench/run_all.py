@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "object-storage": ("bench.object_storage",
                        ["--runs", "10", "--kills", "3", "--restarts", "100"],
                        ["--runs", "2", "--kills", "1", "--restarts", "3"]),
+    "rollback": ("bench.rollback", ["--runs", "3"], ["--runs", "1"]),
     "worker-memory": ("bench.worker_memory", [], []),
     "assignment": ("bench.assignment", [], ["--runs", "1"]),
     "status-scale": ("bench.status_scale", [], ["--runs", "1"]),
@@ -155,6 +156,17 @@ def _object_storage(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _rollback(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for kind, found in r["kinds"].items():
+        figure = (f"{_s(found['median_s'])} / {_s(found['worst_s'])}" if found["finished"]
+                  else "did not finish")
+        rows.append((f"broken upgrade ({kind}): sync → RUNNING on the stable spec, median / "
+                     f"worst of {found['finished']} of {len(found['runs'])}", figure,
+                     "< 10 s" if kind != "state does not fit" else ""))
+    return rows
+
+
 def _own_clusters(r: dict[str, Any]) -> list[Row]:
     own, session, memory = r["own"], r["session"], r["memory"]
 
@@ -250,6 +262,7 @@ TABLES: dict[str, Rows] = {
     "state-faults": _state_faults,
     "own-clusters": _own_clusters,
     "object-storage": _object_storage,
+    "rollback": _rollback,
     "metrics-scale": lambda r: [(f"leader's /metrics with {r['jobs']:,} jobs: time / size",
                                  f"{_s(r['scrape_s_median'])} / "
                                  f"{r['response_bytes'] / 1e6:.2f} MB", "")],

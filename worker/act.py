@@ -20,7 +20,7 @@ from common.errors import (
 from common.flink.versions import SAVEPOINT_DIR
 from common.metrics import RECOVERY_SECONDS
 from common.store.interfaces import JobStore
-from common.store.records import Fence, JobRecord, JobStatus, Phase
+from common.store.records import RUNNING_PHASES, Fence, JobRecord, JobStatus, Phase, StableSpec
 from worker.decide.decisions import (
     Adopt,
     Cancel,
@@ -77,12 +77,14 @@ class Actor:
         self.upgrade_retry_at = 0.0
         self.cancel_sent = ("", 0.0)  # the last cancel this worker sent: job id, monotonic
         self.failure_seen: float | None = None  # monotonic time the current outage was noticed
+        self.stable: StableSpec | None = None  # the job's last stable generation, as stored
 
     def status(self) -> JobStatus:
         if self.stale:
             # The actor is the status's only writer, so what it wrote last is current until a
             # write fails.
             self.current, self.version = self.store.status(self.name)
+            self.stable = self.store.stable(self.name)
             self.stale = False
         return self.current
 
@@ -123,6 +125,9 @@ class Actor:
             # Before the status: a removed job's node may be deleted right after it says so.
             # Only clusters whose attempt ended are released.
             target.release()
+        if decision.stable is not None:  # before the status that names its attempt
+            self.store.write_stable(self.name, decision.stable, self.owner)
+            self.stable = decision.stable
         self.record(decision.status)  # first: a worker that lost the job must not act on it
         if isinstance(action, StopWithSavepoint):
             try:
@@ -134,7 +139,7 @@ class Actor:
         for orphan in decision.orphans:
             target.cancel(orphan)
         outcome = Outcome(decision.message, backoff=decision.backoff, soon=decision.recheck,
-                          retry_in=decision.retry_in)
+                          retry_in=decision.retry_in, wake_in=decision.wake_in)
         if isinstance(action, Submit | Resubmit):
             outcome = self._submit(record, submit_to or target, decision.message if isinstance(
                 action, Submit) else "")
@@ -188,7 +193,7 @@ class Actor:
         """The attempt runs: note how long the outage lasted, take savepoints, keep what it
         stores in bounds."""
         status = self.current
-        if before.phase != Phase.RUNNING and self.failure_seen is not None:
+        if before.phase not in RUNNING_PHASES and self.failure_seen is not None:
             took = self.observer.clock().mono - self.failure_seen
             RECOVERY_SECONDS.observe(took)
             self.failure_seen = None

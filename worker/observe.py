@@ -18,7 +18,7 @@ from common.flink.jobids import flink_job_id
 from common.flink.jobstate import JobState
 from common.objstore.storage import Storage
 from common.store.pushed import PushedEvent
-from common.store.records import JobRecord, JobStatus, Phase
+from common.store.records import RUNNING_PHASES, JobRecord, JobStatus, Phase
 from worker.decide.observation import (
     CheckpointStats,
     Clock,
@@ -50,7 +50,7 @@ HELD_RECHECK = 10.0  # a job with no usable restore point looks for one again th
 # REST API is the truth, and a push it never confirms must not keep the worker looking.
 PUSH_CONFIRM_WINDOW = 2.0
 # Phases whose attempt the shared listing watches.
-LISTED_PHASES = (Phase.SUBMITTING, Phase.RUNNING, Phase.RESTARTING)
+LISTED_PHASES = (Phase.SUBMITTING, *RUNNING_PHASES, Phase.RESTARTING)
 
 
 def stats_interval(record: JobRecord) -> float:
@@ -218,7 +218,7 @@ class Observer:
         # already, and its own first checkpoints wait at most that interval to be recorded.
         # An attempt it did not submit (taken over, adopted) is read at once.
         fresh = self.clock().mono - self._created < interval
-        if not (self._due("stats", interval) or (status.phase != Phase.RUNNING and not fresh)):
+        if not (self._due("stats", interval) or (status.phase not in RUNNING_PHASES and not fresh)):
             return None
         stats = self._read(lambda: target.checkpoints(job_id), None)
         if stats is None:

@@ -193,7 +193,8 @@ def gather(need: Need, record: JobRecord, status: JobStatus,
             found, unreachable = retained(record, target)
             candidates.extend(found)
     elif need is Need.AFTER:
-        candidates.extend(c for c in (status.last_checkpoint, *status.savepoints) if c)
+        candidates.extend(c for c in (status.last_checkpoint, *status.savepoints,
+                                      status.upgrade_point) if c)
         candidates.extend(restore_fallbacks(status.restored_from, initial))
         if status.attempt:
             try:

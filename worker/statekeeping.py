@@ -25,6 +25,7 @@ from common.objstore.storage import Storage, local
 from common.sizes import human_bytes
 from common.store.records import JobRecord, JobStatus, StoredState
 from worker.decide.observation import Clock
+from worker.decide.restore_rules import own_checkpoint
 from worker.decide.retention import attempt_states, claim_mode, prune
 from worker.observe import system_clock
 from worker.restore import checkpoint_dir
@@ -63,19 +64,14 @@ class Work:
     job_config: dict[str, str] = field(default_factory=dict)
 
 
-def own_checkpoint(status: JobStatus) -> bool:
-    """The current attempt completed a checkpoint of its own (not the point it started from)."""
-    checkpoint = status.last_checkpoint
-    return bool(checkpoint and status.flink_job_id
-                and f"/{status.flink_job_id}/chk-" in checkpoint.path)
-
-
 def work_of(record: JobRecord, status: JobStatus) -> Work:
     spec = record.model
     own = own_checkpoint(status)
     protected = (status.last_checkpoint.path if status.last_checkpoint else "",
                  *(s.path for s in status.savepoints), spec.job.initialSavepointPath or "",
-                 "" if own else status.restored_from)
+                 "" if own else status.restored_from,
+                 # the state a rollback of the generation on trial would restore
+                 status.upgrade_point.path if status.upgrade_point else "")
     return Work(record.name, status.attempt, own,
                 spec.checkpoints.retainAttempts, tuple(p for p in protected if p),
                 tuple(s.path for s in status.savepoints), dict(spec.flinkConfiguration))

@@ -19,11 +19,11 @@ from apscheduler.schedulers.base import BaseScheduler
 
 from common.errors import ConflictError, FencedError, FlinkschedError, StoreError
 from common.store.interfaces import JobStore
-from common.store.records import CommandKind, Fence, JobRecord, JobStatus
+from common.store.records import CommandKind, Fence, JobRecord, JobStatus, StableSpec
 from worker.act import ActGuard, Actor
 from worker.decide.decisions import Gather, Outcome
 from worker.decide.moves import left_behind
-from worker.decide.observation import Clock, Observation, RestartCommand
+from worker.decide.observation import Clock, Observation, RestartCommand, RollbackRequest
 from worker.decide.rules import decide
 from worker.observe import Observer, restart_command, system_clock
 from worker.savepoints import SavepointKeeper
@@ -72,6 +72,8 @@ class JobSupervisor:
         # target once nothing of the job's is left there.
         self._previous_target: tuple[str, DeploymentTarget | None] | None = None
         self._refused = ""  # a submission refused in a cycle's last step: Flink's reason
+        # The desired record, the stable spec and the record made of both (`_running_record`).
+        self._stable_record: tuple[JobRecord, StableSpec, JobRecord] | None = None
         self._thread = threading.Thread(target=self.run, name=f"job-{name}", daemon=True)
 
     # -- thread --------------------------------------------------------------------------
@@ -147,6 +149,8 @@ class JobSupervisor:
             if outcome.retry_in is not None:
                 wait = min(wait, outcome.retry_in)
                 self.observer.push_still_news()
+            if outcome.wake_in is not None:
+                wait = min(wait, outcome.wake_in)
             if outcome.soon:
                 wait = PUSH_RECHECK
             self._wake.wait(wait)
@@ -184,13 +188,14 @@ class JobSupervisor:
 
     # -- one cycle -----------------------------------------------------------------------
     def cycle(self) -> Outcome:
-        record = self.watched.record()
-        if record is None:
+        desired = self.watched.record()
+        if desired is None:
             self._stop.set()
             return Outcome("job no longer exists in ZooKeeper")
+        status = self.actor.status()
+        record = self._running_record(desired, status)
         self.poll_interval = record.model.pollInterval
         self.savepoints.configure(record.model.savepoints.schedule)
-        status = self.actor.status()
         target = self.target(record)
         # Where the status's attempt runs: the cluster the job moved from, until it ended.
         running_on = self._attempt_target(record, status) or target
@@ -200,6 +205,8 @@ class JobSupervisor:
                 self._restart_command(), stop_failure=self.actor.take_stop_failure(),
                 savepoint_pending=self.savepoints.pending is not None,
                 pushed=self.watched.pushed())
+            observation = replace(observation, stable=self.actor.stable,
+                                  rollback_request=self._rollback_request())
             if self._refused:
                 observation = observation.after_rejection(status, self._refused)
                 self._refused = ""
@@ -221,6 +228,19 @@ class JobSupervisor:
         # choose the refused point again.
         self._refused = outcome.rejected
         return outcome
+
+    def _running_record(self, desired: JobRecord, status: JobStatus) -> JobRecord:
+        """The record the job runs: the desired one, or while the status says that generation
+        was rolled back, the last stable generation's spec (`worker.decide.rollback`)."""
+        rollback, stable = status.rollback, self.actor.stable
+        if (rollback is None or stable is None or rollback.from_generation != desired.generation
+                or stable.generation != rollback.to_generation):
+            return desired
+        made = self._stable_record
+        if made is None or made[0] is not desired or made[1] is not stable:
+            made = (desired, stable, stable.as_record(desired))
+            self._stable_record = made
+        return made[2]
 
     def target(self, record: JobRecord) -> DeploymentTarget:
         """The job's deployment target, made again only when the record's cluster changed."""
@@ -273,6 +293,15 @@ class JobSupervisor:
                 self.name, moved_from, lambda: self.poll_interval))
         return self._previous_target[1]
 
+    def _rollback_request(self) -> RollbackRequest | None:
+        """The oldest `flinksched rollback` waiting, kept until carried out."""
+        if not self.watched.commands_waiting():
+            return None
+        for node, command in self.store.commands(self.name):
+            if command.get("command") == CommandKind.ROLLBACK:
+                return RollbackRequest(node, str(command.get("by", "someone")))
+        return None
+
     def _restart_command(self) -> RestartCommand | None:
         """Queue savepoint requests; return the oldest restart command, kept until carried out."""
         if not self.watched.commands_waiting():
@@ -283,6 +312,8 @@ class JobSupervisor:
             if kind == CommandKind.RESTART:
                 restart = restart or restart_command(node, command)
                 continue
+            if kind == CommandKind.ROLLBACK:
+                continue  # `_rollback_request`: kept until carried out
             if kind == CommandKind.SAVEPOINT:
                 self.savepoints.request(f"requested by {by}", command=node)
                 self.actor.event(f"savepoint requested by {by}", command=node)

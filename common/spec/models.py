@@ -127,6 +127,24 @@ def _stringify_config(value: Any) -> Any:
     return out
 
 
+class RollbackPolicy(_Strict):
+    """When a new generation that does not prove stable is rolled back to the last stable one.
+    A generation is stable once its attempt has been RUNNING for `stableAfter` with a
+    completed checkpoint of its own (where it checkpoints) and no failure; one refused by
+    Flink, failing before that, or not stable within `readinessTimeout`, is rolled back."""
+
+    enabled: bool | None = None  # default: on for savepoint and last-state jobs
+    stableAfter: Duration = 60.0
+    readinessTimeout: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _timeout_after_stability(self) -> RollbackPolicy:
+        if self.readinessTimeout <= self.stableAfter:
+            raise ValueError(f"readinessTimeout ({self.readinessTimeout:g}s) must be longer "
+                             f"than stableAfter ({self.stableAfter:g}s)")
+        return self
+
+
 class Alerts(_Strict):
     checkpointStaleAfter: Duration = 600.0  # FlinkschedCheckpointStale past this age
 
@@ -142,6 +160,13 @@ class FlinkJobSpec(_Strict):
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     pollInterval: Duration = 1.0
     alerts: Alerts = Field(default_factory=Alerts)
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+
+    @property
+    def rolls_back(self) -> bool:
+        """A broken upgrade of this job is rolled back (stateless jobs only when asked)."""
+        enabled = self.rollback.enabled
+        return enabled if enabled is not None else self.job.upgradeMode != "stateless"
 
     @property
     def checkpoint_interval(self) -> float | None:

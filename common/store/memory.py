@@ -17,7 +17,7 @@ from typing import Any
 from common.errors import ConflictError, FencedError, StoreError
 from common.store.interfaces import JobWatcher
 from common.store.pushed import PushedEvent
-from common.store.records import MAX_EVENTS, Event, Fence, JobRecord, JobStatus
+from common.store.records import MAX_EVENTS, Event, Fence, JobRecord, JobStatus, StableSpec
 
 
 class MemoryStore:
@@ -25,6 +25,7 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._records: dict[str, JobRecord] = {}
         self._statuses: dict[str, tuple[JobStatus, int]] = {}
+        self._stable: dict[str, StableSpec] = {}
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._overrides: dict[str, dict[str, Any]] = {}
         self._commands: dict[str, dict[str, dict[str, Any]]] = {}
@@ -117,7 +118,7 @@ class MemoryStore:
     def _drop(self, name: str) -> None:
         with self._lock:
             for table in (self._records, self._statuses, self._events, self._commands,
-                          self._owners, self._overrides):
+                          self._owners, self._overrides, self._stable):
                 table.pop(name, None)
         self._tell(name, lambda w: w.record_changed(None))
 
@@ -190,6 +191,16 @@ class MemoryStore:
     def status(self, name: str) -> tuple[JobStatus, int]:
         with self._lock:
             return self._statuses.get(name, (JobStatus(), -1))
+
+    def stable(self, name: str) -> StableSpec | None:
+        with self._lock:
+            return self._stable.get(name)
+
+    def write_stable(self, name: str, stable: StableSpec, owner: Fence) -> None:
+        with self._lock:
+            if not self._holds(owner):
+                raise FencedError(f"job {name}: ownership by {owner.holder} is gone")
+            self._stable[name] = stable
 
     def write_status(self, name: str, status: JobStatus, version: int, owner: Fence) -> int:
         with self._lock:

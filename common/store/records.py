@@ -42,12 +42,19 @@ class Phase(StrEnum):
     # Held until an operator or a new generation resolves it; never retried as it stands:
     NO_RESTORE_POINT = "NoRestorePoint"  # every restore point was rejected; no silent empty state
     RESTORE_INCOMPATIBLE = "RestoreIncompatible"  # Flink cannot map the state to the program
+    # Runs the last stable generation's spec after a newer generation failed its trial
+    # (`worker.decide.rollback`): the user's spec is not rewritten, that generation not retried.
+    ROLLED_BACK = "RolledBack"
+    # The rollback's own attempt failed too: held, never tried back and forth.
+    ROLLBACK_FAILED = "RollbackFailed"
     # Never written by a worker: what readers show when no worker has owned the job past the
     # grace, whatever its last status says (`common.store.supervision`).
     UNSUPERVISED = "Unsupervised"
 
 
-HELD_PHASES = (Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE)
+HELD_PHASES = (Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE, Phase.ROLLBACK_FAILED)
+# Phases of an attempt that runs as it should (a rolled-back job runs its stable spec).
+RUNNING_PHASES = (Phase.RUNNING, Phase.ROLLED_BACK)
 
 
 class CommandKind(StrEnum):
@@ -55,6 +62,7 @@ class CommandKind(StrEnum):
 
     RESTART = "restart"
     SAVEPOINT = "savepoint"
+    ROLLBACK = "rollback"
 
 
 class SavepointResult(StrEnum):
@@ -273,6 +281,96 @@ class StoredState:
                    directory=str(value.get("directory", "")), held=str(value.get("held", "")))
 
 
+class RollbackTrigger(StrEnum):
+    """What made a generation on trial roll back."""
+
+    REFUSED = "refused"  # Flink refused its submission
+    FAILED = "failed"  # its attempt failed (or Flink restarted it) before it was stable
+    TIMEOUT = "timeout"  # not stable within readinessTimeout
+    REQUESTED = "requested"  # `flinksched rollback`
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """A generation rolled back to the last stable one: kept in the status while the record
+    is still that generation (it is not tried again), cleared by the next generation."""
+
+    from_generation: int
+    to_generation: int
+    trigger: RollbackTrigger
+    cause: str
+    at: float  # seconds since the epoch
+    attempt: int = 0  # the first attempt on the stable spec, once claimed
+
+    @property
+    def sentence(self) -> str:
+        how = {RollbackTrigger.REFUSED: "Flink refused its submission",
+               RollbackTrigger.FAILED: "its attempt failed before it was stable",
+               RollbackTrigger.TIMEOUT: "it was not stable in time",
+               RollbackTrigger.REQUESTED: "a rollback was requested"}[self.trigger]
+        return (f"generation {self.from_generation} rolled back to generation "
+                f"{self.to_generation}: {how}: {self.cause}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fromGeneration": self.from_generation, "toGeneration": self.to_generation,
+                "trigger": self.trigger, "cause": self.cause, "at": self.at,
+                "attempt": self.attempt}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> Rollback | None:
+        if not value:
+            return None
+        return cls(int(value["fromGeneration"]), int(value["toGeneration"]),
+                   RollbackTrigger(value["trigger"]), str(value.get("cause", "")),
+                   float(value.get("at", 0.0)), int(value.get("attempt", 0)))
+
+
+@dataclass(frozen=True)
+class StableSpec:
+    """The last generation of a job whose attempt became stable (RUNNING for stableAfter,
+    with a checkpoint of its own where it checkpoints, no failure): what a rollback runs.
+    Written by the owning worker beside the record (`/jobs/<name>/stable`)."""
+
+    generation: int
+    spec: dict[str, Any]
+    cluster: dict[str, Any]
+    spec_hash: str
+    submit_hash: str
+    commit: str
+    attempt: int  # the attempt that proved it
+    at: float  # seconds since the epoch, when it became stable
+
+    @classmethod
+    def of(cls, record: JobRecord, attempt: int, at: float) -> StableSpec:
+        return cls(record.generation, record.spec, record.cluster, record.spec_hash,
+                   record.submit_hash, record.commit, attempt, at)
+
+    def as_record(self, desired: JobRecord) -> JobRecord:
+        """The desired record with this generation's spec: what a rolled-back job runs (its
+        removal and labels stay the desired record's)."""
+        # The same cluster document object where unchanged: the job's target is kept.
+        cluster = desired.cluster if desired.cluster == self.cluster else self.cluster
+        return replace(desired, spec=self.spec, cluster=cluster,
+                       generation=self.generation, spec_hash=self.spec_hash,
+                       submit_hash=self.submit_hash, commit=self.commit, previous_cluster=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"generation": self.generation, "spec": self.spec, "cluster": self.cluster,
+                "specHash": self.spec_hash, "submitHash": self.submit_hash,
+                "commit": self.commit, "attempt": self.attempt, "at": self.at}
+
+    @classmethod
+    def from_json_bytes(cls, name: str, data: bytes) -> StableSpec:
+        value = decode(data, f"job {name} stable spec")
+        try:
+            return cls(int(value["generation"]), dict(value["spec"]), dict(value["cluster"]),
+                       str(value["specHash"]), str(value["submitHash"]),
+                       str(value.get("commit", "")), int(value.get("attempt", 0)),
+                       float(value.get("at", 0.0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"job {name}: unreadable stable spec ({exc!r})") from exc
+
+
 @dataclass(frozen=True)
 class JobStatus:
     """Observed state of one job, written only by its owning worker."""
@@ -303,6 +401,13 @@ class JobStatus:
     # The REST API (and web UI) of the current attempt's own cluster; "" on a session cluster.
     cluster_url: str = ""
     stored: StoredState | None = None  # what the job keeps in storage, once measured
+    # The restore point the current generation's upgrade started from when it replaced the
+    # stable generation's attempt: the state a rollback restores (never the trial's own).
+    upgrade_point: Checkpoint | None = None
+    upgraded_at: float = 0.0  # when that upgrade's first attempt was claimed
+    stable_attempt: int = 0  # the newest attempt that became stable
+    rollback: Rollback | None = None
+    rollbacks: int = 0  # rollbacks this job has made
 
     @property
     def rejected_paths(self) -> frozenset[str]:
@@ -341,6 +446,11 @@ class JobStatus:
             "rootCausePending": self.root_cause_pending,
             "clusterUrl": self.cluster_url,
             "stored": self.stored.to_json() if self.stored else None,
+            "upgradePoint": self.upgrade_point.to_json() if self.upgrade_point else None,
+            "upgradedAt": self.upgraded_at,
+            "stableAttempt": self.stable_attempt,
+            "rollback": self.rollback.to_json() if self.rollback else None,
+            "rollbacks": self.rollbacks,
         }
 
     @classmethod
@@ -373,6 +483,11 @@ class JobStatus:
                 # Shown as a link and asked by `dev up`: a URL or nothing.
                 cluster_url=_http_url(value.get("clusterUrl")),
                 stored=StoredState.from_json(value.get("stored")),
+                upgrade_point=Checkpoint.from_json(value.get("upgradePoint")),
+                upgraded_at=float(value.get("upgradedAt", 0.0)),
+                stable_attempt=int(value.get("stableAttempt", 0)),
+                rollback=Rollback.from_json(value.get("rollback")),
+                rollbacks=int(value.get("rollbacks", 0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"unreadable job status ({exc!r})") from exc

@@ -42,7 +42,16 @@ from common.store.interfaces import JobWatcher
 from common.store.listenernodes import ListenerNodes
 from common.store.membership import Membership
 from common.store.nodes import Op
-from common.store.records import MAX_EVENTS, Event, Fence, JobRecord, JobStatus, decode, encode
+from common.store.records import (
+    MAX_EVENTS,
+    Event,
+    Fence,
+    JobRecord,
+    JobStatus,
+    StableSpec,
+    decode,
+    encode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +168,23 @@ class Store(Membership, ListenerNodes):
         except ConflictError as exc:
             raise ConflictError(f"job {name}: status changed under us ({exc})") from exc
         return version + 1
+
+    def stable(self, name: str) -> StableSpec | None:
+        """The job's last stable generation, once one became stable."""
+        try:
+            data, _ = self.zk.get(self.job_path(name) + "/stable")
+        except NoNodeError:
+            return None
+        return StableSpec.from_json_bytes(name, data)
+
+    def write_stable(self, name: str, stable: StableSpec, owner: Fence) -> None:
+        """Record the job's last stable generation while owning the job."""
+        path = self.job_path(name) + "/stable"
+        data = encode(stable.to_json())
+        if self.zk.exists(path):
+            self._commit(owner, lambda t: t.set_data(path, data))
+        else:
+            self._commit(owner, lambda t: t.create(path, data))
 
     # -- ownership (worker) --------------------------------------------------------------
     def owner(self, name: str) -> tuple[str, int] | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from prometheus_client.utils import floatToGoString
 
-from common.store.records import Phase
+from common.store.records import RUNNING_PHASES, Phase
 
 # the library's own number format (1.0, 1.7e+09, +Inf), typed
 _number: Callable[[float], str] = floatToGoString
@@ -46,6 +46,8 @@ class JobSample:
     supervised: bool = True  # a worker owns it, or did within the grace
     stored_bytes: int | None = None  # what it keeps in storage, once measured
     stored_objects: int | None = None
+    rollbacks: int = 0  # broken upgrades rolled back
+    rolled_back_from: int = 0  # the generation rolled back from, while the job is
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ def _job(name: str, help_text: str, value: Callable[[JobSample], float | None],
 
 
 FAMILIES: tuple[Family, ...] = (
-    _job("up", "1 while the job's current attempt is RUNNING and a worker supervises it",
-         lambda j: 1 if j.phase == Phase.RUNNING and j.supervised else 0),
+    _job("up", "1 while the job's current attempt is RUNNING (on its stable spec, when rolled "
+         "back) and a worker supervises it",
+         lambda j: 1 if j.phase in RUNNING_PHASES and j.supervised else 0),
     _job("supervised", "1 while a worker owns the job (0: none has for longer than a session "
          "timeout; its status is not current and a failure would not be restarted)",
          lambda j: 1 if j.supervised else 0),
@@ -101,6 +104,11 @@ FAMILIES: tuple[Family, ...] = (
     _job("spec_generation", "Desired generation", lambda j: j.generation),
     _job("observed_generation", "Generation the running attempt carries",
          lambda j: j.observed_generation),
+    _job("rollbacks", "Broken upgrades of the job rolled back to its last stable generation",
+         lambda j: j.rollbacks, "counter"),
+    _job("rolled_back_from_generation", "The generation rolled back from while the job runs "
+         "its last stable generation's spec (0: not rolled back)",
+         lambda j: j.rolled_back_from),
     _job("config_error", "1 while the job's config file has a problem",
          lambda j: 1 if j.config_error else 0),
     _job("checkpoints_durable", "0 while Flink keeps the job's checkpoints only in memory "

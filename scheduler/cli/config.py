@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ import click
 from scheduler.cli.context import Context, Exit, actor
 
 if TYPE_CHECKING:
+    from common.store.records import Rollback
     from scheduler.master.changes import Plan
 
 # The spec model (pydantic) and the YAML loaders are imported by these commands only:
@@ -80,25 +82,31 @@ def plan(obj: Context, path: Path, output: str, show_all: bool,
       flinksched plan configs/ -o json | jq '.changes[] | select(.kind != "unchanged")'
     """
     from common.spec.configdir import load_config_paths
-    from scheduler.master.changes import RemovalGuard, build_plan
+    from scheduler.master.changes import CHANGED, RemovalGuard, build_plan
 
     config = load_config_paths([path])
     with obj.store() as store:
         current = store.jobs()
         allowed = store.removal_allowed() is not None
-    result = build_plan(config, current, guard=RemovalGuard(max_removal_share, allowed))
+        result = build_plan(config, current, guard=RemovalGuard(max_removal_share, allowed))
+        changed = [c.name for c in result.changes if c.kind == CHANGED]
+        rolled = {name: status.rollback for name, status in store.statuses(changed).items()
+                  if status.rollback is not None}
     if output == "json":
         click.echo(json.dumps({**result.to_json(),
+                               "rolledBack": {n: r.to_json() for n, r in rolled.items()},
                                "errors": [e.to_json() for e in config.errors]}, indent=2))
     else:
-        click.echo(render_plan(result, show_all))
+        click.echo(render_plan(result, show_all, rolled))
         for error in config.errors:
             click.echo(f"error: {error}", err=True)
     if config.errors:
         sys.exit(Exit.PROBLEMS)
 
 
-def render_plan(result: Plan, show_all: bool = False) -> str:
+def render_plan(result: Plan, show_all: bool = False,
+                rolled: Mapping[str, Rollback] | None = None) -> str:
+    """The plan for people; `rolled`: the changed jobs that run a rolled-back spec."""
     from scheduler.master.changes import ADDED, CHANGED, INVALID, REMOVED, UNCHANGED
 
     lines = []
@@ -114,6 +122,12 @@ def render_plan(result: Plan, show_all: bool = False) -> str:
         if change.error:
             lines.append(f"      error: {change.error}")
         lines.append(f"      action: {change.action}")
+        rollback = (rolled or {}).get(change.name)
+        if rollback is not None:
+            lines.append(f"      on top of a rollback: the job runs generation "
+                         f"{rollback.to_generation}'s spec (generation "
+                         f"{rollback.from_generation} was rolled back, {rollback.trigger}); "
+                         "this generation is an upgrade from it")
     if result.removal_blocked:
         lines.append(f"removals withheld: {result.removal_blocked}")
     counts = result.counts()

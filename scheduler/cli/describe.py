@@ -20,7 +20,7 @@ from common.sizes import human_bytes
 from common.spec.deployments import Deployment
 from common.store.clusterseen import REPORT_INTERVAL, ClusterSeen, version_notes
 from common.store.pushed import own_cluster_listener
-from common.store.records import JobRecord, JobStatus, Phase, StoredState
+from common.store.records import JobRecord, JobStatus, Phase, StableSpec, StoredState
 from common.store.supervision import Supervision, shown
 from scheduler.cli.context import Context, Exit, require_job, yaml_dump
 
@@ -52,6 +52,7 @@ def describe(obj: Context, job: str, event_count: int) -> None:
         record = store.job(job)
         assert record is not None
         status, _ = store.status(job)
+        stable = store.stable(job)
         owner = store.owner(job)
         alive = store.worker_ids()
         override = store.override(job)
@@ -89,6 +90,7 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     section.show(console, cluster_name, record, status, push.describe(), seen)
     console.print(f"generation   observed {status.observed_generation} / "
                   f"desired {record.generation}")
+    _print_rollback(console, record, status, stable)
     console.print(f"restarts     {status.restarts} (Flink's own, this attempt: "
                   f"{status.flink_restarts})")
     console.print(f"restored     {status.restored_from or 'empty state'}")
@@ -114,6 +116,32 @@ def describe(obj: Context, job: str, event_count: int) -> None:
     console.print("[bold]events[/]")
     for event in events:
         console.print(f"  {_when(float(event['ts']))}  {event['source']}: {event['message']}")
+
+
+def _print_rollback(console: Console, record: JobRecord, status: JobStatus,
+                    stable: StableSpec | None) -> None:
+    """The last stable generation, and the one rolled back from (while it is)."""
+    if stable is None:
+        policy = "on" if record.model.rolls_back else "off (spec.rollback.enabled)"
+        console.print(f"stable       none yet; rollback of a broken upgrade {policy}")
+        return
+    commit = f", commit {stable.commit[:12]}" if stable.commit else ""
+    console.print(f"stable       generation {stable.generation} (proven by attempt "
+                  f"{stable.attempt} at {_when(stable.at)}{commit})")
+    rollback = status.rollback
+    if rollback is not None:
+        colour = "red" if status.phase == Phase.ROLLBACK_FAILED else "yellow"
+        console.print(f"[{colour}]rolled back[/]  from generation {rollback.from_generation} at "
+                      f"{_when(rollback.at)} ({rollback.trigger}): {escape(rollback.cause)}; "
+                      f"generation {rollback.from_generation} is not tried again, the next "
+                      "one is an upgrade from the stable spec")
+    elif record.generation != stable.generation and status.stable_attempt != status.attempt \
+            and record.model.rolls_back:
+        console.print(f"on trial     generation {record.generation}: rolled back to "
+                      f"{stable.generation} unless stable within "
+                      f"{record.model.rollback.readinessTimeout:g}s of its upgrade")
+    if status.rollbacks:
+        console.print(f"rollbacks    {status.rollbacks}")
 
 
 def _print_stored(console: Console, stored: StoredState, retain: int) -> None:

@@ -16,14 +16,15 @@ from common.errors import FlinkschedError
 from common.flink.jobstate import JobState
 from common.settings import ZkSettings
 from common.store.connect import close, connect
-from common.store.records import Phase
+from common.store.records import RUNNING_PHASES, Phase
 from scheduler.cli.context import Exit
 from scheduler.cli.statusview import render_table, status_rows
 from scheduler.devstack.stack import DevStack, StackConfig
 
 console = Console(stderr=True)
 WAITS_FOR_A_PERSON = (Phase.SUBMIT_FAILED, Phase.CRASH_LOOP, Phase.NO_RESTORE_POINT,
-                      Phase.RESTORE_INCOMPATIBLE, Phase.SUSPENDED, Phase.FINISHED, Phase.REMOVED)
+                      Phase.RESTORE_INCOMPATIBLE, Phase.ROLLBACK_FAILED, Phase.SUSPENDED,
+                      Phase.FINISHED, Phase.REMOVED)
 
 
 def _stack(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
@@ -63,7 +64,7 @@ def _options(func: Callable[..., None]) -> Callable[..., None]:
 
 def _confirmed_running(stack: DevStack, row: dict[str, Any]) -> bool:
     """Owned by a live worker and RUNNING in Flink itself: not a status left from a past run."""
-    if row["phase"] != Phase.RUNNING or not row["worker"]:
+    if row["phase"] not in RUNNING_PHASES or not row["worker"]:
         return False
     # A job on a cluster of its own is asked there.
     rest_url = row["clusterUrl"] if row.get("ownCluster") else stack.config.rest_url

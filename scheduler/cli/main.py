@@ -47,6 +47,8 @@ COMMANDS = {
         "scheduler.cli.ops", "Restart a job: a new attempt from its newest checkpoint,..."),
     "resume": Command(
         "scheduler.cli.ops", "Lift a suspension: the job runs again from the savepoint..."),
+    "rollback": Command(
+        "scheduler.cli.ops", "Roll a job back to its last stable generation, from the..."),
     "savepoint": Command("scheduler.cli.ops", "Take a savepoint of a running job."),
     "status": Command(
         "scheduler.cli.status", "Every job at a glance: phase, attempt, worker, uptime,..."),

@@ -1,4 +1,5 @@
-"""Operations with a paper trail: restart, savepoint, suspend, resume; shell completion.
+"""Operations with a paper trail: restart, rollback, savepoint, suspend, resume; shell
+completion.
 
 Each is written to ZooKeeper (a command node or an override) and recorded as an event with
 who and when; the owning worker carries it out.
@@ -60,6 +61,41 @@ def restart(obj: Context, job: str, from_empty: bool, from_path: str | None, yes
                 f"restart from {from_path}" if from_path else "restart")
         store.append_event(job, f"cli {who}", f"{what} requested by {who}")
     click.echo(f"{job}: {what} requested; the owning worker carries it out")
+
+
+@click.command()
+@click.argument("job")
+@click.pass_obj
+def rollback(obj: Context, job: str) -> None:
+    """Roll a job back to its last stable generation, from the state that generation wrote.
+
+    The job's YAML is not rewritten: the generation rolled back from is not tried again, and
+    the next one (a new commit) is an upgrade from the stable spec. The owning worker refuses
+    (and says so in the job's events) when there is nothing to roll back to.
+
+    \b
+    Examples:
+      flinksched rollback clickstream-sessionizer
+    """
+    who = actor()
+    with obj.store() as store:
+        require_job(store, job)
+        record = store.job(job)
+        assert record is not None
+        stable = store.stable(job)
+        status, _ = store.status(job)
+        if stable is None:
+            raise click.ClickException(f"{job}: no generation has been stable yet: nothing "
+                                       "to roll back to")
+        if status.rollback is not None or stable.submit_hash == record.submit_hash:
+            raise click.ClickException(
+                f"{job}: generation {record.generation} runs the last stable spec "
+                f"(generation {stable.generation}) already: nothing to roll back")
+        store.add_command(job, CommandKind.ROLLBACK, by=who)
+        store.append_event(job, f"cli {who}", f"rollback to generation {stable.generation} "
+                                              f"requested by {who}")
+    click.echo(f"{job}: rollback to generation {stable.generation} requested; the owning "
+               "worker carries it out")
 
 
 @click.command()

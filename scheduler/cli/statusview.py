@@ -12,12 +12,14 @@ import click
 
 from common.durations import format_duration
 from common.spec.deployments import Deployment
-from common.store.records import Phase
+from common.store.records import RUNNING_PHASES, Phase
 from common.store.supervision import shown
 from common.store.zookeeper import Store
 
 PHASE_COLOR: dict[str, str] = {  # by Phase (a StrEnum: its value is the table cell)
     Phase.RUNNING: "green",
+    Phase.ROLLED_BACK: "yellow",
+    Phase.ROLLBACK_FAILED: "red",
     Phase.SUSPENDED: "blue",
     Phase.CRASH_LOOP: "red",
     Phase.SUBMIT_FAILED: "red",
@@ -140,7 +142,7 @@ def render_table(rows: list[dict[str, Any]], now: float | None = None, wide: boo
             row.get("flinkJobId") or "-",
             str(row.get("attempt", 0)),
             row.get("worker") or "-",
-            format_duration(now - since) if since and phase == Phase.RUNNING else "-",
+            format_duration(now - since) if since and phase in RUNNING_PHASES else "-",
             f"{row['restartsLastHour']}/{row['restarts']}",
             checkpoint_age(row, now),
             f"{row['observedGeneration']}/{row['generation']}",

@@ -120,7 +120,7 @@ def cluster_document(cluster: FlinkCluster) -> dict[str, Any]:
 # Sections the spec gained after jobs were first stored: at their defaults they are left out
 # of the record (which reads them back as defaults), so that a flinksched upgrade makes no
 # new generation of every job.
-LATER_SECTIONS = ("checkpoints",)
+LATER_SECTIONS = ("checkpoints", "rollback")
 
 
 def stored_spec(job: FlinkJob) -> dict[str, Any]:

@@ -298,6 +298,8 @@ class Master:
                 deployment=record.deployment.value,
                 stored_bytes=status.stored.bytes if status.stored else None,
                 stored_objects=status.stored.objects if status.stored else None,
+                rollbacks=status.rollbacks,
+                rolled_back_from=status.rollback.from_generation if status.rollback else 0,
             ))
         leaderview.LEADER_VIEW.update(
             jobs_unsupervised=sum(1 for sample in samples if not sample.supervised))

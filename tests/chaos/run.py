@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from common.flink.jobids import attempt_of, flink_job_id
+from common.store.records import Phase
 from scheduler.devstack.services import kill, running_pid, wait_for
 from scheduler.devstack.stack import DevStack
 from tests.chaos.checker import Checker, Findings
@@ -34,6 +35,10 @@ from tests.zksessions import SessionTap
 RECOVERY_BOUND = 90.0  # every job RUNNING again within this long after a fault heals
 WORKER_SLOTS = 2
 SLOW_REST_DELAY = 1.0  # seconds each chunk of a Flink REST exchange is held
+# The chaos jobs prove a generation stable in seconds, so a broken one pushed has something
+# to roll back to.
+ROLLBACK = {"stableAfter": "5s", "readinessTimeout": "60s"}
+BROKEN_WAIT = 60.0  # a broken generation pushed is fixed once rolled back, or after this
 SLOW_S3_DELAY = 1.0  # seconds each chunk between Flink and the S3 server is held
 
 
@@ -110,8 +115,10 @@ class ChaosStack:
         self.jobs = [f"chaos-{n}" for n in range(jobs)]
         self.on_s3 = {name: state_on(cluster.s3, f"chaos/{name}")
                       for name in self.jobs[jobs // 2:]}
+        self.workdir = workdir
+        self.pushes = 0  # generations the faults pushed
         for name in self.jobs:
-            self.control.write_job(name, config=self.on_s3.get(name))
+            self.write_job(name)
         self.zk_proxies = [[TcpProxy(port) for port in self.ensemble.ports]
                            for _ in range(workers)]
         self.sessions = [SessionTap(*proxies) for proxies in self.zk_proxies]
@@ -125,6 +132,11 @@ class ChaosStack:
         self.cut_off: set[int] = set()  # slots partitioned from ZooKeeper
         self.checker = Checker(self.real_rest_url, self.ensemble.hosts, self.control.root,
                                self.jobs, self.sound_workers)
+
+    def write_job(self, name: str, **changes: object) -> None:
+        """A job's config as the run keeps it (`changes`: a generation a fault pushes)."""
+        self.control.write_job(name, config=self.on_s3.get(name), rollback=ROLLBACK,
+                               **changes)  # type: ignore[arg-type]
 
     def sound_workers(self) -> set[str]:
         return {name for slot, name in enumerate(self.worker_names)
@@ -459,6 +471,36 @@ def lying_push(stack: ChaosStack, rng: random.Random) -> str:
     return f"a push that lies about {name}: {lie}"
 
 
+def broken_generation(stack: ChaosStack, rng: random.Random) -> str:
+    """A push whose program cannot start (its entry class does not exist) or fails on every
+    record; once the job rolled back (or, with no stable generation yet, failed), a fixed
+    generation is pushed."""
+    name = rng.choice(stack.jobs)
+    marker = stack.workdir / f"fail-always-{name}"
+    marker.touch()
+    broken: dict[str, object] = rng.choice([
+        {"entry_class": "dev.flinksched.examples.NoSuchJob"},
+        {"args": ["--fail-always-marker", str(marker)]}])
+    stack.pushes += 1
+    stack.write_job(name, **broken)
+    deadline = time.monotonic() + BROKEN_WAIT
+    outcome = f"not rolled back within {BROKEN_WAIT:g}s"
+    with store_on(stack.ensemble.hosts, stack.control.root) as store:
+        while time.monotonic() < deadline:
+            status = store.status(name)[0]
+            if status.phase == Phase.ROLLED_BACK:
+                outcome = "rolled back"
+                break
+            if status.phase in (Phase.SUBMIT_FAILED, Phase.CRASH_LOOP, Phase.ROLLBACK_FAILED):
+                outcome = f"{status.phase} (no generation was stable yet)"
+                break
+            time.sleep(0.2)  # polling the job's status, bounded by the deadline
+    marker.unlink()
+    stack.write_job(name, args=["--keys", str(8 + stack.pushes)])
+    kind = "entry class missing" if "entry_class" in broken else "fails on every record"
+    return f"a broken generation of {name} pushed ({kind}): {outcome}; then a fixed one"
+
+
 FAULTS: dict[str, Fault] = {
     "leader SIGKILL": leader_sigkill,
     "worker SIGKILL": worker_sigkill,
@@ -479,12 +521,13 @@ FAULTS: dict[str, Fault] = {
     "Flink's S3 traffic slowed": s3_slowed,
     "newest checkpoint's _metadata deleted in the bucket": s3_newest_metadata_deleted,
     "storage credentials rotated under a worker": s3_credentials_rotated,
+    "a broken generation pushed": broken_generation,
 }
 
 
 def schedule(count: int, rng: random.Random) -> list[str]:
-    """`count` faults in random order, the kinds as evenly as count allows (190 faults: ten
-    of each of the nineteen kinds)."""
+    """`count` faults in random order, the kinds as evenly as count allows (200 faults: ten
+    of each of the twenty kinds)."""
     kinds = list(FAULTS)
     chosen = kinds * (count // len(kinds)) + rng.sample(kinds, count % len(kinds))
     rng.shuffle(chosen)

@@ -1,6 +1,6 @@
 """The chaos run: faults at random times in random order on the real stack, with the
 invariants checked throughout. `make test` runs one fault of each kind; `make chaos` runs
-FLINKSCHED_CHAOS_FAULTS of them (190 by default) and prints the table."""
+FLINKSCHED_CHAOS_FAULTS of them (200 by default) and prints the table."""
 
 from __future__ import annotations
 

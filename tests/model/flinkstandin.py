@@ -58,6 +58,16 @@ class CheckpointStorage(Storage):
         return len(gone), len(gone)
 
 
+MISSING = "java.lang.ClassNotFoundException: dev.example.Missing"
+FAILS = "java.lang.IllegalStateException: fails on every record"
+
+
+def broken_program(record: JobRecord) -> str:
+    """How a generation's program is broken, as its args say (`--broken refuse|fail`)."""
+    args = list(record.model.job.args)
+    return args[args.index("--broken") + 1] if "--broken" in args else ""
+
+
 @dataclass
 class Attempt:
     state: str
@@ -75,6 +85,7 @@ class FlinkStandIn:
         self.now = now  # seconds since the epoch, the model's clock
         self.attempts_by_id: dict[str, Attempt] = {}
         self.submissions: list[tuple[str, str]] = []  # (job id, restore path) accepted or not
+        self.submitted_hashes: dict[str, str] = {}  # job id -> the record's submit hash
         self.unreadable: set[str] = set()  # restore points whose metadata is gone
         self.durable = True  # False: the cluster has no checkpoint directory
         self.keeps_refused = True  # False: as Flink 1.x, a refused submission leaves no job
@@ -104,6 +115,14 @@ class FlinkStandIn:
                 self._completed[path] = self._acked[path] = int(self.now() * 1000)
                 return path
         return None
+
+    def written_by(self, path: str) -> str:
+        """The attempt (job id) that wrote a checkpoint or savepoint, "" if unknown."""
+        for trigger_job, savepoint in self._triggers.values():
+            if savepoint == path:
+                return trigger_job
+        parts = path.split("/")
+        return parts[3] if path.startswith("s3://ckpt/") and len(parts) > 3 else ""
 
     def fail(self, cause: str = "java.lang.RuntimeException: boom") -> None:
         for job_id in self.live():
@@ -146,6 +165,7 @@ class FlinkStandIn:
     def submit(self, record: JobRecord, job_id: str, restore_path: str) -> None:
         self._reach()
         self.submissions.append((job_id, restore_path))
+        self.submitted_hashes[job_id] = record.submit_hash
         known = self.attempts_by_id.get(job_id)
         if known is not None and known.state in ("FAILED", "CANCELED", "FINISHED"):
             self.violations.append(f"attempt id {job_id} reused: Flink knows it {known.state}")
@@ -163,6 +183,14 @@ class FlinkStandIn:
             if self.keeps_refused:
                 self.attempts_by_id[job_id] = Attempt("FAILED", restore_path, cause=cause)
             raise FlinkRequestFailed(400, cause, "/jars/x/run")
+        broken = broken_program(record)
+        if broken == "refuse":  # its entry class does not exist
+            if self.keeps_refused:
+                self.attempts_by_id[job_id] = Attempt("FAILED", restore_path, cause=MISSING)
+            raise FlinkRequestFailed(400, MISSING, "/jars/x/run")
+        if broken == "fail":  # it fails on its first record
+            self.attempts_by_id[job_id] = Attempt("FAILED", restore_path, cause=FAILS)
+            return
         self.attempts_by_id[job_id] = Attempt("RUNNING", restore_path)
 
     def cancel(self, job_id: str) -> None:

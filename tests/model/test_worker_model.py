@@ -32,22 +32,25 @@ from common.errors import FencedError
 from common.flink.jobstate import JobState
 from common.store.memory import MemoryStore
 from common.store.pushed import PushedEvent
-from common.store.records import JobRecord, JobStatus, Phase
-from tests.model.flinkstandin import PLACEHOLDER, FlinkStandIn
+from common.store.records import RUNNING_PHASES, JobRecord, JobStatus, Phase
+from tests.model.flinkstandin import PLACEHOLDER, FlinkStandIn, broken_program
 from tests.unit.decisions_util import NAME, record
 from worker.decide.observation import Clock
-from worker.decide.restore_rules import FailureClass
+from worker.decide.restore_rules import FailureClass, own_checkpoint
 from worker.decide.retention import AttemptState, Prune, prune
-from worker.statekeeping import Inline, own_checkpoint
+from worker.statekeeping import Inline
 from worker.supervisor import JobSupervisor
 from worker.targets import DeploymentTarget
 
 POLICY = {"maxRestarts": 1000, "backoff": {"max": "0s"}}  # every failure restarts at once
 # Retention at its strictest: no earlier attempt kept as a fallback.
 RETENTION = {"retainAttempts": 0}
+# A cycle is a second of the model's clock: stable after 3 cycles, rolled back after 30.
+ROLLBACK = {"stableAfter": "3s", "readinessTimeout": "30s"}
 RUN_CYCLES = 5
 SETTLE_CYCLES = 40  # each operator restart queued takes two cycles
-HELD = (Phase.SUSPENDED, Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE)
+HELD = (Phase.SUSPENDED, Phase.NO_RESTORE_POINT, Phase.RESTORE_INCOMPATIBLE,
+        Phase.ROLLBACK_FAILED)
 MODEL_SETTINGS = settings(max_examples=300, stateful_step_count=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 
@@ -74,13 +77,14 @@ class WorkerModel(RuleBasedStateMachine):
         self.flink = FlinkStandIn(NAME, lambda: self.wall)
         self.deleted_needed: list[str] = []
         self.flink.storage.before_delete = self._deleting
-        self.store.put_job(record(restartPolicy=POLICY, checkpoints=RETENTION))
+        self.store.put_job(record(restartPolicy=POLICY, checkpoints=RETENTION, rollback=ROLLBACK))
         self.workers = (f"worker-{n}" for n in itertools.count(1))
         self.supervisor = self._take_over()
         self.stale: JobSupervisor | None = None  # lost its session, still running
         self.history: list[JobStatus] = []
         self.rolled_back = False
         self.pushes = 0
+        self.rollbacks: dict[int, float] = {}  # generation rolled back from -> when
 
     def _clock(self) -> Clock:
         return Clock(self.wall, self.mono)
@@ -104,6 +108,22 @@ class WorkerModel(RuleBasedStateMachine):
         status, _ = self.store.status(NAME)
         if not self.history or self.history[-1] != status:
             self.history.append(status)
+        self._check_rollback(status)
+
+    def _check_rollback(self, status: JobStatus) -> None:
+        """At most one rollback per generation; the stable spec never restored from what the
+        generation rolled back from wrote."""
+        rollback = status.rollback
+        if rollback is None:
+            return
+        at = self.rollbacks.setdefault(rollback.from_generation, rollback.at)
+        assert at == rollback.at or self.rolled_back, (
+            f"generation {rollback.from_generation} rolled back twice: {status}")
+        if rollback.attempt == status.attempt and status.restored_from:
+            writer = self.flink.written_by(status.restored_from)
+            assert self.flink.submitted_hashes.get(writer) != f"h{rollback.from_generation}", (
+                f"the stable spec restored from {status.restored_from}, written by the "
+                f"generation rolled back from: {status}")
 
     # -- the worker --------------------------------------------------------------------------
     @rule()
@@ -121,7 +141,7 @@ class WorkerModel(RuleBasedStateMachine):
         if self.store.override(NAME):
             assert status.phase == Phase.SUSPENDED and not self.flink.live(), status
             return
-        if status.phase == Phase.RESTORE_INCOMPATIBLE:
+        if status.phase in (Phase.RESTORE_INCOMPATIBLE, Phase.ROLLBACK_FAILED):
             return
         if status.phase == Phase.FINISHED and status.flink_job_id in self.flink.stopped:
             # Known gap: a status rolled back to before flinksched's own stop with a savepoint
@@ -135,19 +155,36 @@ class WorkerModel(RuleBasedStateMachine):
                       p not in self.flink.refused and self.flink.storage.exists(p)]
             assert not usable, f"held in NoRestorePoint although {usable} can be restored"
             return
-        assert status.phase == Phase.RUNNING, f"not running after the faults: {status}"
-        assert self.flink.live() == [status.flink_job_id], (self.flink.live(), status)
         record = self.store.job(NAME)
-        assert record is not None and status.submit_hash == record.submit_hash, (
-            f"generation {record.generation if record else '?'} not applied: {status}")
+        assert record is not None
+        if broken_program(record) and status.rollback is None:
+            # A broken generation with no stable one to go back to fails as a program does.
+            stable = self.store.stable(NAME)
+            assert stable is None or stable.generation >= record.generation, (
+                f"broken generation {record.generation} not rolled back to {stable}: {status}")
+            return
+        assert status.phase in RUNNING_PHASES, f"not running after the faults: {status}"
+        assert self.flink.live() == [status.flink_job_id], (self.flink.live(), status)
+        assert status.submit_hash == self._wanted_hash(record), (
+            f"generation {record.generation} not applied: {status}")
+
+    def _wanted_hash(self, record: JobRecord) -> str:
+        """What the attempt should run: the record's spec, or while that generation is
+        rolled back, the stable one's."""
+        status, _ = self.store.status(NAME)
+        stable = self.store.stable(NAME)
+        rollback = status.rollback
+        if rollback is not None and rollback.from_generation == record.generation and stable:
+            return stable.submit_hash
+        return record.submit_hash
 
     def _settled(self) -> bool:
         status, _ = self.store.status(NAME)
         if self.store.override(NAME) or status.phase in HELD:
             return status.phase in HELD and not self.flink.live()
         record = self.store.job(NAME)
-        return (status.phase == Phase.RUNNING and not status.stopping
-                and record is not None and status.submit_hash == record.submit_hash
+        return (status.phase in RUNNING_PHASES and not status.stopping
+                and record is not None and status.submit_hash == self._wanted_hash(record)
                 and self.flink.live() == [status.flink_job_id] and not self.store.commands(NAME))
 
     # -- Flink -------------------------------------------------------------------------------
@@ -264,7 +301,20 @@ class WorkerModel(RuleBasedStateMachine):
         generation = current.generation + 1
         self.store.put_job(record(generation=generation, submit_hash=f"h{generation}",
                                   job={"upgradeMode": mode, "parallelism": generation},
-                                  restartPolicy=POLICY, checkpoints=RETENTION))
+                                  restartPolicy=POLICY, checkpoints=RETENTION,
+                                  rollback=ROLLBACK))
+
+    @rule(how=st.sampled_from(["refuse", "fail"]), mode=st.sampled_from(["savepoint",
+                                                                       "last-state"]))
+    def broken_generation(self, how: str, mode: str) -> None:
+        """A push whose program Flink refuses, or that fails on its first record."""
+        current = self.store.job(NAME)
+        assert current is not None
+        generation = current.generation + 1
+        self.store.put_job(record(generation=generation, submit_hash=f"h{generation}",
+                                  job={"upgradeMode": mode, "args": ["--broken", how]},
+                                  restartPolicy=POLICY, checkpoints=RETENTION,
+                                  rollback=ROLLBACK))
 
     @rule()
     def operator_restarts(self) -> None:

@@ -12,8 +12,9 @@ from common.objstore.storage import Storage
 from common.store.records import Checkpoint, JobStatus, Phase
 from tests.unit.decisions_util import NAME, record
 from worker.decide.observation import Clock
+from worker.decide.restore_rules import own_checkpoint
 from worker.decide.retention import AttemptState, Prune, attempt_states, claim_mode, prune
-from worker.statekeeping import Inline, StateKeeper, keep, own_checkpoint, work_of
+from worker.statekeeping import Inline, StateKeeper, keep, work_of
 
 BASE = "s3://flink/checkpoints"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from common.store.records import Checkpoint, JobStatus
+from common.store.records import Checkpoint, JobStatus, StableSpec
 from worker.decide.observation import Need
 
 
@@ -25,22 +25,28 @@ class StartKind(enum.Enum):
     REQUESTED = "requested"  # an operator's restart
     RESUME = "resume"
     UPGRADE = "upgrade"  # a new generation: the restart policy's budget starts afresh
+    ROLLBACK = "rollback"  # the last stable generation again, after a broken upgrade
 
     @property
     def is_restart(self) -> bool:
         return self in (StartKind.FAILURE, StartKind.LOST, StartKind.REJECTED,
-                        StartKind.RECOVERED, StartKind.REQUESTED)
+                        StartKind.RECOVERED, StartKind.REQUESTED, StartKind.ROLLBACK)
 
     @property
     def after_failure(self) -> bool:
         """The start's cause becomes the status's last failure."""
         return self in (StartKind.FAILURE, StartKind.LOST, StartKind.REJECTED,
-                        StartKind.RECOVERED)
+                        StartKind.RECOVERED, StartKind.ROLLBACK)
+
+    @property
+    def fresh_budget(self) -> bool:
+        """Another generation runs: the restart policy's budget starts afresh."""
+        return self in (StartKind.UPGRADE, StartKind.ROLLBACK)
 
     @property
     def verb(self) -> str:
         return {StartKind.FIRST: "started", StartKind.RESUME: "resumed",
-                StartKind.UPGRADE: "started"}.get(self, "restarted")
+                StartKind.UPGRADE: "started", StartKind.ROLLBACK: "started"}.get(self, "restarted")
 
 
 class StopPurpose(enum.Enum):
@@ -135,6 +141,10 @@ class Decision:
     # The attempt ended and nothing starts another now: tear down what is left of the job's
     # own clusters (a session cluster has nothing of the job's to release).
     release: bool = False
+    # The attempt proved its generation stable: record it as the job's last stable one
+    # (before the status, which then names the attempt).
+    stable: StableSpec | None = None
+    wake_in: float | None = None  # seconds: a timer runs out then (no news to keep)
 
 
 def events(*messages: str) -> tuple[Event, ...]:
@@ -151,3 +161,4 @@ class Outcome:
     rejected: str = ""  # Flink refused the submission: decide again with this reason
     soon: bool = False  # look again within PUSH_RECHECK: a pushed state awaits confirmation
     retry_in: float | None = None  # seconds: look again no later than this
+    wake_in: float | None = None  # seconds: a timer of the decision's runs out then

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from common.flink.jobstate import JobState
-from common.store.records import Checkpoint, JobRecord, JobStatus, Phase
+from common.store.records import Checkpoint, JobRecord, JobStatus, Phase, StableSpec
 
 
 class Need(enum.Enum):
@@ -41,6 +41,14 @@ class RestartCommand:
     from_empty: bool = False
     from_path: str = ""
     path_problem: str | None = None  # why from_path cannot be restored from, checked on disk
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    """An operator's `flinksched rollback`, kept in ZooKeeper until carried out."""
+
+    node: str
+    by: str
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,8 @@ class Observation:
     stop: StopProgress | None = None  # None: no stop-with-savepoint in flight
     memory: Memory = Memory()
     submit_rejection: str = ""  # Flink refused the run request of the claimed attempt
+    stable: StableSpec | None = None  # the job's last stable generation, once there is one
+    rollback_request: RollbackRequest | None = None
 
     def with_restore(self, restore: RestoreCandidates, listed: Mapping[str, str]) -> Observation:
         return replace(self, restore=restore, flink=replace(self.flink, listed=listed))
@@ -146,4 +156,4 @@ class Observation:
     def after_rejection(self, status: JobStatus, reason: str) -> Observation:
         """The same cycle, after Flink refused the submission the last decision made."""
         return replace(self, status=status, submit_rejection=reason, restore=None,
-                       command=None)
+                       command=None, rollback_request=None)

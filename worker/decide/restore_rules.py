@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from common.store.records import Checkpoint, RejectedRestore
+from common.store.records import Checkpoint, JobStatus, RejectedRestore
 
 METADATA = "_metadata"
 CHK_DIR = re.compile(r"^chk-(\d+)$")
@@ -169,3 +169,10 @@ def no_restore_point_reason(name: str, rejected: Iterable[RejectedRestore]) -> s
     return (f"no usable restore point; rejected: {listed}. Resolve with "
             f"`flinksched restart {name} --from PATH` (a checkpoint or savepoint to restore) "
             f"or `flinksched restart {name} --from-empty` (start without state)")
+
+
+def own_checkpoint(status: JobStatus) -> bool:
+    """The current attempt completed a checkpoint of its own (not the point it started from)."""
+    checkpoint = status.last_checkpoint
+    return bool(checkpoint and status.flink_job_id
+                and f"/{status.flink_job_id}/chk-" in checkpoint.path)

@@ -29,6 +29,12 @@ In order, a cycle's decision is:
 10. Alive: cancel orphans, count Flink's own restarts against the policy, and record RUNNING
     with its newest checkpoint.
 A start with candidates but none usable holds the job in NoRestorePoint, never empty state.
+
+A generation on trial (`worker.decide.rollback`) that Flink refuses (1), whose attempt fails
+(9) or that Flink restarts or that runs out of time (10) is rolled back instead; the rollback
+decided, the stable spec's attempt starts before anything else is considered (after 4, before
+adoption: a listing of a moment ago may still show the attempt the upgrade stopped). A
+RUNNING attempt that proves its generation stable records it.
 """
 
 from __future__ import annotations
@@ -38,7 +44,14 @@ from typing import Any
 
 from common.flink.jobids import attempt_of, flink_job_id
 from common.flink.jobstate import JobState
-from common.store.records import HELD_PHASES, JobStatus, Phase, RejectedRestore
+from common.store.records import (
+    HELD_PHASES,
+    Checkpoint,
+    JobStatus,
+    Phase,
+    RejectedRestore,
+    RollbackTrigger,
+)
 from worker.decide.decisions import (
     Adopt,
     BackOff,
@@ -65,6 +78,16 @@ from worker.decide.restore_rules import (
     classify_failure,
     newest,
     no_restore_point_reason,
+)
+from worker.decide.rollback import (
+    failed_again,
+    on_trial,
+    pending,
+    roll_back,
+    rollback_step,
+    stable_now,
+    timed_out,
+    unsettled,
 )
 from worker.decide.steps import (
     Start,
@@ -112,6 +135,10 @@ def _decide(obs: Observation) -> Decision:
                         backoff=True)
     state = obs.flink.state
     ended = state is None or state.terminal
+    if ended and obs.hold is None and pending(status, obs.record):
+        # Before adoption: the status was just written, and a listing of a moment ago may
+        # still show the attempt the upgrade stopped with its savepoint as running.
+        return _started(obs, rollback_step(obs, status, state))
     if ended:
         adopted = _adopt_live(obs, status)
         if adopted is not None:
@@ -121,6 +148,10 @@ def _decide(obs: Observation) -> Decision:
     if status.phase in (Phase.SUSPENDED, Phase.REMOVED) and ended:
         # (An attempt still alive is watched as it is: rule 3, never two alive.)
         return _start(obs, status, StartKind.RESUME, "resume", Need.AFTER)
+    if pending(status, obs.record):
+        return _started(obs, rollback_step(obs, status, state))
+    if obs.rollback_request is not None:
+        return _requested_rollback(obs, status, state)
     if upgrade_due(obs.record, status):
         upgrading = upgrade(obs, status, state)
         if upgrading is not None:
@@ -129,8 +160,11 @@ def _decide(obs: Observation) -> Decision:
         return _started(obs, stop_through(obs, status))
     applied: tuple[Event, ...] = ()
     if obs.record.generation != status.observed_generation:
-        status = status.with_changes(observed_generation=obs.record.generation)
-        applied = events(f"generation {obs.record.generation} applied without a restart")
+        ended_rollback = status.rollback
+        status = status.with_changes(observed_generation=obs.record.generation, rollback=None)
+        applied = events(f"generation {obs.record.generation} applied without a restart" + (
+            f": it submits what generation {ended_rollback.to_generation} did; the rollback "
+            f"from generation {ended_rollback.from_generation} ends" if ended_rollback else ""))
     decision = _attempt(obs, status, state)
     if applied:
         decision = replace(decision, events=(*applied, *decision.events))
@@ -236,8 +270,9 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
         last_failure=cause if kind.after_failure else status.last_failure,
         restarts=status.restarts + (1 if kind.is_restart else 0),
         restart_times=(*recent, now) if kind is StartKind.FAILURE else (
-            () if kind is StartKind.UPGRADE else status.restart_times),
+            () if kind.fresh_budget else status.restart_times),
         last_checkpoint=newest([status.last_checkpoint, restore]),
+        **_trial_fields(obs, status, kind, restore, attempt),
     )
     origin = restore.label if restore else "empty state"
     if restore is None and not status.checkpoints_durable:
@@ -245,6 +280,9 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
     elif restore is None and kind in (StartKind.FIRST, StartKind.FAILURE, StartKind.LOST):
         origin += " (no checkpoint or savepoint of this job exists yet)"
     sentence = f"{kind.verb} attempt {attempt} from {origin} after {cause}"
+    if kind is StartKind.ROLLBACK:
+        sentence = (f"started attempt {attempt} on generation {obs.record.generation}'s spec "
+                    f"from {origin}: {cause}")
     extra: tuple[tuple[str, object], ...] = (("restoredFrom", restore.path if restore else ""),
                                              ("claimedAt", now))
     if kind.after_failure:  # how the failure came to be known: pushed by Flink, or polled
@@ -253,6 +291,44 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
     # A stop with a savepoint still in flight concerned an attempt this one supersedes.
     return Decision(claimed, Submit(kind, restore), sentence, (*passed, started),
                     failure_seen=kind.after_failure, stop_cleared=True)
+
+
+def _trial_fields(obs: Observation, status: JobStatus, kind: StartKind,
+                  restore: Checkpoint | None, attempt: int) -> dict[str, Any]:
+    """What a claim records for rollbacks: an upgrade replacing the stable generation's
+    attempt keeps the point it starts from (the state a rollback restores; an upgrade from a
+    generation still on trial keeps the earlier one) and starts the trial; a new generation
+    ends a rollback; the rollback's first attempt is named."""
+    if kind is StartKind.UPGRADE:
+        stable = obs.stable
+        from_stable = stable is None or status.submit_hash == stable.submit_hash
+        return {"upgrade_point": restore if from_stable else status.upgrade_point,
+                "upgraded_at": obs.clock.wall, "rollback": None}
+    if kind is StartKind.ROLLBACK and status.rollback is not None:
+        return {"rollback": replace(status.rollback, attempt=attempt)}
+    return {}
+
+
+def _requested_rollback(obs: Observation, status: JobStatus,
+                        state: JobState | None) -> Decision:
+    """`flinksched rollback`: to the last stable generation, when the job runs another."""
+    request = obs.rollback_request
+    assert request is not None
+    stable = obs.stable
+    refusal = ""
+    if stable is None:
+        refusal = "no generation of this job has been stable yet"
+    elif status.rollback is not None:
+        refusal = f"it is rolled back to generation {status.rollback.to_generation} already"
+    elif stable.submit_hash == obs.record.submit_hash:
+        refusal = (f"generation {obs.record.generation} submits what the last stable "
+                   f"generation ({stable.generation}) did")
+    if refusal:
+        return Decision(status, Nothing(), f"refused a rollback: {refusal}",
+                        events(f"refused a rollback requested by {request.by}: {refusal}"),
+                        done_command=request.node)
+    return roll_back(obs, status, RollbackTrigger.REQUESTED, f"requested by {request.by}",
+                     state, done_command=request.node)
 
 
 def _completing(obs: Observation) -> str | None:
@@ -319,6 +395,10 @@ def _submission_refused(obs: Observation, status: JobStatus, reason: str) -> Dec
     failure = classify_failure(reason, status.restored_from, ever_ran=False)
     if failure is FailureClass.RESTORE_UNREADABLE:
         return _reject_restore(obs, status, reason)
+    if on_trial(obs, status):
+        return roll_back(obs, status, RollbackTrigger.REFUSED, reason, None)
+    if unsettled(status):
+        return failed_again(obs, status, f"submission refused: {reason}", None)
     if failure is FailureClass.RESTORE_INCOMPATIBLE:
         return _hold_incompatible(status, reason)
     failed = status.with_changes(phase=Phase.SUBMIT_FAILED, reason=reason, last_failure=reason,
@@ -335,15 +415,20 @@ def _failed(obs: Observation, status: JobStatus) -> Decision:
                                ever_ran=status.phase != Phase.SUBMITTING)
     if failure is FailureClass.RESTORE_UNREADABLE:
         return _reject_restore(obs, status, cause)
-    if failure is FailureClass.RESTORE_INCOMPATIBLE:
+    trial, again = on_trial(obs, status), unsettled(status)
+    if failure is FailureClass.RESTORE_INCOMPATIBLE and not (trial or again):
         return _hold_incompatible(status, cause)
     # The REST API serves exceptions from a cache: a pushed failure usually arrives before
     # its root cause there. The pushed line is shown (only the REST cause is classified).
     pushed = obs.flink.pushed.cause if obs.flink.pushed is not None else ""
     if not obs.flink.root_cause and pushed:
         cause = f"{pushed} (as pushed by Flink)"
-    pending = status.with_changes(root_cause_pending=not (obs.flink.root_cause or pushed))
-    return _restart(obs, pending, f"FAILED: {cause}")
+    if trial:
+        return roll_back(obs, status, RollbackTrigger.FAILED, f"FAILED: {cause}", JobState.FAILED)
+    if again:
+        return failed_again(obs, status, f"FAILED: {cause}", JobState.FAILED)
+    waits = status.with_changes(root_cause_pending=not (obs.flink.root_cause or pushed))
+    return _restart(obs, waits, f"FAILED: {cause}")
 
 
 def _unreadable_noted(obs: Observation, status: JobStatus, state: JobState | None) -> JobStatus:
@@ -428,6 +513,10 @@ def _alive(obs: Observation, status: JobStatus, state: JobState) -> Decision:
     orphaned = events(*(f"cancelled orphan {o} (attempt {attempt_of(name, o)}): the current "
                         f"attempt is {status.attempt}" for o in orphans))
     changes, crash = _flink_restarts(obs, status)
+    trouble = _trial_trouble(obs, status, state, bool(changes))
+    if trouble is not None:
+        decision = trouble
+        return replace(decision, events=(*orphaned, *decision.events), orphans=orphans)
     if crash:
         looping = status.with_changes(phase=Phase.CRASH_LOOP, reason=crash, stopping=crash,
                                       last_failure=crash, **changes)
@@ -444,6 +533,24 @@ def _alive(obs: Observation, status: JobStatus, state: JobState) -> Decision:
                         orphans=orphans)
     decision = _running(obs, status.with_changes(**changes))
     return replace(decision, events=(*orphaned, *decision.events), orphans=orphans)
+
+
+def _trial_trouble(obs: Observation, status: JobStatus, state: JobState,
+                   restarted: bool) -> Decision | None:
+    """A live attempt on trial that Flink restarts or that ran out of time rolls back; a
+    rollback's own attempt that Flink restarts is held."""
+    failing = restarted or state in (JobState.RESTARTING, JobState.FAILING)
+    what = f"Flink is restarting attempt {status.attempt} ({state})"
+    if on_trial(obs, status):
+        if failing:
+            return roll_back(obs, status, RollbackTrigger.FAILED, what, state)
+        if timed_out(obs, status):
+            timeout = obs.record.model.rollback.readinessTimeout
+            return roll_back(obs, status, RollbackTrigger.TIMEOUT,
+                             f"not stable within readinessTimeout {timeout:g}s", state)
+    elif failing and unsettled(status):
+        return failed_again(obs, status, what, state)
+    return None
 
 
 def _flink_restarts(obs: Observation, status: JobStatus) -> tuple[dict[str, Any], str]:
@@ -463,7 +570,10 @@ def _flink_restarts(obs: Observation, status: JobStatus) -> tuple[dict[str, Any]
 
 
 def _running(obs: Observation, status: JobStatus) -> Decision:
-    changes: dict[str, Any] = {"phase": Phase.RUNNING, "submit_pending": False, "reason": ""}
+    rollback = status.rollback
+    phase = Phase.ROLLED_BACK if rollback is not None else Phase.RUNNING
+    changes: dict[str, Any] = {"phase": phase, "submit_pending": False,
+                               "reason": rollback.sentence[:1500] if rollback else ""}
     noted: tuple[Event, ...] = ()
     stats = obs.flink.checkpoints
     if stats is not None:
@@ -479,8 +589,22 @@ def _running(obs: Observation, status: JobStatus) -> Decision:
         changes["last_failure"] = status.last_failure.replace(ROOT_CAUSE_PENDING,
                                                               obs.flink.previous_cause)
         changes["root_cause_pending"] = False
-    if status.phase != Phase.RUNNING:
+    if status.phase != phase:
         changes["since"] = obs.clock.wall
+        if rollback is not None and rollback.attempt == status.attempt:
+            noted = (*noted, *events(f"rolled back to generation {rollback.to_generation}: "
+                                     f"attempt {status.attempt} RUNNING (restored from "
+                                     f"{status.restored_from or 'empty state'})"))
+    running = status.with_changes(**changes)
+    stable, wait = stable_now(obs, running)
+    if stable is not None:
+        if status.stable_attempt != status.attempt and (
+                obs.stable is None or obs.stable.generation != stable.generation):
+            noted = (*noted, *events(f"generation {stable.generation} is stable: attempt "
+                                     f"{status.attempt} RUNNING for "
+                                     f"{obs.record.model.rollback.stableAfter:g}s without "
+                                     "failure"))
+        running = running.with_changes(stable_attempt=status.attempt)
     job_id = status.flink_job_id or flink_job_id(obs.record.name, status.attempt)
-    return Decision(status.with_changes(**changes), Watch(job_id),
-                    f"attempt {status.attempt} ({job_id}) RUNNING", noted)
+    return Decision(running, Watch(job_id), f"attempt {status.attempt} ({job_id}) {phase}",
+                    noted, stable=stable, wake_in=wait)

@@ -12,7 +12,7 @@ from typing import Any
 
 from common.flink.jobstate import JobState
 from common.spec.models import UpgradeMode
-from common.store.records import Checkpoint, JobRecord, JobStatus, Phase
+from common.store.records import RUNNING_PHASES, Checkpoint, JobRecord, JobStatus, Phase
 from worker.decide.decisions import (
     Cancel,
     Decision,
@@ -170,7 +170,7 @@ def upgrade(obs: Observation, status: JobStatus,
     when the upgrade waits (a failed savepoint is retried later) and the cycle goes on."""
     mode = obs.record.model.job.upgradeMode
     why = f"upgrade to generation {obs.record.generation} ({mode})"
-    healthy = state is JobState.RUNNING and status.phase == Phase.RUNNING
+    healthy = state is JobState.RUNNING and status.phase in RUNNING_PHASES
     stopping = bool(obs.memory.stop_trigger) or obs.stop is not None
     path = upgrade_path(mode, healthy, stopping)
     if path is UpgradePath.SAVEPOINT:
