@@ -260,6 +260,20 @@ def test_a_generation_equal_to_the_stable_spec_ends_the_rollback_without_a_resta
     assert decision.stable is not None and decision.stable.generation == 3
 
 
+def test_a_resume_into_a_generation_pushed_while_suspended_starts_its_trial() -> None:
+    """Suspended while rolled back, then resumed by a new generation (another program): the
+    rollback ends and that generation is on trial from the suspension's savepoint."""
+    job = record(generation=4, submit_hash="h3", rollback=POLICY)
+    savepoint = Checkpoint("s3://sp/suspended", 2, int(NOW * 1000), "savepoint")
+    suspended = running_rolled_back().with_changes(phase=Phase.SUSPENDED,
+                                                   savepoints=(savepoint,))
+    started = settle(observe(suspended, JobState.FINISHED, job=job, stable=STABLE),
+                     (savepoint,))
+    assert submitted(started).kind is StartKind.RESUME
+    assert started.status.rollback is None and started.status.upgrade_point == savepoint
+    assert started.status.upgraded_at == NOW
+
+
 def test_an_upgrade_from_a_generation_still_on_trial_keeps_the_stable_state() -> None:
     job = record(generation=3, submit_hash="h3", rollback=POLICY)
     done = settle(observe(on_trial(), JobState.FINISHED, job=job, stable=STABLE,

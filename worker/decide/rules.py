@@ -295,17 +295,19 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
 
 def _trial_fields(obs: Observation, status: JobStatus, kind: StartKind,
                   restore: Checkpoint | None, attempt: int) -> dict[str, Any]:
-    """What a claim records for rollbacks: an upgrade replacing the stable generation's
-    attempt keeps the point it starts from (the state a rollback restores; an upgrade from a
-    generation still on trial keeps the earlier one) and starts the trial; a new generation
-    ends a rollback; the rollback's first attempt is named."""
-    if kind is StartKind.UPGRADE:
+    """What a claim records for rollbacks: an attempt that starts another program than the
+    last one ran (an upgrade; a resume into a generation pushed while suspended) keeps the
+    point it starts from (the state a rollback restores; one replacing a generation still on
+    trial keeps the earlier one) and starts the trial, ending a rollback; the rollback's first
+    attempt is named."""
+    if kind is StartKind.ROLLBACK and status.rollback is not None:
+        return {"rollback": replace(status.rollback, attempt=attempt)}
+    if kind is StartKind.UPGRADE or (status.submit_hash
+                                     and status.submit_hash != obs.record.submit_hash):
         stable = obs.stable
         from_stable = stable is None or status.submit_hash == stable.submit_hash
         return {"upgrade_point": restore if from_stable else status.upgrade_point,
                 "upgraded_at": obs.clock.wall, "rollback": None}
-    if kind is StartKind.ROLLBACK and status.rollback is not None:
-        return {"rollback": replace(status.rollback, attempt=attempt)}
     return {}
 
 
