@@ -608,5 +608,7 @@ def _running(obs: Observation, status: JobStatus) -> Decision:
                                      "failure"))
         running = running.with_changes(stable_attempt=status.attempt)
     job_id = status.flink_job_id or flink_job_id(obs.record.name, status.attempt)
-    return Decision(running, Watch(job_id), f"attempt {status.attempt} ({job_id}) {phase}",
+    shown = "RUNNING" + (f" (rolled back from generation {rollback.from_generation})"
+                         if rollback else "")
+    return Decision(running, Watch(job_id), f"attempt {status.attempt} ({job_id}) {shown}",
                     noted, stable=stable, wake_in=wait)
