@@ -25,6 +25,7 @@ console = Console(stderr=True)
 WAITS_FOR_A_PERSON = (Phase.SUBMIT_FAILED, Phase.CRASH_LOOP, Phase.NO_RESTORE_POINT,
                       Phase.RESTORE_INCOMPATIBLE, Phase.ROLLBACK_FAILED, Phase.SUSPENDED,
                       Phase.FINISHED, Phase.REMOVED)
+REPEATED_FAILURES = 2  # restarts after which a job backing off is failing, not starting
 
 
 def _stack(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port: int,
@@ -79,8 +80,10 @@ def _confirmed_running(stack: DevStack, row: dict[str, Any]) -> bool:
 
 
 def _settled(stack: DevStack, row: dict[str, Any]) -> bool:
-    """Waiting longer will not change this job: it runs, or it waits for a person."""
-    return row["phase"] in WAITS_FOR_A_PERSON or _confirmed_running(stack, row)
+    """Waiting longer will not change this job: it runs, or it waits for a person (held, or
+    failing again and again: between its retries it backs off, longer each time)."""
+    failing = row["phase"] == Phase.RECOVERING and row.get("restarts", 0) >= REPEATED_FAILURES
+    return row["phase"] in WAITS_FOR_A_PERSON or failing or _confirmed_running(stack, row)
 
 
 def _not_running(rows: list[dict[str, Any]]) -> list[str]:

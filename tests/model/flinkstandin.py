@@ -165,7 +165,7 @@ class FlinkStandIn:
     def submit(self, record: JobRecord, job_id: str, restore_path: str) -> None:
         self._reach()
         self.submissions.append((job_id, restore_path))
-        self.submitted_hashes[job_id] = record.submit_hash
+        self.submitted_hashes.setdefault(job_id, record.submit_hash)  # a resubmission adopts
         known = self.attempts_by_id.get(job_id)
         if known is not None and known.state in ("FAILED", "CANCELED", "FINISHED"):
             self.violations.append(f"attempt id {job_id} reused: Flink knows it {known.state}")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from common.errors import DevStackError
+from common.store.records import Phase
 from scheduler.devstack.services import Service, exited, last_log_line, running_pid, start, stop
 from scheduler.devstack.stack import DevStack, StackConfig
 from tests.waiting import wait_until
@@ -58,3 +60,13 @@ def test_a_running_cluster_of_another_version_is_refused_before_anything_starts(
     finally:
         stop(jobmanager)
     asked.refuse_version_switch()  # stopped: any version may start
+
+
+def test_dev_up_waits_no_longer_for_a_job_failing_again_and_again() -> None:
+    """A job backing off after its second failed start waits for a person, not for time (its
+    backoff doubles: `dev up` would wait out a minute or more of it)."""
+    from scheduler.cli.dev import _settled
+
+    stack = cast(DevStack, None)  # not asked: neither row is RUNNING
+    assert _settled(stack, {"phase": Phase.RECOVERING, "restarts": 2})
+    assert not _settled(stack, {"phase": Phase.RECOVERING, "restarts": 0})

@@ -36,7 +36,9 @@ def on_trial(obs: Observation, status: JobStatus) -> bool:
     """The attempt runs a generation newer than the last stable one, not proven yet, that
     its spec lets roll back."""
     stable = obs.stable
-    return (stable is not None and status.rollback is None and obs.hold is None
+    rollback = status.rollback  # one of an earlier generation is over
+    return (stable is not None and obs.hold is None
+            and (rollback is None or rollback.from_generation != obs.record.generation)
             and obs.record.model.rolls_back
             and obs.record.generation > stable.generation
             and status.submit_hash == obs.record.submit_hash != stable.submit_hash

@@ -136,9 +136,12 @@ def _decide(obs: Observation) -> Decision:
     state = obs.flink.state
     ended = state is None or state.terminal
     if ended and obs.hold is None and pending(status, obs.record):
-        # Before adoption: the status was just written, and a listing of a moment ago may
-        # still show the attempt the upgrade stopped with its savepoint as running.
-        return _started(obs, rollback_step(obs, status, state))
+        # Before adopting an older attempt: the status was just written, and a listing of a
+        # moment ago may still show the attempt the upgrade stopped with its savepoint as
+        # running. A newer one alive is adopted (ZooKeeper lost or rolled back the status).
+        live = live_attempt(obs.flink.listed or {}, obs.record.name, status.attempt)
+        if live is None or live[0] < status.attempt:
+            return _started(obs, rollback_step(obs, status, state))
     if ended:
         adopted = _adopt_live(obs, status)
         if adopted is not None:
