@@ -1,5 +1,6 @@
 """How fast the `flinksched` command answers, as an operator runs it: the whole process, its
-start included, `--help` and `status` of 50 jobs in a real ZooKeeper (no Flink).
+start included, `--help`, `status` of 50 jobs in a real ZooKeeper (no Flink), and `status`
+against a ZooKeeper nobody serves (it gives up after its 4 s connect deadline).
 
     python -m bench.cli_start --runs 20
 
@@ -21,13 +22,17 @@ from bench.stackutil import local_stack, populate_jobs, write_results, zk_store
 FLINKSCHED = str(Path(sys.executable).with_name("flinksched"))  # the installed command
 
 
-def timed(argv: list[str], runs: int) -> dict[str, float]:
-    subprocess.run(argv, capture_output=True, check=True)  # the page cache, not the figure
+def timed(argv: list[str], runs: int, exit_code: int = 0) -> dict[str, float]:
+    """Median and worst seconds of `runs` runs, each ending with `exit_code`."""
+    subprocess.run(argv, capture_output=True)  # the page cache, not the figure
     seconds = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(argv, capture_output=True, check=True)
+        ended = subprocess.run(argv, capture_output=True)
         seconds.append(time.perf_counter() - started)
+        if ended.returncode != exit_code:
+            raise SystemExit(f"{' '.join(argv)} exited {ended.returncode}, not {exit_code}: "
+                             f"{ended.stderr.decode(errors='replace').strip()}")
     return {"median_s": round(statistics.median(seconds), 3), "worst_s": round(max(seconds), 3)}
 
 
@@ -45,6 +50,10 @@ def main() -> None:
         report["status"] = timed([FLINKSCHED, "--zk", cluster.zk_hosts, "--root", control.root,
                                   "status"], args.runs)
     print(f"flinksched status ({args.jobs} jobs): {report['status']}", flush=True)
+    # Port 1 on loopback: refused at once, so the figure is the connect deadline and the start.
+    report["unreachable"] = timed([FLINKSCHED, "--zk", "127.0.0.1:1", "status"],
+                                  max(1, args.runs // 4), exit_code=2)
+    print(f"flinksched status, ZooKeeper unreachable: {report['unreachable']}", flush=True)
     write_results("cli-start", report)
 
 

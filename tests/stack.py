@@ -180,9 +180,11 @@ class ControlPlane:
 
     session_timeout = 6.0
 
-    def base_argv(self, zk: str | None = None) -> list[str]:
+    def base_argv(self, zk: str | None = None,
+                  session_timeout: float | None = None) -> list[str]:
         return [sys.executable, "-m", "scheduler", "--zk", zk or self.cluster.zk_hosts,
-                "--root", self.root, "--session-timeout", str(self.session_timeout)]
+                "--root", self.root,
+                "--session-timeout", str(session_timeout or self.session_timeout)]
 
     @property
     def applications_dir(self) -> Path:
@@ -208,12 +210,14 @@ class ControlPlane:
 
     def start_worker(self, name: str = "worker-a", slots: int = 1, zk: str | None = None,
                      metrics_port: int = 0, nice: int = 0,
-                     env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+                     env: dict[str, str] | None = None,
+                     session_timeout: float | None = None) -> subprocess.Popen[bytes]:
         """`nice` lowers the worker's CPU priority (benchmarks keep the stand-in cluster
         they share the machine with from being starved by thousands of worker threads);
         `env` overrides the worker's environment (its storage credentials, say)."""
         niced = ["nice", "-n", str(nice)] if nice else []
-        return self._spawn(name, [*niced, *self.base_argv(zk), "worker", "--id", name,
+        return self._spawn(name, [*niced, *self.base_argv(zk, session_timeout), "worker",
+                                  "--id", name,
                                   "--slots", str(slots), "--metrics-port", str(metrics_port)],
                            env)
 

@@ -31,6 +31,7 @@ class TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", listen_port))
         self._listener.settimeout(0.2)
         self._partitioned = threading.Event()
+        self._refusing = threading.Event()
         self.delay = 0.0  # seconds each chunk waits before it is passed on
         # Shown each chunk the server sends, with the connection it came on (its number).
         self.inspect: Callable[[int, bytes], None] | None = None
@@ -49,9 +50,16 @@ class TcpProxy:
         """From now on nothing crosses, on open connections or new ones."""
         self._partitioned.set()
 
+    def refuse(self) -> None:
+        """Reset every open connection, and each new one at once: the peer is down, and its
+        clients learn of it immediately."""
+        self._refusing.set()
+        self._close_all()
+
     def heal(self) -> None:
         """Drop the connections the partition broke; new ones forward again."""
         self._partitioned.clear()
+        self._refusing.clear()
         self._close_all()
 
     def close(self) -> None:
@@ -77,6 +85,9 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self._refusing.is_set():
+                client.close()
+                continue
             with self._lock:
                 self._sockets.append(client)
             if self._partitioned.is_set():

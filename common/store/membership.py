@@ -52,8 +52,9 @@ class Membership(ZkNodes):
         return contenders[0][1] if contenders else None
 
     def fence_holds(self, fence: Fence) -> bool:
-        """True while the fence node exists, in this very session."""
-        if self.session_id != fence.session_id:
+        """True while the fence node exists, in this very session (not known, so False,
+        while the connection is suspended)."""
+        if self.session_id != fence.session_id or not self.connected:
             return False
         stat = self.zk.exists(fence.path)
         return bool(stat and stat.ephemeralOwner == fence.session_id)

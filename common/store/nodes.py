@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError, RolledBackError
 
-from common.errors import ConflictError, FencedError
+from common.errors import ConflictError, FencedError, StoreError
 from common.store.listeners import StateListeners
 from common.store.records import Fence
 from common.store.watches import Watches
@@ -31,6 +31,7 @@ class ZkNodes:
         self.root = root.rstrip("/") or "/flinksched"
         self.listeners = StateListeners(client)
         self.watches = Watches(client, self.listeners)
+        self._held_session = -1
 
     def add_state_listener(self, listener: Callable[[Any], Any]) -> None:
         """A kazoo state listener (called in kazoo's connection thread: it may record the state
@@ -73,8 +74,18 @@ class ZkNodes:
 
     @property
     def session_id(self) -> int:
+        """The session this client holds; -1 before its first and once it is lost.
+
+        A suspended connection still holds its session (the server keeps it until it
+        expires, and the client resumes it when it reconnects in time): kazoo names no
+        session while suspended, so the last one it named is kept until kazoo says LOST.
+        """
         client_id = self.zk.client_id
-        return int(client_id[0]) if client_id else -1
+        if client_id:
+            self._held_session = int(client_id[0])
+        elif self.zk.state == KazooState.LOST:
+            self._held_session = -1
+        return self._held_session
 
     @property
     def connected(self) -> bool:
@@ -86,10 +97,17 @@ class ZkNodes:
         self.watches.on_session_lost(callback)
 
     # -- fenced writes -------------------------------------------------------------------
-    def _commit(self, fence: Fence, build: Callable[[Any], None]) -> None:
-        """Run the ops `build` adds in one transaction that also checks the fence node."""
+    def _check_fence_session(self, fence: Fence) -> None:
+        """A fenced write needs the fence's session, and a connection to write in."""
         if self.session_id != fence.session_id:
             raise FencedError(f"{fence.path}: the session that held it is gone")
+        if not self.connected:
+            raise StoreError(f"{fence.path}: not connected to ZooKeeper (the session may "
+                             "still be held)")
+
+    def _commit(self, fence: Fence, build: Callable[[Any], None]) -> None:
+        """Run the ops `build` adds in one transaction that also checks the fence node."""
+        self._check_fence_session(fence)
         transaction = self.zk.transaction()
         transaction.check(fence.path, fence.version)
         build(transaction)
@@ -101,8 +119,7 @@ class ZkNodes:
         ZooKeeper applies one session's requests in order, so a later chunk may rely on an
         earlier one; when a chunk fails, the chunks before it stay applied.
         """
-        if self.session_id != fence.session_id:
-            raise FencedError(f"{fence.path}: the session that held it is gone")
+        self._check_fence_session(fence)
         pending = []
         for start in range(0, len(ops), TRANSACTION_OPS):
             transaction = self.zk.transaction()

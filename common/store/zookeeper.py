@@ -262,7 +262,9 @@ class Store(Membership, ListenerNodes):
         return claimed
 
     def release_ownership(self, fence: Fence) -> None:
-        if self.session_id != fence.session_id:
+        """Delete the ownership node, when this session holds it and can reach ZooKeeper
+        (otherwise it goes with the session, or the next claim in this session takes it)."""
+        if self.session_id != fence.session_id or not self.connected:
             return
         try:
             self.zk.delete(fence.path, version=fence.version)

@@ -56,6 +56,12 @@ def _status(url: str) -> int:
     return httpx.get(url, timeout=2).status_code
 
 
+def _ready_text(url: str) -> str | None:
+    """The text of a 200 answer, None for any other."""
+    answer = httpx.get(url, timeout=2)
+    return answer.text if answer.status_code == 200 else None
+
+
 class Prometheus:
     def __init__(self, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
@@ -104,8 +110,9 @@ def test_crash_loop_and_no_leader_alerts_fire_in_a_real_prometheus(
 
     for port, ready in ((master_port, "leader"), (worker_port, "owning")):
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _status(url + "/readyz") == 200, 30, f"{url}/readyz")  # noqa: B023
-        assert ready in httpx.get(url + "/readyz", timeout=2).text
+        # Status and text of one answer: readiness may change between two.
+        text = wait_until(lambda: _ready_text(url + "/readyz"), 30, f"{url}/readyz")  # noqa: B023
+        assert ready in text
         assert _status(url + "/healthz") == 200
 
     crash_loop = 'flinksched_job_phase{cluster="default",job_name="alert-looping",' \

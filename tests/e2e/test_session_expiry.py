@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from kazoo.client import KazooClient, KazooState
 
 from common.flink.jobids import flink_job_id
+from common.processes import free_port
 from common.settings import ZkSettings
 from common.store.connect import close, connect, keep_session
 from common.store.records import JobStatus, Phase
@@ -23,7 +25,7 @@ from common.store.watches import Watches
 from common.store.zookeeper import Store
 from tests.stack import ControlPlane
 from tests.tcpproxy import TcpProxy
-from tests.waiting import wait_until
+from tests.waiting import holds_for, wait_until
 from tests.zksessions import SessionTap, expire_session
 
 pytestmark = pytest.mark.e2e
@@ -145,6 +147,58 @@ def test_a_worker_whose_session_the_server_expires_owns_its_hundred_jobs_again(
     assert control.cluster.submissions("expiry-running") == [running]
     log = control.log("worker-a")
     assert "registered again in a new session" in log
+
+
+BLIP_SESSION_TIMEOUT = 20.0  # the worker may act again 10 s into a lost connection
+
+
+def _readiness(url: str) -> str:
+    """The worker's /readyz, status and text of one answer."""
+    answer = httpx.get(url, timeout=2)
+    return f"{answer.status_code} {answer.text.strip()}"
+
+
+def test_a_moment_without_the_connection_keeps_the_session_and_the_workers_job(
+    control: ControlPlane, store: Store
+) -> None:
+    """A connection lost for a few seconds, well inside the session and the worker's local
+    deadline, is not a lost session: the worker keeps its job, its ownership node and its
+    attempt, and is ready again once reconnected. (kazoo names no session while the connection
+    is suspended; taken for a new session, that moment once dropped every job the worker held.)"""
+    running = control.write_job("blip")
+    proxy = TcpProxy(int(control.cluster.zk_hosts.rsplit(":", 1)[1]))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/readyz"
+    try:
+        control.start_master()
+        control.start_worker(zk=f"127.0.0.1:{proxy.port}", metrics_port=port,
+                             session_timeout=BLIP_SESSION_TIMEOUT)
+        wait_until(lambda: control.cluster.job_state(running) == "RUNNING", 90,
+                   "the job RUNNING")
+        wait_until(lambda: _readiness(url) == "200 owning 1 of 1 slot(s)", 30, "ready, owning")
+        owner = store.zk.exists(f"{store.job_path('blip')}/owner")
+        assert owner is not None
+
+        proxy.refuse()
+        wait_until(lambda: _readiness(url) == "503 not connected to ZooKeeper", 10,
+                   "the worker to see its connection lost")
+        # Several reconcile passes (one a second) while the connection is down.
+        holds_for(lambda: _readiness(url) == "503 not connected to ZooKeeper", 3,
+                  "the worker not acting while its connection is down")
+        proxy.heal()
+
+        wait_until(lambda: _readiness(url) == "200 owning 1 of 1 slot(s)", 30,
+                   "ready again, owning its job")
+        again = store.zk.exists(f"{store.job_path('blip')}/owner")
+        assert again is not None and again.czxid == owner.czxid, (
+            "the same ownership node: never released, never claimed again")
+        status = store.status("blip")[0]
+        assert status.phase == Phase.RUNNING and status.flink_job_id == running
+        assert control.cluster.submissions("blip") == [running]
+        log = control.log("worker-a")
+        assert "session lapsed" not in log and "registered again" not in log, log
+    finally:
+        proxy.close()
 
 
 def test_a_master_whose_session_the_server_expires_leads_again_and_acts(
