@@ -200,13 +200,14 @@ class JobSupervisor:
         # Where the status's attempt runs: the cluster the job moved from, until it ended.
         running_on = self._attempt_target(record, status) or target
         with running_on.turn():
+            restart, rollback = self._waiting_commands()
             observation = self.observer.observe(
                 record, status, running_on, self.actor.memory(), self.watched.override(),
-                self._restart_command(), stop_failure=self.actor.take_stop_failure(),
+                restart, stop_failure=self.actor.take_stop_failure(),
                 savepoint_pending=self.savepoints.pending is not None,
                 pushed=self.watched.pushed())
             observation = replace(observation, stable=self.actor.stable,
-                                  rollback_request=self._rollback_request())
+                                  rollback_request=rollback)
             if self._refused:
                 observation = observation.after_rejection(status, self._refused)
                 self._refused = ""
@@ -293,31 +294,25 @@ class JobSupervisor:
                 self.name, moved_from, lambda: self.poll_interval))
         return self._previous_target[1]
 
-    def _rollback_request(self) -> RollbackRequest | None:
-        """The oldest `flinksched rollback` waiting, kept until carried out."""
+    def _waiting_commands(self) -> tuple[RestartCommand | None, RollbackRequest | None]:
+        """One read of the job's commands: savepoint requests queued and unknown commands
+        reported (both deleted); the oldest restart and the oldest rollback returned, each kept
+        until carried out."""
         if not self.watched.commands_waiting():
-            return None
-        for node, command in self.store.commands(self.name):
-            if command.get("command") == CommandKind.ROLLBACK:
-                return RollbackRequest(node, str(command.get("by", "someone")))
-        return None
-
-    def _restart_command(self) -> RestartCommand | None:
-        """Queue savepoint requests; return the oldest restart command, kept until carried out."""
-        if not self.watched.commands_waiting():
-            return None
-        restart = None
+            return None, None
+        restart, rollback = None, None
         for node, command in self.store.commands(self.name):
             kind, by = command.get("command"), command.get("by", "someone")
             if kind == CommandKind.RESTART:
                 restart = restart or restart_command(node, command)
                 continue
             if kind == CommandKind.ROLLBACK:
-                continue  # `_rollback_request`: kept until carried out
+                rollback = rollback or RollbackRequest(node, str(by))
+                continue
             if kind == CommandKind.SAVEPOINT:
                 self.savepoints.request(f"requested by {by}", command=node)
                 self.actor.event(f"savepoint requested by {by}", command=node)
             else:
                 self.actor.event(f"ignored unknown command {kind!r} from {by}", command=node)
             self.store.delete_command(self.name, node)
-        return restart
+        return restart, rollback

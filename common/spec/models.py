@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from common.durations import parse_duration
+from common.durations import parse_duration, parse_flink_duration
 from common.flink.versions import CHECKPOINT_INTERVAL
 from common.spec.deployments import DEFAULT_DEPLOYMENT, DEPLOYMENTS, Deployment, DeploymentRules
 from common.spec.programs import JarProgram, Program
@@ -170,10 +170,11 @@ class FlinkJobSpec(_Strict):
 
     @property
     def checkpoint_interval(self) -> float | None:
-        """Seconds between the job's checkpoints, when its configuration sets them."""
+        """Seconds between the job's checkpoints, when its configuration sets them (in
+        Flink's spelling: `10min` as well as `10m`)."""
         configured = CHECKPOINT_INTERVAL.read(self.flinkConfiguration)
         try:
-            return parse_duration(configured) if configured is not None else None
+            return parse_flink_duration(configured) if configured is not None else None
         except ValueError:
             return None
 

@@ -7,6 +7,7 @@ A job here is stable after 3 s RUNNING with a checkpoint of its own (the spec's 
 
 from __future__ import annotations
 
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,62 @@ def test_a_stable_generation_that_fails_later_is_restarted_not_rolled_back(
 
     wait_until(rolled_back_on_request, 90, "rolled back on request")
     assert "rolled back  from generation 3" in control.cli("describe", name)
+
+
+def test_a_trial_never_stable_in_time_rolls_back_and_without_its_restore_point_is_held(
+    control: ControlPlane, store: Store
+) -> None:
+    """Generation 2 runs but takes no checkpoint in time to be proven, so its readinessTimeout
+    rolls it back; the savepoint the upgrade started from is gone meanwhile, so the rollback is
+    held (RollbackFailed, nothing submitted, nothing running); a fixed generation pushed then
+    waits for a restore point until an operator starts it from empty."""
+    name = "rb-held"
+    stable(control, store, name)
+    control.write_job(name, rollback={"stableAfter": "3s", "readinessTimeout": "15s"},
+                      # Flink's first checkpoint comes at a random moment between the two.
+                      config={"execution.checkpointing.interval": "10min",
+                              "execution.checkpointing.min-pause": "10min"})
+
+    def trial_running() -> JobStatus | None:
+        status = store.status(name)[0]
+        return status if (status.observed_generation == 2 and status.phase == Phase.RUNNING
+                          and status.upgrade_point is not None) else None
+
+    trial = wait_until(trial_running, 90, "generation 2 RUNNING, on trial")
+    assert trial.upgrade_point is not None and trial.upgrade_point.kind == "savepoint"
+    savepoint = Path(trial.upgrade_point.path.removeprefix("file:"))
+    assert (savepoint / "_metadata").is_file()
+    shutil.rmtree(savepoint)
+
+    def held() -> JobStatus | None:
+        status = store.status(name)[0]
+        return status if status.phase == Phase.ROLLBACK_FAILED else None
+
+    status = wait_until(held, 60, "RollbackFailed")
+    assert status.rollback is not None and status.rollback.trigger is RollbackTrigger.TIMEOUT
+    assert "not stable within readinessTimeout 15s" in status.rollback.cause
+    assert str(savepoint) in status.reason and "cannot be used" in status.reason
+    assert f"flinksched restart {name} --from PATH" in status.reason
+    submitted = control.cluster.submissions(name)
+    holds_for(lambda: store.status(name)[0].phase == Phase.ROLLBACK_FAILED
+              and control.cluster.submissions(name) == submitted
+              and not live_attempts(control, name), 5,
+              "held: nothing submitted, nothing running")
+    said = messages(store, name)
+    assert any(m.startswith("rollback to generation 1 failed, job held:") for m in said), said
+
+    # A fixed generation is an upgrade from the stable one, whose only state was that
+    # savepoint (Flink discards an attempt's checkpoints once it stopped with a savepoint): it
+    # is held for a restore point, never started from empty unasked; asked, it runs.
+    control.write_job(name, rollback=ROLLBACK, args=["--keys", "9"])
+    wait_until(lambda: store.status(name)[0].phase == Phase.NO_RESTORE_POINT, 60,
+               "generation 3 held for a restore point")
+    assert control.cluster.submissions(name) == submitted
+    control.cli("restart", name, "--from-empty", "--yes")
+
+    def fixed() -> JobStatus | None:
+        now = store.status(name)[0]
+        return now if (now.phase == Phase.RUNNING and now.observed_generation == 3
+                       and now.rollback is None) else None
+
+    assert wait_until(fixed, 90, "generation 3 RUNNING").attempt == 3

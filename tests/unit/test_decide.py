@@ -155,6 +155,23 @@ def test_a_held_job_starts_by_itself_once_a_restore_point_is_usable() -> None:
     assert isinstance(decide(not_due).action, Nothing)
 
 
+def test_a_held_job_with_a_newer_generation_starts_it_on_an_operators_restart() -> None:
+    """The hold names `flinksched restart --from-empty`: it starts the desired generation,
+    not an upgrade that would hold the job again for want of state."""
+    held = status(Phase.NO_RESTORE_POINT, reason="no usable restore point after upgrade")
+    pushed = record(generation=2, submit_hash="h2")
+    gone = {NEWEST.path: "does not exist"}  # the only state the job had
+    without = settle(observe(held, JobState.FINISHED, job=pushed), (NEWEST,), gone)
+    assert without.status.phase is Phase.NO_RESTORE_POINT
+    asked = observe(held, JobState.FINISHED, job=pushed,
+                    command=RestartCommand("c-1", "ops@host", from_empty=True))
+    decision = settle(asked, (NEWEST,), gone)
+    started = submitted(decision)
+    assert started.kind is StartKind.REQUESTED and started.restore is None
+    assert decision.status.observed_generation == 2 and decision.status.submit_hash == "h2"
+    assert decision.done_command == "c-1"
+
+
 def test_state_that_does_not_fit_the_program_holds_without_retrying() -> None:
     current = status(Phase.SUBMITTING, restored_from=NEWEST.path)
     cause = "IllegalStateException: Cannot map checkpoint/savepoint state for operator x"

@@ -13,6 +13,7 @@ import pytest
 
 from common.errors import StoreError
 from common.flink.jobstate import JobState
+from common.spec.models import FlinkJobSpec
 from common.store.records import (
     Checkpoint,
     JobRecord,
@@ -313,3 +314,23 @@ def test_the_plan_says_a_change_lands_on_top_of_a_rollback() -> None:
     text = render_plan(plan, rolled={"orders": Rollback(2, 1, RollbackTrigger.FAILED, "x", NOW)})
     assert "on top of a rollback: the job runs generation 1's spec (generation 2 was rolled " \
            "back, failed); this generation is an upgrade from it" in text
+
+
+@pytest.mark.parametrize(("configured", "seconds"), [
+    ("10min", 600.0), ("10 min", 600.0), ("10m", 600.0), ("2 minutes", 120.0), ("30s", 30.0),
+    ("30 sec", 30.0), ("1h", 3600.0), ("1 d", 86400.0), ("500ms", 0.5), ("500", 0.5),
+    ("10MIN", 600.0)])
+def test_the_checkpoint_interval_is_read_as_flink_reads_it(configured: str, seconds: float) -> None:
+    """A job that checkpoints every `10min` checkpoints: stability waits for its checkpoint
+    (read with flinksched's own spelling, `10min` was once taken for no checkpointing)."""
+    spec = FlinkJobSpec.model_validate({
+        "job": {"jarURI": "file:///job.jar"},
+        "flinkConfiguration": {"execution.checkpointing.interval": configured}})
+    assert spec.checkpoint_interval == seconds
+
+
+def test_a_checkpoint_interval_flink_would_not_read_is_none() -> None:
+    spec = FlinkJobSpec.model_validate({
+        "job": {"jarURI": "file:///job.jar"},
+        "flinkConfiguration": {"execution.checkpointing.interval": "10 fortnights"}})
+    assert spec.checkpoint_interval is None

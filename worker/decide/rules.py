@@ -155,6 +155,10 @@ def _decide(obs: Observation) -> Decision:
         return _started(obs, rollback_step(obs, status, state))
     if obs.rollback_request is not None:
         return _requested_rollback(obs, status, state)
+    if obs.command is not None and status.phase in HELD_PHASES:
+        # The way out a hold names (`flinksched restart --from PATH` or `--from-empty`) comes
+        # before an upgrade that would only hold the job again for the same want of state.
+        return _attempt(obs, status, state)
     if upgrade_due(obs.record, status):
         upgrading = upgrade(obs, status, state)
         if upgrading is not None:
