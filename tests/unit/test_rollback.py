@@ -39,6 +39,7 @@ from worker.decide.observation import (
     FlinkView,
     Memory,
     Observation,
+    RestartCommand,
     RollbackRequest,
     SavepointState,
     StopProgress,
@@ -208,6 +209,20 @@ def test_a_rollback_whose_restore_point_is_gone_is_held() -> None:
     assert decision.status.phase == Phase.ROLLBACK_FAILED
     assert "flinksched restart orders --from PATH" in decision.status.reason
     assert not isinstance(decision.action, Submit)
+
+
+def test_a_rollback_held_for_its_gone_restore_point_starts_on_an_operators_restart() -> None:
+    """The reason names `flinksched restart --from PATH` and `--from-empty`: either starts the
+    stable spec, instead of the rollback step holding the job again."""
+    gone = {UPGRADE_POINT.path: "its _metadata is missing"}
+    held_now = settle(observe(rolled_back(), JobState.FAILED, job=running_record(),
+                              stable=STABLE), (UPGRADE_POINT,), problems=gone).status
+    assert held_now.phase == Phase.ROLLBACK_FAILED
+    asked = observe(held_now, JobState.FAILED, job=running_record(), stable=STABLE,
+                    command=RestartCommand("c-1", "ops@host", from_empty=True))
+    decision = settle(asked, (UPGRADE_POINT,), problems=gone)
+    assert isinstance(decision.action, Submit) and decision.action.restore is None
+    assert decision.status.phase == Phase.SUBMITTING and decision.done_command == "c-1"
 
 
 def test_a_rollback_whose_own_attempt_fails_is_held_not_tried_back_and_forth() -> None:

@@ -135,7 +135,10 @@ def _decide(obs: Observation) -> Decision:
                         backoff=True)
     state = obs.flink.state
     ended = state is None or state.terminal
-    if ended and obs.hold is None and pending(status, obs.record):
+    # The way out a hold names (`flinksched restart --from PATH` or `--from-empty`) comes
+    # before a rollback step or an upgrade that would only hold the job again.
+    held_restart = obs.command is not None and obs.hold is None and status.phase in HELD_PHASES
+    if ended and obs.hold is None and pending(status, obs.record) and not held_restart:
         # Before adopting an older attempt: the status was just written, and a listing of a
         # moment ago may still show the attempt the upgrade stopped with its savepoint as
         # running. A newer one alive is adopted (ZooKeeper lost or rolled back the status).
@@ -151,14 +154,12 @@ def _decide(obs: Observation) -> Decision:
     if status.phase in (Phase.SUSPENDED, Phase.REMOVED) and ended:
         # (An attempt still alive is watched as it is: rule 3, never two alive.)
         return _start(obs, status, StartKind.RESUME, "resume", Need.AFTER)
+    if held_restart:
+        return _attempt(obs, status, state)
     if pending(status, obs.record):
         return _started(obs, rollback_step(obs, status, state))
     if obs.rollback_request is not None:
         return _requested_rollback(obs, status, state)
-    if obs.command is not None and status.phase in HELD_PHASES:
-        # The way out a hold names (`flinksched restart --from PATH` or `--from-empty`) comes
-        # before an upgrade that would only hold the job again for the same want of state.
-        return _attempt(obs, status, state)
     if upgrade_due(obs.record, status):
         upgrading = upgrade(obs, status, state)
         if upgrading is not None:
