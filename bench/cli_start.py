@@ -52,7 +52,7 @@ def main() -> None:
     print(f"flinksched status ({args.jobs} jobs): {report['status']}", flush=True)
     # Port 1 on loopback: refused at once, so the figure is the connect deadline and the start.
     report["unreachable"] = timed([FLINKSCHED, "--zk", "127.0.0.1:1", "status"],
-                                  max(1, args.runs // 4), exit_code=2)
+                                  max(3, args.runs // 4), exit_code=2)  # 4 s each
     print(f"flinksched status, ZooKeeper unreachable: {report['unreachable']}", flush=True)
     write_results("cli-start", report)
 

@@ -1,5 +1,5 @@
-"""A TCP proxy a test controls: forward, black-hole traffic like a network partition, or
-slow it down.
+"""A TCP proxy a test controls: forward, refuse connections like a server that is down,
+black-hole traffic like a network partition, or slow it down.
 
 A black-holed connection stays open but nothing crosses it, so the client sees silence
 (timeouts), not a reset, the way a partition looks from both ends. A slowed one holds each
