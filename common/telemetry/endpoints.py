@@ -48,6 +48,10 @@ def _always() -> tuple[bool, str]:
     return True, "ok"
 
 
+def _starting() -> tuple[bool, str]:
+    return False, "starting"
+
+
 @dataclass(frozen=True)
 class Answer:
     """What a page answers: status code, body, content type and encoding."""
@@ -67,8 +71,10 @@ class Endpoints:
     /readyz here, any other one added with `page`."""
 
     def __init__(self, host: str, port: int) -> None:
+        # Served from the start; ready only once the process sets what readiness means (a
+        # worker not yet registered, or a master not yet in the election, is not ready).
         self.live: Check = _always
-        self.ready: Check = _always
+        self.ready: Check = _starting
         self.pages: dict[str, Page] = {"/metrics": self._metrics,
                                        "/healthz": lambda headers: self._probe(self.live),
                                        "/readyz": lambda headers: self._probe(self.ready)}

@@ -18,6 +18,11 @@ def test_health_endpoints_answer_the_checks_and_say_why() -> None:
     endpoints = Endpoints("127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{endpoints.port}"
+        # Before the process says what readiness means, it is not ready (a worker's port
+        # opens before it is registered).
+        answer = httpx.get(url + "/readyz")
+        assert (answer.status_code, answer.text) == (503, "starting\n")
+        assert httpx.get(url + "/healthz").status_code == 200
         endpoints.ready = lambda: (False, "not connected to ZooKeeper")
         answer = httpx.get(url + "/readyz")
         assert (answer.status_code, answer.text) == (503, "not connected to ZooKeeper\n")

@@ -223,6 +223,10 @@ def test_a_rollback_held_for_its_gone_restore_point_starts_on_an_operators_resta
     decision = settle(asked, (UPGRADE_POINT,), problems=gone)
     assert isinstance(decision.action, Submit) and decision.action.restore is None
     assert decision.status.phase == Phase.SUBMITTING and decision.done_command == "c-1"
+    # Still the rollback's: generation 2 is not tried again once this attempt runs.
+    rollback = decision.status.rollback
+    assert rollback is not None and rollback.from_generation == 2
+    assert rollback.attempt == decision.status.attempt
 
 
 def test_a_rollback_whose_own_attempt_fails_is_held_not_tried_back_and_forth() -> None:

@@ -307,9 +307,13 @@ def _trial_fields(obs: Observation, status: JobStatus, kind: StartKind,
     last one ran (an upgrade; a resume into a generation pushed while suspended) keeps the
     point it starts from (the state a rollback restores; one replacing a generation still on
     trial keeps the earlier one) and starts the trial, ending a rollback; the rollback's first
-    attempt is named."""
-    if kind is StartKind.ROLLBACK and status.rollback is not None:
-        return {"rollback": replace(status.rollback, attempt=attempt)}
+    attempt is named, and so is any other attempt of the stable spec while the rollback holds
+    (an operator's restart of a held rollback): the generation rolled back from is not tried
+    again."""
+    rollback = status.rollback
+    if rollback is not None and (kind is StartKind.ROLLBACK
+                                 or obs.record.generation == rollback.to_generation):
+        return {"rollback": replace(rollback, attempt=attempt)}
     if kind is StartKind.UPGRADE or (status.submit_hash
                                      and status.submit_hash != obs.record.submit_hash):
         stable = obs.stable
