@@ -229,6 +229,27 @@ def test_a_rollback_held_for_its_gone_restore_point_starts_on_an_operators_resta
     assert rollback.attempt == decision.status.attempt
 
 
+def test_a_rolled_back_job_proven_again_that_fails_later_is_restarted_not_held() -> None:
+    """Once the stable spec's attempt proved itself again, a failure is an ordinary one: the
+    restart keeps the rollback as it was, so the next failure is restarted too."""
+    proven = rolled_back(attempt=4).with_changes(
+        phase=Phase.ROLLED_BACK, attempt=4, flink_job_id=job_id(4), submit_hash="h1",
+        observed_generation=1, stable_attempt=4)
+    newest = checkpoint(4, 7)
+    failed = observe(proven, JobState.FAILED, job=running_record(), stable=STABLE,
+                     flink=FlinkView(state=JobState.FAILED, root_cause="boom",
+                                     listed={job_id(4): "FAILED"}))
+    decision = settle(failed, (newest,))
+    assert submitted(decision).kind is StartKind.FAILURE
+    assert decision.status.rollback == proven.rollback  # its attempt still 4, proven
+    again = decision.status.with_changes(phase=Phase.RUNNING)
+    failed_again = observe(again, JobState.FAILED, job=running_record(), stable=STABLE,
+                           flink=FlinkView(state=JobState.FAILED, root_cause="boom",
+                                           listed={job_id(5): "FAILED"}))
+    later = settle(failed_again, (newest,))
+    assert later.status.phase is Phase.RECOVERING, later.status.reason  # backs off, then retries
+
+
 def test_a_rollback_whose_own_attempt_fails_is_held_not_tried_back_and_forth() -> None:
     started = rolled_back(attempt=4).with_changes(attempt=4, flink_job_id=job_id(4),
                                                   submit_hash="h1", observed_generation=1)

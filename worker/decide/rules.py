@@ -307,12 +307,13 @@ def _trial_fields(obs: Observation, status: JobStatus, kind: StartKind,
     last one ran (an upgrade; a resume into a generation pushed while suspended) keeps the
     point it starts from (the state a rollback restores; one replacing a generation still on
     trial keeps the earlier one) and starts the trial, ending a rollback; the rollback's first
-    attempt is named, and so is any other attempt of the stable spec while the rollback holds
-    (an operator's restart of a held rollback): the generation rolled back from is not tried
-    again."""
+    attempt is named, and so is any other first attempt of the stable spec while the rollback
+    holds (an operator's restart of a held rollback): the generation rolled back from is not
+    tried again. A later restart of the stable spec's attempt leaves the rollback as it is."""
     rollback = status.rollback
-    if rollback is not None and (kind is StartKind.ROLLBACK
-                                 or obs.record.generation == rollback.to_generation):
+    switching = status.submit_hash != obs.record.submit_hash
+    if rollback is not None and (kind is StartKind.ROLLBACK or (
+            switching and obs.record.generation == rollback.to_generation)):
         return {"rollback": replace(rollback, attempt=attempt)}
     if kind is StartKind.UPGRADE or (status.submit_hash
                                      and status.submit_hash != obs.record.submit_hash):
