@@ -195,7 +195,7 @@ def _list_local(prefix: str, path: Path) -> list[Entry]:
     except OSError as exc:
         raise StorageUnavailable(f"{prefix}: {exc.strerror or exc}") from exc
     for top in tops:
-        walked = [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()]
+        walked = [top] if top.is_file() else _files_under(top)
         for file in walked:
             try:
                 stat = file.stat()
@@ -204,6 +204,12 @@ def _list_local(prefix: str, path: Path) -> list[Entry]:
             found.append(Entry(spelt + file.relative_to(directory).as_posix(), stat.st_size,
                                stat.st_mtime))
     return found
+
+
+def _files_under(top: Path) -> list[Path]:
+    """The files under a directory, skipping what is deleted while it is walked (Flink drops
+    subsumed checkpoints at any moment)."""
+    return [Path(root) / name for root, _, files in os.walk(top) for name in files]
 
 
 def _allow_http() -> bool:

@@ -154,3 +154,26 @@ def test_the_keeper_works_once_per_attempt_and_checkpoint_then_every_ten_minutes
     now[0] += 601
     keeper.step(record(), target, status)
     assert keeper.step(record(), target, status).stored is not None
+
+
+def test_a_local_listing_skips_a_checkpoint_flink_deletes_while_it_is_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flink drops subsumed checkpoints at any moment: one gone between listing its parent
+    and entering it is left out, not an error that ends the job's cycle."""
+    import os
+
+    attempt = tmp_path / flink_job_id(NAME, 3)
+    for number in (4, 5):
+        (attempt / f"chk-{number}").mkdir(parents=True)
+        (attempt / f"chk-{number}" / "_metadata").write_bytes(b"m")
+    real_scandir = os.scandir
+
+    def scandir(path: object) -> object:
+        if str(path).endswith("chk-4"):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_scandir(str(path))
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    listed = Storage().list(f"file://{tmp_path}/{flink_job_id(NAME, 3)[:16]}")
+    assert [entry.uri.rsplit("/", 2)[-2] for entry in listed] == ["chk-5"]
