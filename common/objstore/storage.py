@@ -208,8 +208,14 @@ def _list_local(prefix: str, path: Path) -> list[Entry]:
 
 def _files_under(top: Path) -> list[Path]:
     """The files under a directory, skipping what is deleted while it is walked (Flink drops
-    subsumed checkpoints at any moment)."""
-    return [Path(root) / name for root, _, files in os.walk(top) for name in files]
+    subsumed checkpoints at any moment); a directory that cannot be read is an error, not a
+    part of the job's state silently left out."""
+    def unreadable(exc: OSError) -> None:
+        if not isinstance(exc, FileNotFoundError):
+            raise StorageUnavailable(f"{exc.filename or top}: {exc.strerror or exc}") from exc
+
+    return [Path(root) / name for root, _, files in os.walk(top, onerror=unreadable)
+            for name in files]
 
 
 def _allow_http() -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import StorageUnavailable
 from common.flink.jobids import flink_job_id
 from common.objstore.storage import Storage
 from common.store.records import Checkpoint, JobStatus, Phase
@@ -156,11 +157,8 @@ def test_the_keeper_works_once_per_attempt_and_checkpoint_then_every_ten_minutes
     assert keeper.step(record(), target, status).stored is not None
 
 
-def test_a_local_listing_skips_a_checkpoint_flink_deletes_while_it_is_walked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Flink drops subsumed checkpoints at any moment: one gone between listing its parent
-    and entering it is left out, not an error that ends the job's cycle."""
+def _walked_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError) -> list[str]:
+    """The checkpoints a local listing names when entering chk-4 raises `error`."""
     import os
 
     attempt = tmp_path / flink_job_id(NAME, 3)
@@ -171,9 +169,28 @@ def test_a_local_listing_skips_a_checkpoint_flink_deletes_while_it_is_walked(
 
     def scandir(path: object) -> object:
         if str(path).endswith("chk-4"):
-            raise FileNotFoundError(2, "No such file or directory", str(path))
+            raise type(error)(error.errno, error.strerror, str(path))
         return real_scandir(str(path))
 
     monkeypatch.setattr(os, "scandir", scandir)
     listed = Storage().list(f"file://{tmp_path}/{flink_job_id(NAME, 3)[:16]}")
-    assert [entry.uri.rsplit("/", 2)[-2] for entry in listed] == ["chk-5"]
+    return [entry.uri.rsplit("/", 2)[-2] for entry in listed]
+
+
+def test_a_local_listing_skips_a_checkpoint_flink_deletes_while_it_is_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flink drops subsumed checkpoints at any moment: one gone between listing its parent
+    and entering it is left out, not an error that ends the job's cycle."""
+    gone = FileNotFoundError(2, "No such file or directory")
+    assert _walked_with(tmp_path, monkeypatch, gone) == ["chk-5"]
+
+
+def test_a_local_directory_that_cannot_be_read_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a vanished directory is skipped: one the worker may not read would leave state
+    out of the measurement and the retention plan, so the listing fails, naming it."""
+    denied = PermissionError(13, "Permission denied")
+    with pytest.raises(StorageUnavailable, match=r"chk-4: Permission denied"):
+        _walked_with(tmp_path, monkeypatch, denied)
