@@ -238,3 +238,28 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return "::".join(parts[:2]) if len(parts) > 2 else nodeid
 
     return ClassesTogether(config, log)
+
+
+LOG_TAIL_LINES = 40
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                               call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failed test that ran masters and workers shows each one's last log lines and its
+    jobs' statuses beside the assertion: the run's directories are gone once it ends."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    plane = getattr(item, "funcargs", {}).get("control")
+    if report.when != "call" or not report.failed or not isinstance(plane, ControlPlane):
+        return
+    for log in sorted(plane.workdir.glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        report.sections.append((f"{log.stem}'s last log lines", "\n".join(lines)))
+    if plane.jobs:
+        try:
+            with store_on(plane.cluster.zk_hosts, plane.root) as store:
+                text = "\n".join(f"{name}: {store.status(name)[0]}" for name in sorted(plane.jobs))
+        except Exception as exc:  # diagnostics must not hide the failure itself
+            text = f"could not read them: {exc!r}"
+        report.sections.append(("job statuses", text))
