@@ -243,6 +243,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 LOG_TAIL_LINES = 40
 
 
+def _control_plane(funcargs: dict[str, Any]) -> ControlPlane | None:
+    """The control plane a test ran: a fixture's value, or part of one."""
+    for value in funcargs.values():
+        for candidate in value if isinstance(value, tuple) else (value,):
+            if isinstance(candidate, ControlPlane):
+                return candidate
+    return None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item,
                                call: pytest.CallInfo[None]) -> Iterator[Any]:
@@ -250,8 +259,8 @@ def pytest_runtest_makereport(item: pytest.Item,
     jobs' statuses beside the assertion: the run's directories are gone once it ends."""
     outcome: Any = yield
     report = outcome.get_result()
-    plane = getattr(item, "funcargs", {}).get("control")
-    if report.when != "call" or not report.failed or not isinstance(plane, ControlPlane):
+    plane = _control_plane(getattr(item, "funcargs", {}))
+    if report.when != "call" or not report.failed or plane is None:
         return
     for log in sorted(plane.workdir.glob("*.log")):
         lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]

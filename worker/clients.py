@@ -107,12 +107,16 @@ class ClusterStates:
                 awaited = min(awaited, self._fetching)
                 self._landed.wait(deadline - now)
 
-    def listed_attempts(self, prefix: str, max_age: float = JOB_LIST_TTL) -> dict[str, str]:
+    def listed_attempts(self, prefix: str, max_age: float = JOB_LIST_TTL,
+                        since: float = float("-inf")) -> dict[str, str]:
         """Flink job id -> state of every listed job whose id starts with `prefix` (one
-        flinksched job's attempts), from a listing at most `max_age` old. The listing is
-        grouped once per listing, not searched once per job."""
+        flinksched job's attempts), from a listing at most `max_age` old and asked for after
+        `since` (the caller's last submission: an older listing may show the attempt that
+        submission replaced as still running). The listing is grouped once per listing, not
+        searched once per job."""
         with self._lock:
-            fresh = time.monotonic() - self._requested <= max_age
+            fresh = (self._requested >= since
+                     and time.monotonic() - self._requested <= max_age)
         if not fresh:
             self._fetch()
         with self._lock:

@@ -131,7 +131,7 @@ class Observer:
 
     def _attempts(self, target: DeploymentTarget) -> dict[str, str]:
         try:
-            return target.attempts()
+            return target.attempts(since=self._submitted)
         except FlinkschedError:
             return {}
 

@@ -158,7 +158,7 @@ class FlinkStandIn:
     def unwatch(self) -> None:
         pass
 
-    def attempts(self) -> dict[str, str]:
+    def attempts(self, since: float = float("-inf")) -> dict[str, str]:
         self._reach()
         return {j: a.state for j, a in self.attempts_by_id.items() if j.startswith(self.prefix)}
 

@@ -129,6 +129,23 @@ def test_orphans_come_from_the_listing_grouped_by_job(
     assert states.listed_attempts(name_prefix("nobody")) == {}
 
 
+def test_attempts_come_from_a_listing_asked_for_after_the_submission(
+    held: tuple[HeldListing, ClusterStates],
+) -> None:
+    """A listing of a moment before a restart shows the failed attempt still starting: were
+    it the evidence, the restart would be taken for a lost status and that attempt adopted."""
+    client, states = held
+    first, second = flink_job_id("late", 1), flink_job_id("late", 2)
+    client.answer = [{"id": first, "status": "INITIALIZING"}]
+    client.gate.release()
+    assert states.listed_attempts(name_prefix("late")) == {first: "INITIALIZING"}
+    submitted = time.monotonic()
+    client.answer = [{"id": first, "status": "FAILED"}, {"id": second, "status": "RUNNING"}]
+    client.gate.release()
+    assert states.listed_attempts(name_prefix("late"), since=submitted) == {
+        first: "FAILED", second: "RUNNING"}
+
+
 def test_a_listing_like_the_last_is_not_decoded_again(
     held: tuple[HeldListing, ClusterStates],
 ) -> None:

@@ -54,7 +54,7 @@ class Cluster:
         self.asked.append(listable)
         return self.state_text, listable
 
-    def attempts(self) -> dict[str, str]:
+    def attempts(self, since: float = float("-inf")) -> dict[str, str]:
         return {}
 
     def root_exception(self, job_id: str) -> str:

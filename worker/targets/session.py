@@ -113,8 +113,8 @@ class SessionCluster:
             return state, True
         return self.client.job_state(job_id), False
 
-    def attempts(self) -> dict[str, str]:
-        return self._listing().listed_attempts(self.prefix)
+    def attempts(self, since: float = float("-inf")) -> dict[str, str]:
+        return self._listing().listed_attempts(self.prefix, since=since)
 
     def submit(self, record: JobRecord, job_id: str, restore_path: str) -> None:
         job = record.model.job

@@ -194,9 +194,10 @@ class ApplicationCluster:
             _bound(self._ended)
         return JobState.FAILED.value, False
 
-    def attempts(self) -> dict[str, str]:
+    def attempts(self, since: float = float("-inf")) -> dict[str, str]:
         """Every attempt of this job whose cluster runs, with its state (INITIALIZING until
-        its REST API answers): an older one is an orphan, cancelled by tearing it down."""
+        its REST API answers): an older one is an orphan, cancelled by tearing it down.
+        Asked of the clusters now, so never older than `since`."""
         found: dict[str, str] = {}
         for cluster in self.launcher.clusters(self.name):
             if not cluster.alive:
