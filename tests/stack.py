@@ -126,6 +126,24 @@ class Cluster:
         return wait_until(agreed, timeout, f"{restarted} restored from the newest checkpoint "
                                            f"of {failed}")
 
+    def fail_over(self, name: str, first: str, marker: Path, *, fail_within: float = 60,
+                  run_within: float = 120) -> tuple[str, Any]:
+        """Touch `marker` (the job fails on it), wait for attempt 1 to fail and attempt 2 to
+        run, and check that attempt 2 restored the newest checkpoint of attempt 1 and is the
+        only one running. Returns attempt 2's job id and that checkpoint."""
+        from tests.waiting import wait_until
+
+        second = flink_job_id(name, 2)
+        marker.touch()
+        wait_until(lambda: self.job_state(first) == "FAILED", fail_within, "attempt 1 to fail")
+        wait_until(lambda: self.job_state(second) == "RUNNING", run_within,
+                   "attempt 2 to be RUNNING")
+        restored = self.restored_from_newest(first, second)
+        newest = self.checkpoints(first)["latest"]["completed"]
+        assert restored["external_path"].rstrip("/") == newest["external_path"].rstrip("/")
+        assert self.running_ids(name) == [second]
+        return second, newest
+
     def running_ids(self, name: str) -> list[str]:
         jobs = (self.get("/jobs") or {}).get("jobs", [])
         prefix = name_prefix(name)
@@ -302,9 +320,11 @@ class ControlPlane:
                   entry_class: str = "dev.flinksched.examples.StatefulCounter",
                   state: str = "running", parallelism: int = 1, config_dir: Path | None = None,
                   upgrade_mode: str = "savepoint", job: dict[str, Any] | None = None,
-                  **spec: Any) -> str:
+                  program: dict[str, Any] | None = None, **spec: Any) -> str:
         """A FlinkJob YAML file on the session cluster; returns the first attempt's job id.
-        Files are replaced atomically, as git-sync and editors that rename do."""
+        `program` (a Python or SQL program's fields) runs instead of the example jar, with
+        `args` as they are. Files are replaced atomically, as git-sync and editors that
+        rename do."""
         directory = config_dir or self.config_dir
         self.jobs.add(name)
         clusters = [{"apiVersion": "flinksched/v1", "kind": "FlinkCluster",
@@ -317,9 +337,9 @@ class ControlPlane:
             {"apiVersion": "flinksched/v1", "kind": "FlinkJob", "metadata": {"name": name},
              "spec": {
                  "cluster": spec.pop("cluster", "default"),
-                 "job": {"jarURI": self.cluster.example_jar.as_uri(),
-                         "entryClass": entry_class,
-                         "args": ["--rate", "20", *(args or [])],
+                 "job": {**(program if program is not None else {
+                             "jarURI": self.cluster.example_jar.as_uri(),
+                             "entryClass": entry_class, "args": ["--rate", "20", *(args or [])]}),
                          "parallelism": parallelism, "state": state,
                          "upgradeMode": upgrade_mode, **(job or {})},
                  "flinkConfiguration": {"execution.checkpointing.interval": "1s",

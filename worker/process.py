@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,6 +27,7 @@ from common.store.zookeeper import Store
 from common.telemetry.endpoints import loop_liveness
 from worker.clients import FlinkClients
 from worker.clusterreport import ClusterReporter
+from worker.distributions import distribution
 from worker.fencing import ConnectionGuard
 from worker.programs.jars import JarCache
 from worker.supervisor import JobSupervisor
@@ -60,6 +61,7 @@ class Worker:
         act_deadline: float = 5.0,
         allowed_jars: tuple[str, ...] = (),
         make_launcher: Callable[[JarCache], Launcher] | None = None,
+        flink_homes: Sequence[Path] = (),
     ) -> None:
         self.store = store
         self.id = worker_id
@@ -71,7 +73,8 @@ class Worker:
         self.clients = FlinkClients()
         launcher = make_launcher(self.jars) if make_launcher else None
         self.targets = ByDeployment({
-            Deployment.SESSION: SessionTargets(self.clients, self.jars),
+            Deployment.SESSION: SessionTargets(self.clients, self.jars,
+                                               [distribution(home) for home in flink_homes]),
             Deployment.APPLICATION: ApplicationTargets(launcher or NoLauncher(), self.clients)})
         self.supervisors: dict[str, JobSupervisor] = {}
         # Dropped on a lapsed session and told to stop, but still finishing a call: each keeps

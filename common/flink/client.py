@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -259,8 +260,32 @@ def _error_text(response: httpx.Response) -> str:
     return text or response.reason_phrase
 
 
+# The exception line of a Python traceback: `RuntimeError: ...`, `pkg.BadInput`.
+PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(: .*)?$")
+
+
+def _python_error(trace: str) -> str | None:
+    """The exception a Python function raised, where the trace carries its traceback (a
+    PyFlink job's Python code failed): the last traceback's exception line."""
+    lines = trace.splitlines()
+    found = None
+    for number, line in enumerate(lines):
+        if "Traceback (most recent call last):" not in line:
+            continue
+        for after in lines[number + 1:]:
+            if after.startswith(("\tat ", "Caused by:")) or after.lstrip().startswith("at "):
+                break
+            if PYTHON_ERROR.match(after) and not after.startswith(("During handling",)):
+                found = after.strip()
+    return found
+
+
 def _innermost_cause(trace: str) -> str:
-    """The deepest `Caused by:` of a Java stack trace: what actually went wrong."""
+    """The deepest `Caused by:` of a Java stack trace: what actually went wrong (for a
+    Python function's failure, the exception it raised)."""
+    python = _python_error(trace)
+    if python:
+        return python[:500]
     lines = [line.strip() for line in trace.strip().splitlines()]
     lines = [line for line in lines if line and not line.startswith(("at ", "<Exception on"))]
     causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]

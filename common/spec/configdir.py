@@ -178,8 +178,12 @@ def _check_clusters(result: ConfigSet) -> None:
 def _local_field(job: FlinkJob) -> str:
     """The spec field naming a local:// file."""
     section = job.spec.job
-    return next((name for name in URI_FIELDS
-                 if str(getattr(section, name, "") or "").startswith("local://")),
+
+    def local(named: Any) -> bool:
+        items = named if isinstance(named, list) else [named]
+        return any(str(item or "").startswith("local://") for item in items)
+
+    return next((name for name in URI_FIELDS if local(getattr(section, name, None))),
                 URI_FIELDS[0])
 
 
@@ -381,10 +385,16 @@ def _resolve_paths(data: Any, file: Path) -> Any:
         return data
     if not isinstance(job, dict):
         return data
-    for name in URI_FIELDS:
-        uri = job.get(name)
+    def resolved(uri: Any) -> Any:
         if isinstance(uri, str) and uri.strip() and "://" not in uri:
-            job[name] = (file.parent / uri).resolve().as_uri()
+            return (file.parent / uri).resolve().as_uri()
+        return uri
+
+    for name in URI_FIELDS:
+        named = job.get(name)
+        job[name] = [resolved(u) for u in named] if isinstance(named, list) else resolved(named)
+        if named is None:
+            job.pop(name)
     return data
 
 

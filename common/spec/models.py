@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -23,7 +24,7 @@ from pydantic import (
 from common.durations import parse_duration, parse_flink_duration
 from common.flink.versions import CHECKPOINT_INTERVAL
 from common.spec.deployments import DEFAULT_DEPLOYMENT, DEPLOYMENTS, Deployment, DeploymentRules
-from common.spec.programs import JarProgram, Program
+from common.spec.programs import KINDS, JarProgram, Program, PythonProgram, SqlProgram
 from common.spec.schedules import schedule_trigger
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -33,6 +34,7 @@ JAR_SCHEMES = ("file://", "http://", "https://", "local://", "s3://", "s3a://", 
                "gs://", "az://", "abfs://", "abfss://")
 UpgradeMode = Literal["savepoint", "last-state", "stateless"]
 DesiredState = Literal["running", "suspended"]
+PYTHON_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 
 class _Strict(BaseModel):
@@ -54,32 +56,118 @@ class Metadata(_Strict):
         return value
 
 
+def _program_uri(field: str, value: str) -> str:
+    """A program's file: a path or a URI of a scheme flinksched or Flink can read."""
+    if not value.strip():
+        raise ValueError(f"{field} is empty")
+    if "://" in value and not value.startswith(JAR_SCHEMES):
+        raise ValueError(f"{field} must be file://, http(s)://, object storage (s3://, "
+                         f"gs://, az://), local:// (in an application cluster's image) or "
+                         f"a path, got {value!r}")
+    return value
+
+
+def _kind_set(data: dict[str, Any]) -> str | None:
+    """The kind of program the fields validated so far name, if any."""
+    return next((kind for kind, fields in KINDS.items()
+                 if any(data.get(field) is not None for field in fields)), None)
+
+
 class JobSection(_Strict):
-    jarURI: str
+    # What the job runs: the fields of exactly one kind (`common.spec.programs`). The order
+    # matters: each field's check sees the ones before it.
+    jarURI: str | None = None
+    pyFile: str | None = None
+    pyModule: str | None = Field(default=None, pattern=PYTHON_MODULE)
+    sql: str | None = None
+    sqlFile: str | None = None
     entryClass: str | None = None
+    jarSHA256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    pyFiles: list[str] = Field(default_factory=list)
     args: list[str] = Field(default_factory=list)
     parallelism: int | None = Field(default=None, ge=1, strict=True)  # `true` is no number
     upgradeMode: UpgradeMode = "savepoint"
     state: DesiredState = "running"
     allowNonRestoredState: bool = False
     initialSavepointPath: str | None = None
-    jarSHA256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
     @property
     def program(self) -> Program:
         """What the job runs, whatever its kind (`common.spec.programs`)."""
-        return JarProgram(self.jarURI, self.entryClass, self.jarSHA256)
+        if self.jarURI is not None:
+            return JarProgram(self.jarURI, self.entryClass, self.jarSHA256)
+        if self.pyFile is not None or self.pyModule is not None:
+            return PythonProgram(self.pyFile, self.pyModule, tuple(self.pyFiles))
+        return SqlProgram(self.sql, self.sqlFile)
 
-    @field_validator("jarURI")
+    @property
+    def kind(self) -> str:
+        """"jar", "Python" or "SQL"."""
+        return _kind_set(self.__dict__) or "jar"
+
+    @field_validator("jarURI", "pyFile", "sqlFile")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("jarURI is empty")
-        if "://" in value and not value.startswith(JAR_SCHEMES):
-            raise ValueError(f"jarURI must be file://, http(s)://, object storage (s3://, "
-                             f"gs://, az://), local:// (in an application cluster's image) or "
-                             f"a path, got {value!r}")
+    def _known_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _program_uri(str(info.field_name), value)
+
+    @field_validator("pyFile")
+    @classmethod
+    def _python_file(cls, value: str | None) -> str | None:
+        if value is not None and not value.rstrip("/").endswith(".py"):
+            raise ValueError(f"pyFile names the .py file Flink runs, got {value!r} (a module "
+                             "on the Python path is pyModule; archives are pyFiles)")
         return value
+
+    @field_validator("pyFile", "pyModule", "sql", "sqlFile")
+    @classmethod
+    def _one_program(cls, value: str | None, info: ValidationInfo) -> str | None:
+        field = str(info.field_name)
+        if value is None:
+            return value
+        if field == "sql" and not value.strip():
+            raise ValueError("sql is empty: give the script's statements")
+        earlier = _kind_set(info.data)
+        mine = next(kind for kind, fields in KINDS.items() if field in fields)
+        if earlier is not None and earlier != mine:
+            raise ValueError(f"the job already runs a {earlier} program "
+                             f"({' or '.join(KINDS[earlier])}): a job runs exactly one of "
+                             "a jar (jarURI), Python (pyFile or pyModule) or SQL (sql or "
+                             "sqlFile)")
+        if earlier == mine:
+            raise ValueError(f"give one of {' or '.join(KINDS[mine])}, not both")
+        return value
+
+    @field_validator("entryClass", "jarSHA256")
+    @classmethod
+    def _jar_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = _kind_set(info.data)
+        if value is not None and kind not in (None, "jar"):
+            raise ValueError(f"{info.field_name} applies to a jar; this job runs a {kind} "
+                             "program")
+        return value
+
+    @field_validator("pyFiles")
+    @classmethod
+    def _python_only(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        kind = _kind_set(info.data)
+        if value and kind not in (None, "Python"):
+            raise ValueError(f"pyFiles is the Python path of a Python program; this job runs "
+                             f"a {kind} program")
+        return [_program_uri("pyFiles", item) for item in value]
+
+    @field_validator("args")
+    @classmethod
+    def _not_for_sql(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and _kind_set(info.data) == "SQL":
+            raise ValueError("args are a jar's or a Python program's; a SQL script takes none")
+        return value
+
+    @model_validator(mode="after")
+    def _names_a_program(self) -> JobSection:
+        if _kind_set(self.__dict__) is None:
+            raise ValueError("the job names no program: give jarURI (a jar), pyFile or "
+                             "pyModule (Python), or sql or sqlFile (SQL)")
+        return self
 
 
 class Backoff(_Strict):

@@ -223,9 +223,11 @@ def _runtime(kind: str, settings: ZkSettings, node: Any, slots: int, log_dir: Pa
                    "run: local processes, or Kubernetes workloads in --namespace.")
 @click.option("--flink-home", "flink_homes", multiple=True, envvar="FLINKSCHED_FLINK_HOME",
               type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A Flink distribution local application clusters start from; repeat for "
-                   "more Flink versions (env FLINKSCHED_FLINK_HOME, ':'-separated). Its "
-                   "configuration is FLINK_CONF_DIR's when set, else its conf/.")
+              help="A Flink distribution local application clusters start from, and Python "
+                   "and SQL jobs take their driver from (the one of their cluster's Flink "
+                   "line); repeat for more Flink versions (env FLINKSCHED_FLINK_HOME, "
+                   "':'-separated). Its configuration is FLINK_CONF_DIR's when set, else its "
+                   "conf/.")
 @click.option("--applications-dir", envvar="FLINKSCHED_APPLICATIONS_DIR",
               type=click.Path(file_okay=False, path_type=Path),
               default=Path.home() / ".local" / "state" / "flinksched" / "applications",
@@ -255,7 +257,7 @@ def worker(obj: Context, worker_id: str | None, slots: int, metrics_port: int,
                   act_deadline=timings.act_deadline,
                   allowed_jars=tuple(p.strip() for p in allowed_jars.split(",") if p.strip()),
                   make_launcher=_launcher(application_runtime, flink_homes, applications_dir,
-                                          namespace))
+                                          namespace), flink_homes=flink_homes)
     keeper = keep_session(store, obj.settings)
     if endpoints is not None:
         endpoints.live, endpoints.ready = all_of(node.liveness, keeper.health), node.readiness

@@ -1,5 +1,6 @@
-"""The project's two Java pieces, compiled with javac against the fetched flink-dist jar: the
-example job (examples/) and the status listener a Flink cluster loads (flink-listener/)."""
+"""The project's Java pieces, compiled with javac against the fetched Flink's jars: the
+example job (examples/), the status listener a Flink cluster loads (flink-listener/) and the
+runner of SQL scripts on Flink lines without a SQL driver (sql-runner/)."""
 
 from __future__ import annotations
 
@@ -18,20 +19,26 @@ class JavaJar:
     name: str  # the jar's file name
     sources: str  # the source tree, relative to the repository
     main_class: str = ""
+    libs: tuple[str, ...] = ()  # jars of Flink's lib/ it compiles against besides flink-dist
 
     def source_dir(self, repo: Path) -> Path:
         return repo / self.sources
 
 
 EXAMPLE_JOB = JavaJar("flinksched-example.jar", "examples/stateful-counter/src",
-                      "dev.flinksched.examples.StatefulCounter")
+                      "dev.flinksched.examples.StatefulCounter",
+                      libs=("flink-table-api-java-uber-*.jar",))  # its SQL function
 STATUS_LISTENER = JavaJar("flinksched-listener.jar", "flink-listener/src")
 LISTENER_FACTORY = "dev.flinksched.listener.StatusPushFactory"
+SQL_RUNNER = JavaJar("flinksched-sql-runner.jar", "sql-runner/src",
+                     libs=("flink-table-api-java-uber-*.jar",))
 
 
 def build_jar(jar: JavaJar, repo: Path, dist_jar: Path, out_dir: Path) -> Path:
     """The jar, rebuilt only when its sources (or the Flink it compiles against) changed."""
     sources = sorted(jar.source_dir(repo).rglob("*.java"))
+    classpath = [dist_jar, *(found for pattern in jar.libs
+                             for found in sorted(dist_jar.parent.glob(pattern)))]
     if not sources:
         raise DevStackError(f"no Java sources under {jar.source_dir(repo)}")
     digest = hashlib.sha256(dist_jar.name.encode())
@@ -46,7 +53,8 @@ def build_jar(jar: JavaJar, repo: Path, dist_jar: Path, out_dir: Path) -> Path:
             raise DevStackError(f"`{tool}` not found: install a JDK 17 or newer (openjdk-17-jdk)")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as classes:
-        _run(["javac", "-nowarn", "--release", "17", "-cp", str(dist_jar), "-d", classes,
+        _run(["javac", "-nowarn", "--release", "17", "-cp", ":".join(map(str, classpath)),
+              "-d", classes,
               *map(str, sources)])
         entry = ["--main-class", jar.main_class] if jar.main_class else []
         _run(["jar", "--create", "--file", str(built), *entry, "-C", classes, "."])

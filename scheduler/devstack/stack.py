@@ -19,8 +19,10 @@ import httpx
 from common.errors import DevStackError
 from common.processes import holder
 from scheduler.devstack import flinkhome, prometheus, zookeeper
+from scheduler.devstack.drivers import place_sql_driver
 from scheduler.devstack.javabuild import EXAMPLE_JOB, STATUS_LISTENER, build_jar
 from scheduler.devstack.plugins import link_plugins_dir
+from scheduler.devstack.pyflink import ensure_pyflink
 from scheduler.devstack.seaweedfs import S3Server, bucket_answers
 from scheduler.devstack.services import (
     Service,
@@ -200,6 +202,8 @@ class DevStack:
         if self.config.prometheus:
             self.progress("finding Prometheus")
             prometheus.ensure_prometheus()
+        self.progress("putting the SQL driver in place")
+        place_sql_driver(self.flink_home, version, REPO, self.config.build_dir)
         dist = flinkhome.dist_jar(self.flink_home, version)
         if self.config.pushes:
             self.progress("compiling the example job and the status listener")
@@ -244,11 +248,15 @@ class DevStack:
         self.refuse_version_switch()
         (self.state_dir / "flink-version").write_text(version + "\n")
         s3 = self.config.s3()
+        self.progress(f"a Python with PyFlink {version} for Python jobs (cached)")
+        python = str(ensure_pyflink(version))
         flinkhome.write_flink_conf(
             self.flink_home, self.state_dir / "flink-conf", self.state_dir, ports, push=push,
             version=version, java_options=self.config.java_options,
             state_root=s3.uri(f"{self.config.cluster_name}") if s3 and self.config.state_on_s3
-            else "", extra=self._s3_settings(s3))
+            else "", extra={**(self._s3_settings(s3) or {}),
+                            # the driver's (JobManager) and the Python functions' (TaskManagers)
+                            "python.client.executable": python, "python.executable": python})
         flinkhome.link_lib_dir(self.flink_home, self.state_dir / "flink-lib",
                                [] if push is None else
                                [self.config.build_dir / STATUS_LISTENER.name])

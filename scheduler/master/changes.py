@@ -121,6 +121,9 @@ def cluster_document(cluster: FlinkCluster) -> dict[str, Any]:
 # of the record (which reads them back as defaults), so that a flinksched upgrade makes no
 # new generation of every job.
 LATER_SECTIONS = ("checkpoints", "rollback")
+# Fields of the job section the same holds for: those of the program kinds after jars, and
+# a jar's own fields where the job runs another kind.
+LATER_JOB_FIELDS = ("jarURI", "pyFile", "pyModule", "pyFiles", "sql", "sqlFile")
 
 
 def stored_spec(job: FlinkJob) -> dict[str, Any]:
@@ -129,6 +132,9 @@ def stored_spec(job: FlinkJob) -> dict[str, Any]:
         value = getattr(job.spec, name)
         if value == type(value)():
             spec.pop(name)
+    for name in LATER_JOB_FIELDS:
+        if spec["job"].get(name) in (None, []):
+            spec["job"].pop(name, None)
     return spec
 
 

@@ -52,6 +52,12 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
             (config_dir / example_file).read_text()
             .replace("../build/flinksched-example.jar", cluster.example_jar.as_uri())
         )
+    # The Python and SQL examples name their files relative to the repository's configs/.
+    for example_file, relative in (("python-click-counter.yaml", "python/click_counter.py"),
+                                   ("sql-clicks-per-user.yaml", "sql/clicks_per_user.sql")):
+        (config_dir / example_file).write_text(
+            (config_dir / example_file).read_text()
+            .replace(f"../examples/{relative}", (REPO / "examples" / relative).as_uri()))
     example = (config_dir / "stateful-counter.yaml").read_text()
     # A job that cannot start: `dev up` reports it with its whole reason, without waiting.
     (config_dir / "bad-entry.yaml").write_text(
@@ -116,8 +122,8 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
             (config_dir / f"more-{number}.yaml").write_text(
                 example.replace("name: stateful-counter", f"name: more-{number}")
                 .replace("parallelism: 2", "parallelism: 1"))
-        wanted = {"stateful-counter", "stateful-counter-own",
-                  *(f"more-{number}" for number in range(10))}
+        wanted = {"stateful-counter", "stateful-counter-own", "python-click-counter",
+                  "sql-clicks-per-user", *(f"more-{number}" for number in range(10))}
         seen: dict[str, str] = {}
 
         def all_running() -> bool:
@@ -127,7 +133,7 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
             return all(seen.get(name) == "Running" for name in wanted)
 
         try:
-            wait_until(all_running, 180, "the example job and ten more RUNNING")
+            wait_until(all_running, 180, "the examples and ten more RUNNING")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; phases: {seen}") from None
 

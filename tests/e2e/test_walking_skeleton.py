@@ -102,16 +102,8 @@ def test_failed_job_restarts_from_the_newest_checkpoint(
     wait_until(lambda: control.cluster.completed_checkpoint_id(first) >= 2, 120,
                "two completed checkpoints of attempt 1")
 
-    marker.touch()
-    second = flink_job_id("skeleton-failover", 2)
-    wait_until(lambda: control.cluster.job_state(first) == "FAILED", 30, "attempt 1 to fail")
-    wait_until(lambda: control.cluster.job_state(second) == "RUNNING", 60,
-               "attempt 2 to be RUNNING")
-
-    restored = control.cluster.restored_from_newest(first, second)
-    failed_latest = control.cluster.checkpoints(first)["latest"]["completed"]
-    assert restored["external_path"].rstrip("/") == failed_latest["external_path"].rstrip("/")
-    assert control.cluster.running_ids("skeleton-failover") == [second]
+    _, failed_latest = control.cluster.fail_over("skeleton-failover", first, marker,
+                                                 fail_within=30, run_within=60)
 
     # Flink reports the root exception from a cache; the status names it once Flink does.
     def root_cause_recorded() -> JobStatus | None:

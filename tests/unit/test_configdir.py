@@ -7,14 +7,9 @@ from ruamel.yaml import YAML
 
 from common.spec.configdir import ConfigLoader, load_config_paths, plain_data
 from common.spec.models import FlinkJob
-from tests.unit.configtexts import CLUSTER
+from tests.unit.configtexts import CLUSTER, JOB_HEAD
 
-JOB = """\
-apiVersion: flinksched/v1
-kind: FlinkJob
-metadata: {name: %s}
-spec:
-  job:
+JOB = JOB_HEAD + """\
     jarURI: jobs/app.jar
     parallelism: 2
   restartPolicy:
@@ -25,7 +20,8 @@ spec:
 def test_example_configs_are_valid() -> None:
     config = load_config_paths([Path(__file__).resolve().parents[2] / "configs"])
     assert config.errors == []
-    assert sorted(config.jobs) == ["stateful-counter", "stateful-counter-own"]
+    assert sorted(config.jobs) == ["python-click-counter", "sql-clicks-per-user",
+                                   "stateful-counter", "stateful-counter-own"]
     assert list(config.clusters) == ["default", "own"]
 
 

@@ -29,17 +29,11 @@ from tests.unit.decisions_util import observe, record, settle, status, suspended
 from worker.clients import FlinkClients
 from worker.decide.decisions import BackOff, Nothing, Submit
 from worker.decide.moves import LeftBehind, left_behind
+from worker.distributions import Distribution, choose_distribution, distribution
 from worker.programs.jars import JarCache, JarError
 from worker.targets.application.cluster import ApplicationCluster, NoLauncher, Running
 from worker.targets.application.launch import REQUIRED, flat_config, launch_of
-from worker.targets.application.local import (
-    Distribution,
-    LocalLauncher,
-    RunRecord,
-    choose_distribution,
-    distribution,
-    read_record,
-)
+from worker.targets.application.local import LocalLauncher, RunRecord, read_record
 
 OWN: dict[str, Any] = {"metadata": {"name": "own"}, "spec": {
     "mode": "application", "jobManager": {"resource": {"memory": "768m"}},

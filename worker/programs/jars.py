@@ -15,6 +15,7 @@ from common.errors import FlinkRequestFailed, FlinkschedError, StorageUnavailabl
 from common.flink.client import FlinkClient
 from common.keyedlocks import KeyedLocks
 from common.objstore.storage import Storage, remote
+from common.spec.programs import Program
 
 logger = logging.getLogger(__name__)
 
@@ -61,25 +62,34 @@ class JarCache:
             raise JarError(f"jar {jar_uri} is not in an allowed location (allowed: "
                            f"{', '.join(self.allowed_prefixes)}; see --allowed-jars)")
 
-    def local_path(self, jar_uri: str) -> Path:
-        self.check_allowed(jar_uri)
+    def check_program(self, program: Program) -> None:
+        """Every file the program names lies in an allowed location."""
+        for uri in program.uris:
+            self.check_allowed(uri)
+
+    def local_path(self, jar_uri: str, what: str = "jar", trusted: bool = False) -> Path:
+        """The file on this host: a local one, or one downloaded once. `what` names it in
+        errors (a jar, or a SQL script's file); a `trusted` one (a driver from the worker's
+        Flink distribution) is not the allow-list's to judge."""
+        if not trusted:
+            self.check_allowed(jar_uri)
         parsed = urlparse(jar_uri)
         if parsed.scheme in ("", "file"):
             path = Path(unquote(parsed.path))
             if not path.is_file():
-                raise JarError(f"jar {jar_uri} does not exist")
+                raise JarError(f"{what} {jar_uri} does not exist")
             return path
         if parsed.scheme in ("http", "https"):
-            return self._download(jar_uri)
+            return self._download(jar_uri, what)
         if remote(jar_uri):
-            return self._fetch(jar_uri)
+            return self._fetch(jar_uri, what)
         if parsed.scheme == "local":
-            raise JarError(f"jar {jar_uri}: local:// names a path in an application cluster's "
+            raise JarError(f"{what} {jar_uri}: local:// names a path in an application cluster's "
                            "image; a session cluster needs file://, http(s)://, object storage "
                            "(s3://, gs://, az://) or a path")
-        raise JarError(f"jar {jar_uri}: unsupported scheme {parsed.scheme!r}")
+        raise JarError(f"{what} {jar_uri}: unsupported scheme {parsed.scheme!r}")
 
-    def _download(self, url: str) -> Path:
+    def _download(self, url: str, what: str) -> Path:
         target = self.download_dir / hashlib.sha256(url.encode()).hexdigest()[:16] / Path(
             urlparse(url).path
         ).name
@@ -100,19 +110,19 @@ class JarCache:
                 partial.replace(target)
             except httpx.HTTPError as exc:
                 partial.unlink(missing_ok=True)
-                raise JarError(f"jar {url}: download failed: {exc}") from exc
+                raise JarError(f"{what} {url}: download failed: {exc}") from exc
         return target
 
-    def _fetch(self, uri: str) -> Path:
+    def _fetch(self, uri: str, what: str) -> Path:
         """A jar on object storage, fetched once per content: a new object at the same key
         (another size or modification time) is fetched again. Its content is checked against
         the spec's jarSHA256 by the caller, every time it is used."""
         try:
             found = self.storage.stat(uri)
         except StorageUnavailable as exc:
-            raise JarError(f"jar {uri}: not fetched: {exc}") from exc
+            raise JarError(f"{what} {uri}: not fetched: {exc}") from exc
         if found is None:
-            raise JarError(f"jar {uri} does not exist")
+            raise JarError(f"{what} {uri} does not exist")
         version = hashlib.sha256(f"{uri}|{found.size}|{found.modified}".encode()).hexdigest()
         target = self.download_dir / version[:16] / (uri.rstrip("/").rsplit("/", 1)[-1]
                                                      or "job.jar")
@@ -125,15 +135,16 @@ class JarCache:
             try:
                 self.storage.download(uri, target)
             except StorageUnavailable as exc:
-                raise JarError(f"jar {uri}: not fetched: {exc}") from exc
+                raise JarError(f"{what} {uri}: not fetched: {exc}") from exc
         return target
 
-    def jar_id(self, client: FlinkClient, jar_uri: str, sha256: str | None = None) -> str:
+    def jar_id(self, client: FlinkClient, jar_uri: str, sha256: str | None = None,
+               trusted: bool = False) -> str:
         """The cluster's id for this jar, uploading it when the cluster does not list it.
 
         With `sha256` (the spec's jarSHA256) a jar whose content differs is refused.
         """
-        path = self.local_path(jar_uri)
+        path = self.local_path(jar_uri, trusted=trusted)
         stat = path.stat()
         key = (client.rest_url, f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
         with self._lock:
@@ -149,9 +160,18 @@ class JarCache:
             raise JarError(digest_mismatch(jar_uri, digest, sha256))
         return jar_id
 
-    def verified_path(self, jar_uri: str, sha256: str | None = None) -> Path:
+    def text(self, uri: str, what: str) -> str:
+        """A program's text file (a SQL script), read where it is or downloaded once."""
+        path = self.local_path(uri, what)
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise JarError(f"{what} {uri} cannot be read: {exc}") from exc
+
+    def verified_path(self, jar_uri: str, sha256: str | None = None,
+                      trusted: bool = False) -> Path:
         """The jar's local path, its content checked against the spec's jarSHA256."""
-        path = self.local_path(jar_uri)
+        path = self.local_path(jar_uri, trusted=trusted)
         check_digest(path, jar_uri, sha256)
         return path
 

@@ -4,7 +4,7 @@ its attempts watched through one shared listing, its jar uploaded once per clust
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from common.errors import JarMissing
@@ -15,16 +15,19 @@ from common.flink.versions import CHECKPOINT_RETENTION, FlinkVersion
 from common.objstore.storage import Storage
 from common.store.records import JobRecord
 from worker.clients import ClusterStates, FlinkClients
-from worker.programs import launchable
+from worker.distributions import Distribution, choose_distribution
+from worker.programs import Launchable, jar_only, launchable, no_files
 from worker.programs.jars import JarCache
 from worker.targets import STORAGE
 
 
-def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, Any]:
-    """The body of POST /jars/<id>/run for one attempt of a job."""
+def run_request(record: JobRecord, job_id: str, restore_path: str,
+                run: Launchable | None = None) -> dict[str, Any]:
+    """The body of POST /jars/<id>/run for one attempt of a job running `run` (by default
+    its jar)."""
     spec = record.model
     job = spec.job
-    run = launchable(job.program, tuple(job.args))
+    run = run or launchable(job.program, tuple(job.args), jar_only, no_files)
     body: dict[str, Any] = {
         "jobId": job_id,
         "programArgsList": list(run.args),
@@ -45,14 +48,17 @@ def run_request(record: JobRecord, job_id: str, restore_path: str) -> dict[str, 
 class SessionTargets:
     """Each job's view of its session cluster, from the worker's shared clients and jars."""
 
-    def __init__(self, clients: FlinkClients, jars: JarCache) -> None:
+    def __init__(self, clients: FlinkClients, jars: JarCache,
+                 distributions: Sequence[Distribution] = ()) -> None:
         self.clients = clients
         self.jars = jars
+        self.distributions = list(distributions)  # where Python and SQL drivers come from
 
     def for_job(self, name: str, record: JobRecord,
                 poll_interval: Callable[[], float]) -> SessionCluster:
         client = self.clients.get(ClusterAccess.of(record.cluster["spec"]))
-        return SessionCluster(name, client, self.clients, self.jars, poll_interval)
+        return SessionCluster(name, client, self.clients, self.jars, poll_interval,
+                              self.distributions)
 
 
 class SessionCluster:
@@ -61,8 +67,10 @@ class SessionCluster:
     cluster (`JarCache`), and at most a few supervisors act on the cluster at once."""
 
     def __init__(self, name: str, client: FlinkClient, clients: FlinkClients, jars: JarCache,
-                 poll_interval: Callable[[], float]) -> None:
+                 poll_interval: Callable[[], float],
+                 distributions: Sequence[Distribution] = ()) -> None:
         self.name = name
+        self.distributions = list(distributions)
         self.client = client
         self.clients = clients
         self.jars = jars
@@ -118,13 +126,25 @@ class SessionCluster:
 
     def submit(self, record: JobRecord, job_id: str, restore_path: str) -> None:
         job = record.model.job
-        run = launchable(job.program, tuple(job.args))
-        body = run_request(record, job_id, restore_path)
+        self.jars.check_program(job.program)
+        run = launchable(job.program, tuple(job.args), self._drivers,
+                         lambda uri: self.jars.text(uri, "sqlFile"))
+        body = run_request(record, job_id, restore_path, run)
+        driver = job.kind != "jar"  # the worker's own jar, not the allow-list's to judge
         try:
-            self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256), body)
+            self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256,
+                                                 driver), body)
         except JarMissing:  # the cluster forgot the upload (a JobManager restart)
             self.jars.forget(self.client)
-            self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256), body)
+            self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256,
+                                                 driver), body)
+
+    def _drivers(self) -> Distribution:
+        """The worker's distribution of the cluster's Flink line."""
+        version = self.version()
+        line = f"{version.major}.{version.minor}" if version is not None else None
+        return choose_distribution(self.distributions, line,
+                                   "take the driver of a Python or SQL program from")
 
     def cancel(self, job_id: str) -> None:
         self.client.cancel(job_id)

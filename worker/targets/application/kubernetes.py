@@ -30,7 +30,7 @@ from common.errors import ClusterLaunchFailed, FlinkUnreachable
 from common.flink.jobids import attempt_of
 from common.spec.models import Resource
 from common.store.records import JobRecord
-from worker.programs import launchable
+from worker.programs import jar_only, launchable, no_files
 from worker.programs.jars import JarCache
 from worker.targets.application.cluster import Running
 from worker.targets.application.launch import Launch, dynamic, launch_of
@@ -160,7 +160,11 @@ class KubernetesLauncher:
             raise ClusterLaunchFailed(f"cluster {record.cluster['metadata']['name']} has no "
                                       "image: a Kubernetes application cluster needs one")
         job = record.model.job
-        run = launchable(job.program, tuple(job.args))
+        if job.kind != "jar":
+            raise ClusterLaunchFailed(f"a {job.kind} job runs on a session cluster or a local "
+                                      "cluster of its own; on Kubernetes its own cluster "
+                                      "runs jars only")
+        run = launchable(job.program, tuple(job.args), jar_only, no_files)
         if self.jars is not None:  # the image fetches the jar: its content is Flink's to check
             self.jars.check_allowed(run.jar_uri)
         name = object_name(record.name, job_id)

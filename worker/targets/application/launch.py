@@ -22,7 +22,7 @@ from common.flink.versions import CHECKPOINT_RETENTION
 from common.spec.models import FlinkClusterSpec
 from common.store.pushed import own_cluster_listener
 from common.store.records import JobRecord
-from worker.programs import launchable
+from worker.programs import Launchable, jar_only, launchable, no_files
 
 # Settings flinksched needs of every application cluster; a user's cannot override them.
 REQUIRED = {
@@ -107,11 +107,12 @@ def settings(record: JobRecord, spec: FlinkClusterSpec,
 
 
 def launch_of(record: JobRecord, job_id: str, restore_path: str, jar: str,
-         local: Mapping[str, str] | None = None) -> Launch:
-    """`jar`: the jar of the job's program (`worker.programs`), as the JobManager sees it."""
+              local: Mapping[str, str] | None = None, run: Launchable | None = None) -> Launch:
+    """`jar`: the jar of `run` (by default the job's jar: `worker.programs`), as the
+    JobManager sees it."""
     spec = record.cluster_model
     job = record.model.job
-    run = launchable(job.program, tuple(job.args))
+    run = run or launchable(job.program, tuple(job.args), jar_only, no_files)
     return Launch(
         job_id=job_id, restore_path=restore_path, jar=jar, entry_class=run.entry_class,
         args=run.args, allow_non_restored=job.allowNonRestoredState,

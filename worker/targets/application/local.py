@@ -34,9 +34,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from common.errors import ClusterLaunchFailed
-from common.flink.versions import FlinkVersion
 from common.processes import environments, free_port, process_start
 from common.store.records import JobRecord
+from worker.distributions import choose_distribution, distribution
 from worker.programs import launchable
 from worker.programs.jars import JarCache
 from worker.targets.application.cluster import Running
@@ -52,38 +52,6 @@ LAST_WORDS_BYTES = 16384
 # A log line at WARN or ERROR, or an exception's message (`java.lang.OutOfMemoryError: ...`).
 LAST_WORDS = re.compile(r" (WARN|ERROR) |^(Exception in thread|[\w.$]+(Exception|Error)\b)")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-DIST_JAR = re.compile(r"^flink-dist[_-]?.*?-(\d+\.\d+(?:\.\d+)?(?:-SNAPSHOT)?)\.jar$")
-
-
-@dataclass(frozen=True)
-class Distribution:
-    home: Path
-    version: FlinkVersion | None
-
-
-def distribution(home: Path) -> Distribution:
-    """A Flink home and its version, read from its flink-dist jar's name."""
-    for jar in sorted((home / "lib").glob("flink-dist*.jar")):
-        match = DIST_JAR.match(jar.name)
-        if match:
-            return Distribution(home, FlinkVersion.parse(match.group(1)))
-    return Distribution(home, None)
-
-
-def choose_distribution(found: list[Distribution], line: str | None) -> Distribution:
-    """The distribution of the cluster's Flink line ("1.20"), or the first when it names
-    none; a line no distribution has is refused, naming what there is."""
-    if not found:
-        raise ClusterLaunchFailed("no Flink distribution to start a job's own cluster with: "
-                                  "give the worker FLINK_HOME (or --flink-home)")
-    if line is None:
-        return found[0]
-    for dist in found:
-        if dist.version is not None and f"{dist.version.major}.{dist.version.minor}" == line:
-            return dist
-    have = ", ".join(f"{d.home} ({d.version or 'version unknown'})" for d in found)
-    raise ClusterLaunchFailed(f"the cluster asks for Flink {line} and this worker has no such "
-                              f"distribution (it has {have})")
 
 
 @dataclass(frozen=True)
@@ -240,10 +208,13 @@ class LocalLauncher:
         spec = record.cluster_model
         dist = choose_distribution(self.distributions, spec.flinkVersion)
         job = record.model.job
-        program = launchable(job.program, tuple(job.args))
+        self.jars.check_program(job.program)
+        program = launchable(job.program, tuple(job.args), lambda: dist,
+                             lambda uri: self.jars.text(uri, "sqlFile"))
         uri = program.jar_uri  # local://: in the image, which here is this host
         jar = self.jars.verified_path(uri.replace("local://", "file://", 1)
-                                      if uri.startswith("local://") else uri, program.jar_sha256)
+                                      if uri.startswith("local://") else uri, program.jar_sha256,
+                                      trusted=job.kind != "jar")
         run_dir = self._job_dir(record.name) / job_id
         if run_dir.exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # a start that never got going
@@ -257,7 +228,7 @@ class LocalLauncher:
             "taskmanager.host": "localhost",
             "io.tmp.dirs": str(run_dir / "tmp"), "web.tmpdir": str(run_dir / "tmp"),
         }
-        launch = launch_of(record, job_id, restore_path, str(jar.resolve()), local)
+        launch = launch_of(record, job_id, restore_path, str(jar.resolve()), local, program)
         run = RunRecord(rest, time.time())
         # Before any process: a worker killed while starting them leaves their port known.
         _write(run_dir / RECORD, run.to_json(job_id))
