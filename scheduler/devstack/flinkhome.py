@@ -33,6 +33,7 @@ from common.flink.versions import (
     FlinkVersion,
     parse_version,
 )
+from scheduler.devstack.filelock import exclusive
 from scheduler.devstack.javabuild import LISTENER_FACTORY
 
 DEFAULT_VERSION = "2.3.0"
@@ -75,6 +76,13 @@ def ensure_flink_home(version: str = FLINK_VERSION) -> Path:
     home = flink_home(version)
     if dist_jar(home, version).is_file():
         return home
+    with exclusive(cache_dir() / f".flink-{version}.lock"):  # one process fetches it
+        if not dist_jar(home, version).is_file():
+            _fetch(version, home)
+    return home
+
+
+def _fetch(version: str, home: Path) -> None:
     downloads = cache_dir() / "wheels"
     downloads.mkdir(parents=True, exist_ok=True)
     _pip_download(f"apache-flink=={version}", downloads, "--only-binary=:all:")
@@ -101,7 +109,6 @@ def ensure_flink_home(version: str = FLINK_VERSION) -> Path:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return home
 
 
 def _pip_download(requirement: str, into: Path, *options: str) -> None:

@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from common.errors import DevStackError
+from scheduler.devstack.filelock import exclusive
 from scheduler.devstack.flinkhome import cache_dir
 
 LIBRARIES = "apache-flink-libraries"
@@ -33,11 +34,18 @@ def ensure_pyflink(version: str) -> Path:
     done = python.parent.parent / ".installed"
     if done.is_file():
         return python
+    # Test processes start stacks of one version at once: one installs, the others wait.
+    with exclusive(cache_dir() / f".pyflink-{version}.lock"):
+        if not done.is_file():
+            _install(version, python.parent.parent)
+    return python
+
+
+def _install(version: str, venv: Path) -> None:
     wheels = sorted((cache_dir() / "wheels").glob(f"apache_flink-{version}-*.whl"))
     if not wheels:
         raise DevStackError(f"no apache-flink {version} wheel in {cache_dir() / 'wheels'}: "
                             "the Flink distribution is fetched first")
-    venv = python.parent.parent
     staging = venv.with_name(f".{venv.name}.{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -51,8 +59,7 @@ def ensure_pyflink(version: str) -> Path:
         _relocate(staging, venv)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    done.write_text(version)
-    return python
+    (venv / ".installed").write_text(version)
 
 
 def requirements(wheel: Path) -> list[str]:
