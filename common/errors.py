@@ -125,6 +125,11 @@ class JarMissing(FlinkError):
     """The cluster forgot the uploaded jar (a restarted JobManager): upload it again."""
 
 
+class RunRequestBusy(FlinkError):
+    """Another flinksched run request holds the session cluster (a Python program's needs it
+    alone): submitted again in a moment."""
+
+
 class ClusterLaunchFailed(FlinkschedError):
     """A job's own cluster could not be started (no Flink distribution of its version, a
     process that would not start): the submission is refused, the restart policy decides."""

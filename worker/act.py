@@ -16,6 +16,7 @@ from common.errors import (
     FlinkschedError,
     FlinkUnreachable,
     JobAlreadySubmitted,
+    RunRequestBusy,
 )
 from common.flink.versions import SAVEPOINT_DIR
 from common.metrics import RECOVERY_SECONDS
@@ -55,6 +56,7 @@ class ActGuard(Protocol):
 
 
 PAUSED = "paused: ZooKeeper connection is not healthy"
+RUN_TURN_RETRY = 0.5  # seconds: another run request held the cluster; try for a turn again
 
 
 class Actor:
@@ -176,6 +178,8 @@ class Actor:
             self.observer.adopted()
             outcome = Outcome(f"{prefix}attempt {status.attempt} was already submitted; "
                               "adopting it")
+        except RunRequestBusy as exc:  # the claimed attempt is submitted by the next cycle
+            return Outcome(f"{prefix}not submitted yet: {exc}", retry_in=RUN_TURN_RETRY)
         except FlinkUnreachable as exc:
             self.record(status.with_changes(phase=Phase.CLUSTER_UNREACHABLE,
                                             reason=str(exc)[:300]))

@@ -30,6 +30,7 @@ from worker.clusterreport import ClusterReporter
 from worker.distributions import distribution
 from worker.fencing import ConnectionGuard
 from worker.programs.jars import JarCache
+from worker.runturns import zookeeper_turns
 from worker.supervisor import JobSupervisor
 from worker.targets import ByDeployment
 from worker.targets.application.cluster import ApplicationTargets, Launcher, NoLauncher
@@ -74,7 +75,8 @@ class Worker:
         launcher = make_launcher(self.jars) if make_launcher else None
         self.targets = ByDeployment({
             Deployment.SESSION: SessionTargets(self.clients, self.jars,
-                                               [distribution(home) for home in flink_homes]),
+                                               [distribution(home) for home in flink_homes],
+                                               zookeeper_turns(store, worker_id)),
             Deployment.APPLICATION: ApplicationTargets(launcher or NoLauncher(), self.clients)})
         self.supervisors: dict[str, JobSupervisor] = {}
         # Dropped on a lapsed session and told to stop, but still finishing a call: each keeps

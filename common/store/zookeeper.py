@@ -18,9 +18,13 @@ Layout under the root (default `/flinksched`):
     listeners/<cluster>            ephemeral, a cluster's status listener's heartbeat
     clusters/<cluster>             what workers saw of the cluster: its Flink version
 
+Outside the root, shared by every root: `/flinksched-run-requests/<cluster key>`, the turns
+at a session cluster's run requests (`common.store.runrequests`).
+
 The store's code is split by responsibility: `common.store.nodes` (paths, session, fenced
 transactions, watches), `common.store.membership` (election, workers, assignments, config sync),
-`common.store.listenernodes` (what Flink's status listener pushes) and this module (jobs: records,
+`common.store.listenernodes` (what Flink's status listener pushes),
+`common.store.runrequests` (turns at a cluster's run requests) and this module (jobs: records,
 status, ownership, events, commands, overrides). Every write that needs an entitlement
 (leadership, ownership) is a transaction that also checks the entitling node, so a process
 that lost its session cannot write.
@@ -52,6 +56,7 @@ from common.store.records import (
     decode,
     encode,
 )
+from common.store.runrequests import RunRequestTurns
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +64,7 @@ T = TypeVar("T")
 
 
 @kazoo_errors_stop_here
-class Store(Membership, ListenerNodes):
+class Store(Membership, ListenerNodes, RunRequestTurns):
     # -- jobs: desired state (leader) -----------------------------------------------------
     def job_names(self) -> list[str]:
         try:

@@ -99,6 +99,30 @@ def test_the_sql_example_runs_under_its_job_id_and_checkpoints(
     assert store.status("sql-example")[0].phase == "Running"
 
 
+def test_python_jobs_submitted_beside_each_other_and_jar_jobs_each_run_under_their_own_id(
+        control: ControlPlane, store: Store, tmp_path: Path) -> None:
+    """A session JobManager gives a Python program the environment of whichever run request
+    set its one static factory last: run beside other run requests, it took their job ids,
+    or ran inside the JobManager. One worker starting three Python and two jar jobs at once
+    runs each under its own id, once (each Python run request holds the cluster alone)."""
+    python, jars = ["py-one", "py-two", "py-three"], ["jar-one", "jar-two"]
+    for name in python:
+        control.write_job(name, program=python_program(tmp_path / f"{name}-marker"))
+    for name in jars:
+        control.write_job(name)
+    control.start_master()
+    control.start_worker(slots=len(python) + len(jars))
+    for name in python + jars:
+        first = flink_job_id(name, 1)
+        wait_until(lambda: control.cluster.job_state(first) == "RUNNING", 180,  # noqa: B023
+                   f"{name}'s attempt 1 RUNNING under its own job id")
+    wait_until(lambda: all(store.status(n)[0].phase == "Running" for n in python + jars), 60,
+               "every job Running in its status")
+    for name in python + jars:
+        assert control.cluster.submissions(name) == [flink_job_id(name, 1)], name
+        assert control.cluster.running_ids(name) == [flink_job_id(name, 1)], name
+
+
 def test_bad_python_and_sql_are_refused_with_flinks_reason_beside_a_job_that_runs(
         control: ControlPlane, store: Store, tmp_path: Path) -> None:
     """Each bad program is refused with what Flink said, submitted once (no restart budget:

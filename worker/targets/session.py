@@ -18,6 +18,7 @@ from worker.clients import ClusterStates, FlinkClients
 from worker.distributions import Distribution, choose_distribution
 from worker.programs import Launchable, jar_only, launchable, no_files
 from worker.programs.jars import JarCache
+from worker.runturns import RunRequestTurn, any_time
 from worker.targets import STORAGE
 
 
@@ -49,16 +50,18 @@ class SessionTargets:
     """Each job's view of its session cluster, from the worker's shared clients and jars."""
 
     def __init__(self, clients: FlinkClients, jars: JarCache,
-                 distributions: Sequence[Distribution] = ()) -> None:
+                 distributions: Sequence[Distribution] = (),
+                 run_turn: RunRequestTurn = any_time) -> None:
         self.clients = clients
         self.jars = jars
         self.distributions = list(distributions)  # where Python and SQL drivers come from
+        self.run_turn = run_turn  # a Python run request holds the cluster alone
 
     def for_job(self, name: str, record: JobRecord,
                 poll_interval: Callable[[], float]) -> SessionCluster:
         client = self.clients.get(ClusterAccess.of(record.cluster["spec"]))
         return SessionCluster(name, client, self.clients, self.jars, poll_interval,
-                              self.distributions)
+                              self.distributions, self.run_turn)
 
 
 class SessionCluster:
@@ -68,8 +71,10 @@ class SessionCluster:
 
     def __init__(self, name: str, client: FlinkClient, clients: FlinkClients, jars: JarCache,
                  poll_interval: Callable[[], float],
-                 distributions: Sequence[Distribution] = ()) -> None:
+                 distributions: Sequence[Distribution] = (),
+                 run_turn: RunRequestTurn = any_time) -> None:
         self.name = name
+        self.run_turn = run_turn
         self.distributions = list(distributions)
         self.client = client
         self.clients = clients
@@ -131,13 +136,16 @@ class SessionCluster:
                          lambda uri: self.jars.text(uri, "sqlFile"))
         body = run_request(record, job_id, restore_path, run)
         driver = job.kind != "jar"  # the worker's own jar, not the allow-list's to judge
-        try:
-            self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256,
-                                                 driver), body)
-        except JarMissing:  # the cluster forgot the upload (a JobManager restart)
-            self.jars.forget(self.client)
-            self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256,
-                                                 driver), body)
+        # A Python program finds its environment through the JobManager's one static
+        # factory, which any run request beside it sets or clears: it runs alone.
+        with self.run_turn(self.client.rest_url, job.kind == "Python"):
+            try:
+                self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256,
+                                                     driver), body)
+            except JarMissing:  # the cluster forgot the upload (a JobManager restart)
+                self.jars.forget(self.client)
+                self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256,
+                                                     driver), body)
 
     def _drivers(self) -> Distribution:
         """The worker's distribution of the cluster's Flink line."""
