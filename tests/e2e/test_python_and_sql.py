@@ -6,27 +6,21 @@ with Flink's complaint, submitted once, beside a job that runs on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from common.flink.jobids import flink_job_id
 from common.store.records import JobStatus
 from common.store.zookeeper import Store
-from tests.stack import REPO, ControlPlane, FlinkUnderTest, on_each_flink
+from tests.programs import python_program, sql_example
+from tests.stack import OWN_CLUSTER, ControlPlane, FlinkUnderTest, on_each_flink
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
-
-PYTHON_EXAMPLE = REPO / "examples" / "python" / "click_counter.py"
-SQL_EXAMPLE = REPO / "examples" / "sql" / "clicks_per_user.sql"
-
-
-def python_program(marker: Path) -> dict[str, Any]:
-    return {"pyFile": PYTHON_EXAMPLE.as_uri(), "args": ["--rate", "20", "--keys", "8",
-                                                         "--fail-marker", str(marker)]}
-
 
 def sql_program(marker: Path, jar: Path) -> dict[str, Any]:
     """The SQL example's aggregation, through the example jar's failure-injecting function."""
@@ -89,7 +83,7 @@ def test_the_sql_example_runs_under_its_job_id_and_checkpoints(
         flink: FlinkUnderTest, control: ControlPlane, store: Store) -> None:
     """The script of `configs/sql-clicks-per-user.yaml`, from its file: read by the worker,
     given to the driver inline."""
-    control.write_job("sql-example", program={"sqlFile": SQL_EXAMPLE.as_uri()})
+    control.write_job("sql-example", program=sql_example())
     control.start_master()
     control.start_worker()
     first = flink_job_id("sql-example", 1)
@@ -123,6 +117,92 @@ def test_python_jobs_submitted_beside_each_other_and_jar_jobs_each_run_under_the
         assert control.cluster.running_ids(name) == [flink_job_id(name, 1)], name
 
 
+def status_once(store: Store, name: str, what: str,
+                check: Callable[[JobStatus], bool]) -> JobStatus:
+    def met() -> JobStatus | None:
+        status = store.status(name)[0]
+        return status if check(status) else None
+
+    return wait_until(met, 120, f"{name} {what}")
+
+
+@on_each_flink
+def test_python_and_sql_jobs_upgrade_through_a_savepoint_and_resume_from_one(
+        flink: FlinkUnderTest, control: ControlPlane, store: Store, tmp_path: Path) -> None:
+    """A changed spec stops each with a savepoint and starts attempt 2 from it; suspended in
+    its YAML, each stops with a savepoint, and resumed, attempt 3 restores that one."""
+    programs = {"py-upgraded": python_program(tmp_path / "never"), "sql-upgraded": sql_example()}
+    for name, program in programs.items():
+        control.write_job(name, program=program)
+    control.start_master()
+    control.start_worker(slots=len(programs))
+
+    def restored(name: str, attempt: int) -> str:
+        job_id = flink_job_id(name, attempt)
+        wait_until(lambda: control.cluster.job_state(job_id) == "RUNNING", 120,
+                   f"{name}'s attempt {attempt} RUNNING")
+        found = wait_until(lambda: (control.cluster.checkpoints(job_id).get("latest") or {})
+                           .get("restored"), 30, f"what {name}'s attempt {attempt} restored")
+        return str(found["external_path"])
+
+    for name in programs:
+        wait_until(lambda n=name: control.cluster.completed_checkpoint_id(  # type: ignore[misc]
+            flink_job_id(n, 1)) >= 1, 120, f"a checkpoint of {name}")
+    for name, program in programs.items():  # a change that leaves the job graph as it is
+        control.write_job(name, program=program, config={"execution.checkpointing.interval": "2s"})
+    for name in programs:
+        upgraded = status_once(store, name, "upgraded",
+                               lambda status: status.attempt == 2 and status.phase == "Running")
+        [savepoint] = upgraded.savepoints
+        assert upgraded.restored_from == savepoint.path
+        assert restored(name, 2) == savepoint.path, name
+        assert control.cluster.job_state(flink_job_id(name, 1)) == "FINISHED", name
+
+    for name, program in programs.items():
+        control.write_job(name, program=program, config={"execution.checkpointing.interval": "2s"},
+                          state="suspended")
+    for name in programs:
+        suspended = status_once(store, name, "suspended",
+                                lambda status: status.phase == "Suspended")
+        assert suspended.last_checkpoint is not None
+        assert suspended.last_checkpoint.kind == "savepoint"
+        assert control.cluster.running_ids(name) == [], name
+        control.write_job(name, program=programs[name],
+                          config={"execution.checkpointing.interval": "2s"})
+        assert restored(name, 3) == suspended.last_checkpoint.path, name
+
+
+def test_python_and_sql_jobs_start_and_restart_on_clusters_of_their_own(
+        control: ControlPlane, store: Store, tmp_path: Path) -> None:
+    """Each in a JobManager of its own in application mode, through the same entry points:
+    a failure tears the attempt's cluster down and attempt 2 starts on a new one from the
+    newest checkpoint attempt 1 left."""
+    markers = {"own-py": tmp_path / "py-fail", "own-sql": tmp_path / "sql-fail"}
+    programs = {"own-py": python_program(markers["own-py"]),
+                "own-sql": sql_program(markers["own-sql"], control.cluster.example_jar)}
+    for name, program in programs.items():
+        control.write_job(name, program=program, cluster=OWN_CLUSTER)
+    control.start_master()
+    control.start_worker(slots=len(programs))
+    for name in programs:
+        first = status_once(store, name, "RUNNING on a cluster of its own with a checkpoint",
+                            lambda s: s.phase == "Running" and s.attempt == 1
+                            and bool(s.cluster_url) and s.last_checkpoint is not None)
+        answer = httpx.get(f"{first.cluster_url}/jobs/{flink_job_id(name, 1)}", timeout=10)
+        assert answer.json()["state"] == "RUNNING", name
+        assert first.cluster_url != control.cluster.rest_url
+        markers[name].touch()
+    for name in programs:
+        second = status_once(store, name, "attempt 2 RUNNING after the injected failure",
+                             lambda s: s.phase == "Running" and s.attempt == 2)
+        assert "injected failure" in second.last_failure, second.last_failure
+        first_id = flink_job_id(name, 1)
+        newest = max(int(d.name.removeprefix("chk-")) for d in
+                     (control.cluster.state_dir / "checkpoints" / first_id).glob("chk-*")
+                     if (d / "_metadata").is_file())
+        assert second.restored_from.rstrip("/").endswith(f"{first_id}/chk-{newest}"), name
+
+
 def test_bad_python_and_sql_are_refused_with_flinks_reason_beside_a_job_that_runs(
         control: ControlPlane, store: Store, tmp_path: Path) -> None:
     """Each bad program is refused with what Flink said, submitted once (no restart budget:
@@ -135,7 +215,7 @@ def test_bad_python_and_sql_are_refused_with_flinks_reason_beside_a_job_that_run
     control.write_job("py-import", program={"pyFile": (tmp_path / "imports.py").as_uri()},
                       **once)
     control.write_job("sql-rejected", program={"sql": "INSERT INTO nowhere SELECT 1;"}, **once)
-    control.write_job("good", program={"sqlFile": SQL_EXAMPLE.as_uri()})
+    control.write_job("good", program=sql_example())
     control.start_master()
     control.start_worker(slots=5)
     wait_until(lambda: control.cluster.job_state(flink_job_id("good", 1)) == "RUNNING", 120,
