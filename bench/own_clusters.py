@@ -24,6 +24,7 @@ import signal
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -69,36 +70,52 @@ def _running_at(store: Store, name: str, attempt: int) -> tuple[float, str]:
     return _timestamp(url, flink_job_id(name, attempt), "RUNNING"), url
 
 
-def first_starts(control: ControlPlane, store: Store, runs: int, own: bool) -> list[float]:
+# A job's program other than the example jar, from the marker it fails on (tests.programs).
+Program = Callable[[Path], dict[str, Any]]
+
+
+def removed(store: Store, name: str) -> None:
+    """Stopped with its savepoint: Removed, or already deleted (a grace period of 0 deletes
+    it within a sync of the removal)."""
+    wait_until(lambda: store.job(name) is None or store.status(name)[0].phase == "Removed", 60,
+               f"{name} removed")
+
+
+def first_starts(control: ControlPlane, store: Store, runs: int, own: bool,
+                 program: Program | None = None, label: str = "") -> list[float]:
     samples = []
+    kind = label or ("own" if own else "session")
     for run in range(runs):
-        name = f"bench-{'own' if own else 'session'}-first-{run}"
+        name = f"bench-{kind}-first-{run}"
         written = time.time()
         control.write_job(name, args=["--rate", RATE],
-                          cluster=OWN_CLUSTER if own else "default")
+                          cluster=OWN_CLUSTER if own else "default",
+                          program=program(control.workdir / f"{name}-marker") if program
+                          else None)
         if own:
             running, _ = _running_at(store, name, 1)
         else:
             running = _timestamp(control.cluster.rest_url, flink_job_id(name, 1), "RUNNING")
         samples.append(running - written)
-        print(f"first start ({'own' if own else 'session'} cluster): {samples[-1]:.3f}s")
+        print(f"first start ({kind}): {samples[-1]:.3f}s")
         control.remove_job(name)
-        wait_until(lambda: store.status(name)[0].phase == "Removed", 60,  # noqa: B023
-                   f"{name} removed")
+        removed(store, name)
     return samples
 
 
 def failovers(control: ControlPlane, store: Store, runs: int, own: bool,
-              fault: Callable[[str, str, int], float] | None = None) -> list[float]:
+              fault: Callable[[str, str, int], float] | None = None,
+              program: Program | None = None, label: str = "") -> list[float]:
     """Each run: the fault (the fail marker, or `fault`) on attempt N, then attempt N+1's
     RUNNING minus the fault's time (FAILED, or what `fault` returns)."""
-    kind = "own" if own else "session"
+    kind = label or ("own" if own else "session")
     name = f"bench-{kind}-{'kill' if fault else 'fail'}"
     marker = control.workdir / f"{name}-marker"
     # Every failure here is a first one: the immediate restart, not the policy's backoff.
     control.write_job(name, args=["--rate", RATE, "--fail-marker", str(marker)],
                       restartPolicy={"maxRestarts": 100, "backoff": {"initial": "0s", "max": "0s"}},
-                      cluster=OWN_CLUSTER if own else "default")
+                      cluster=OWN_CLUSTER if own else "default",
+                      program=program(marker) if program else None)
     samples = []
     for attempt in range(1, runs + 1):
         job_id = flink_job_id(name, attempt)
@@ -117,9 +134,9 @@ def failovers(control: ControlPlane, store: Store, runs: int, own: bool,
             running = _timestamp(url, flink_job_id(name, attempt + 1), "RUNNING")
         samples.append(running - began)
         what = "JobManager SIGKILL" if fault else "FAILED"
-        print(f"{what} → RUNNING ({kind} cluster), attempt {attempt}: {samples[-1]:.3f}s")
+        print(f"{what} → RUNNING ({kind}), attempt {attempt}: {samples[-1]:.3f}s")
     control.remove_job(name)
-    wait_until(lambda: store.status(name)[0].phase == "Removed", 60, f"{name} removed")
+    removed(store, name)
     return samples
 
 

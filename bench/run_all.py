@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "failover-ha": ("bench.failover_ha", ["--runs", "5"], ["--runs", "1"]),
     "state-faults": ("bench.state_faults", ["--runs", "5"], ["--runs", "1"]),
     "own-clusters": ("bench.own_clusters", ["--runs", "5"], ["--runs", "1"]),
+    "program-kinds": ("bench.program_kinds", ["--runs", "5"], ["--runs", "1"]),
     "object-storage": ("bench.object_storage",
                        ["--runs", "10", "--kills", "3", "--restarts", "100"],
                        ["--runs", "2", "--kills", "1", "--restarts", "3"]),
@@ -167,6 +168,15 @@ def _rollback(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _program_kinds(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for figure, what in (("first_start", "first start"), ("failed_to_running", "FAILED")):
+        medians = " / ".join(_s(r[kind][figure]["median"]) for kind in ("jar", "python", "sql"))
+        rows.append((f"{what} → RUNNING beside a jar job, median: jar / Python / SQL",
+                     medians, ""))
+    return rows
+
+
 def _own_clusters(r: dict[str, Any]) -> list[Row]:
     own, session, memory = r["own"], r["session"], r["memory"]
 
@@ -261,6 +271,7 @@ TABLES: dict[str, Rows] = {
           for mode, v in r.get("change_to_submitted", {}).items()]],
     "state-faults": _state_faults,
     "own-clusters": _own_clusters,
+    "program-kinds": _program_kinds,
     "object-storage": _object_storage,
     "rollback": _rollback,
     "metrics-scale": lambda r: [(f"leader's /metrics with {r['jobs']:,} jobs: time / size",

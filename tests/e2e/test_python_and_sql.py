@@ -16,26 +16,11 @@ import pytest
 from common.flink.jobids import flink_job_id
 from common.store.records import JobStatus
 from common.store.zookeeper import Store
-from tests.programs import python_program, sql_example
+from tests.programs import python_program, sql_example, sql_program
 from tests.stack import OWN_CLUSTER, ControlPlane, FlinkUnderTest, on_each_flink
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
-
-def sql_program(marker: Path, jar: Path) -> dict[str, Any]:
-    """The SQL example's aggregation, through the example jar's failure-injecting function."""
-    return {"sql": f"""\
-CREATE TEMPORARY FUNCTION fail_on_marker AS 'dev.flinksched.examples.FailOnMarker'
-  USING JAR '{jar.as_uri()}';
-CREATE TABLE clicks (user_id BIGINT) WITH (
-  'connector' = 'datagen', 'rows-per-second' = '20',
-  'fields.user_id.min' = '1', 'fields.user_id.max' = '8');
-CREATE TABLE clicks_per_user (user_id BIGINT, clicks BIGINT) WITH ('connector' = 'blackhole');
-INSERT INTO clicks_per_user
-SELECT user_id, COUNT(*) FROM (
-  SELECT fail_on_marker(user_id, '{marker}') AS user_id FROM clicks) GROUP BY user_id;
-"""}
-
 
 def fails_then_restarts_from_the_newest_checkpoint(control: ControlPlane, store: Store,
                                                    name: str, marker: Path) -> None:
