@@ -10,8 +10,10 @@ keeps it, so that records written by earlier versions still name the same proces
 from __future__ import annotations
 
 import os
+import random
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 
@@ -73,8 +75,40 @@ def command_line(pid: int, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Ports handed out below the kernel's ephemeral range: a port from within it, free when
+# chosen, is taken as the local port of any outgoing connection in the seconds before the
+# server it was chosen for (a JVM starting) binds it.
+LOWEST_CHOSEN_PORT = 10000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_CHOICE = random.SystemRandom()  # never a seeded sequence another process repeats
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("", port))  # every address: a server on any of them holds it
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
-    """A port nobody listens on now, on loopback (the kernel's choice)."""
+    """A port nobody listens on now, outside the kernel's ephemeral range where the system
+    tells it (so that no outgoing connection takes it before its server binds it); else the
+    kernel's choice on loopback."""
+    low = _ephemeral_low()
+    if low > LOWEST_CHOSEN_PORT + 1000:
+        for _ in range(200):
+            port = _CHOICE.randrange(LOWEST_CHOSEN_PORT, low)
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
