@@ -13,6 +13,7 @@ from common.flink.client import FlinkClient
 from common.flink.jobids import name_prefix
 from common.flink.versions import CHECKPOINT_RETENTION, FlinkVersion
 from common.objstore.storage import Storage
+from common.spec.programs import JarProgram, PythonProgram
 from common.store.records import JobRecord
 from worker.clients import ClusterStates, FlinkClients
 from worker.distributions import Distribution, choose_distribution
@@ -135,10 +136,11 @@ class SessionCluster:
         run = launchable(job.program, tuple(job.args), self._drivers,
                          lambda uri: self.jars.text(uri, "sqlFile"))
         body = run_request(record, job_id, restore_path, run)
-        driver = job.kind != "jar"  # the worker's own jar, not the allow-list's to judge
+        # The worker's own jar, not the allow-list's to judge.
+        driver = not isinstance(job.program, JarProgram)
         # A Python program finds its environment through the JobManager's one static
         # factory, which any run request beside it sets or clears: it runs alone.
-        with self.run_turn(self.client.rest_url, job.kind == "Python"):
+        with self.run_turn(self.client.rest_url, isinstance(job.program, PythonProgram)):
             try:
                 self.client.run_jar(self.jars.jar_id(self.client, run.jar_uri, run.jar_sha256,
                                                      driver), body)

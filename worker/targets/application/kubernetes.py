@@ -29,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 from common.errors import ClusterLaunchFailed, FlinkUnreachable
 from common.flink.jobids import attempt_of
 from common.spec.models import Resource
+from common.spec.programs import JarProgram
 from common.store.records import JobRecord
 from worker.programs import jar_only, launchable, no_files
 from worker.programs.jars import JarCache
@@ -160,7 +161,7 @@ class KubernetesLauncher:
             raise ClusterLaunchFailed(f"cluster {record.cluster['metadata']['name']} has no "
                                       "image: a Kubernetes application cluster needs one")
         job = record.model.job
-        if job.kind != "jar":
+        if not isinstance(job.program, JarProgram):
             raise ClusterLaunchFailed(f"a {job.kind} job runs on a session cluster or a local "
                                       "cluster of its own; on Kubernetes its own cluster "
                                       "runs jars only")

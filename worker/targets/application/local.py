@@ -35,6 +35,7 @@ from ruamel.yaml.error import YAMLError
 
 from common.errors import ClusterLaunchFailed
 from common.processes import environments, free_port, process_start
+from common.spec.programs import JarProgram
 from common.store.records import JobRecord
 from worker.distributions import choose_distribution, distribution
 from worker.programs import launchable
@@ -214,7 +215,7 @@ class LocalLauncher:
         uri = program.jar_uri  # local://: in the image, which here is this host
         jar = self.jars.verified_path(uri.replace("local://", "file://", 1)
                                       if uri.startswith("local://") else uri, program.jar_sha256,
-                                      trusted=job.kind != "jar")
+                                      trusted=not isinstance(job.program, JarProgram))
         run_dir = self._job_dir(record.name) / job_id
         if run_dir.exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # a start that never got going
