@@ -36,8 +36,10 @@ listener: $(BIN)/flinksched  # build/flinksched-listener.jar, for a Flink image'
 test: $(BIN)/flinksched
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/lint-imports
-	@# mypy checks while the tests start their servers: it needs one core for seconds, they wait
+	@# mypy checks while the test stacks are prepared (Flink, PyFlink, jars: downloads and
+	@# builds on a new machine, outside any test's timeout) and the tests start their servers
 	$(BIN)/mypy & typing=$$!; \
+	$(BIN)/python -m tests.prepare && \
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); tests=$$?; \
 	wait $$typing && exit $$tests
 

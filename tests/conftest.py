@@ -38,7 +38,7 @@ from tests.stack import (
     PRIMARY_VERSION,
     PUSH_ROOT,
     PUSH_SETTINGS,
-    REPO,
+    SECOND_BUILD_DIR,
     SECOND_VERSION,
     TEST_JAVA_OPTIONS,
     Cluster,
@@ -174,7 +174,7 @@ def second_devstack(devstack: DevStack, shared: SharedServers) -> DevStack:
                              rest_port=free_port(), rpc_port=free_port(), workers=0,
                              push_root=None, flink_version=SECOND_VERSION,
                              java_options=TEST_JAVA_OPTIONS, s3_port=devstack.config.s3_port,
-                             build_dir=REPO / "build" / f"flink-{SECOND_VERSION}")
+                             build_dir=SECOND_BUILD_DIR)
         record({"stack": stack_fields(config)})
         stack = DevStack(config)
         stack.state_dir.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ PRIMARY_VERSION = flinkhome.FLINK_VERSION
 SECOND_VERSION = (flinkhome.LTS_VERSION if parse_version(PRIMARY_VERSION).major >= 2
                   else flinkhome.DEFAULT_VERSION)
 FLINK_VERSIONS = (PRIMARY_VERSION, SECOND_VERSION)
+SECOND_BUILD_DIR = REPO / "build" / f"flink-{SECOND_VERSION}"  # its jobs' jars, built for it
 PRIMARY_PUSHES = parse_version(PRIMARY_VERSION).has_status_listener
 # A test taking the `flink` fixture runs once on each version's cluster.
 on_each_flink = pytest.mark.parametrize("flink", FLINK_VERSIONS, indirect=True)

@@ -21,7 +21,7 @@ from common.processes import holder
 from scheduler.devstack import flinkhome, prometheus, zookeeper
 from scheduler.devstack.drivers import place_sql_driver
 from scheduler.devstack.javabuild import EXAMPLE_JOB, STATUS_LISTENER, build_jar
-from scheduler.devstack.plugins import link_plugins_dir
+from scheduler.devstack.plugins import link_plugins_dir, s3_plugin_jars
 from scheduler.devstack.pyflink import ensure_pyflink
 from scheduler.devstack.seaweedfs import S3Server, bucket_answers
 from scheduler.devstack.services import (
@@ -190,13 +190,18 @@ class DevStack:
 
     # -- steps ---------------------------------------------------------------------------
     def prepare(self) -> Path:
-        """Everything that needs no running process: Java, Flink, ZooKeeper, the example jar."""
+        """Everything that needs no running process: Java, Flink with its S3 plugins and a
+        PyFlink of its version, ZooKeeper, the example jar."""
         self.progress("checking Java")
         check_java()
         version = self.config.flink_version
         flinkhome.checked_version(version)
         self.progress(f"fetching Flink {version} from PyPI (cached)")
         self.flink_home = flinkhome.ensure_flink_home(version)
+        self.progress(f"fetching Flink {version}'s S3 plugins from Maven Central (cached)")
+        s3_plugin_jars(version)
+        self.progress(f"a Python with PyFlink {version} for Python jobs (cached)")
+        ensure_pyflink(version)
         self.progress("finding ZooKeeper")
         zookeeper.ensure_server_script()
         if self.config.prometheus:
@@ -248,8 +253,7 @@ class DevStack:
         self.refuse_version_switch()
         (self.state_dir / "flink-version").write_text(version + "\n")
         s3 = self.config.s3()
-        self.progress(f"a Python with PyFlink {version} for Python jobs (cached)")
-        python = str(ensure_pyflink(version))
+        python = str(ensure_pyflink(version))  # made by `prepare`: found at once
         flinkhome.write_flink_conf(
             self.flink_home, self.state_dir / "flink-conf", self.state_dir, ports, push=push,
             version=version, java_options=self.config.java_options,

@@ -1,0 +1,48 @@
+"""Everything the test stacks need that needs no running process, fetched and built before
+the tests start (`make test` runs `python -m tests.prepare` first): both Flink distributions
+with their S3 plugins, a PyFlink of each, the example job built against each, the status
+listener, ZooKeeper and Prometheus.
+
+On a machine with nothing cached this is minutes of downloads and builds; done inside the
+first test that needs a cluster it would count against that test's timeout, on a machine
+busy with the other tests. With everything cached it checks and returns in seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common.errors import FlinkschedError
+from scheduler.devstack import prometheus
+from scheduler.devstack.stack import DevStack, StackConfig
+from tests.stack import PRIMARY_VERSION, PUSH_ROOT, SECOND_BUILD_DIR, SECOND_VERSION
+
+
+def stacks(scratch: Path) -> list[StackConfig]:
+    """The two session clusters' configurations, as far as preparing them reads them (the
+    fixtures in tests/conftest.py start them with these versions and build directories)."""
+    return [StackConfig(state_dir=scratch / "primary", push_root=PUSH_ROOT,
+                        flink_version=PRIMARY_VERSION),
+            StackConfig(state_dir=scratch / "second", push_root=None,
+                        flink_version=SECOND_VERSION, build_dir=SECOND_BUILD_DIR)]
+
+
+def main() -> int:
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="flinksched-prepare-") as scratch:
+            for config in stacks(Path(scratch)):
+                DevStack(config, progress=lambda step: print(f"  {step}", flush=True)).prepare()
+        prometheus.ensure_prometheus()
+    except FlinkschedError as exc:
+        print(f"preparing the test stacks failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"test stacks prepared in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
