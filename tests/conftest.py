@@ -11,6 +11,7 @@ other test that uses a cluster shares it (`tests/clusterlock.py`).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -67,7 +68,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     run = Path(os.environ[RUN_DIRECTORY])
     SharedServers(run).stop_all()
+    if session.testsfailed:
+        keep_cluster_logs(run, run.with_name(f"{run.name}-kept"))
     shutil.rmtree(run, ignore_errors=True)
+
+
+FATAL_LINE = re.compile(r"ERROR|FATAL|Fatal|OutOfMemory|shutting down|did not exit")
+
+
+def keep_cluster_logs(run: Path, kept: Path) -> None:
+    """A run with failures keeps its shared clusters' logs beside its directory, and names
+    their errors here: a cluster that went wrong under one test fails others."""
+    for logs in sorted(run.glob("shared/*/stack/logs")):
+        target = kept / "cluster-logs" / logs.parent.parent.name
+        shutil.copytree(logs, target, dirs_exist_ok=True)
+        found = [f"{log.name}: {line[:300]}" for log in sorted(target.glob("flink--*.log"))
+                 for line in log.read_text(errors="replace").splitlines()
+                 if FATAL_LINE.search(line)]
+        print(f"\n{logs.parent.parent.name} cluster's logs kept in {target}; "
+              f"{len(found)} error lines, the first:", *found[:15], sep="\n  ")
 
 
 def run_directory() -> Path:
@@ -256,13 +275,21 @@ def _control_plane(funcargs: dict[str, Any]) -> ControlPlane | None:
 def pytest_runtest_makereport(item: pytest.Item,
                                call: pytest.CallInfo[None]) -> Iterator[Any]:
     """A failed test that ran masters and workers shows each one's last log lines and its
-    jobs' statuses beside the assertion: the run's directories are gone once it ends."""
+    jobs' statuses beside the assertion: the run's directories are gone once it ends. One
+    that had its cluster to itself (`takes_cluster_down`) shows the cluster's logs too."""
     outcome: Any = yield
     report = outcome.get_result()
-    plane = _control_plane(getattr(item, "funcargs", {}))
+    funcargs = getattr(item, "funcargs", {})
+    plane = _control_plane(funcargs)
     if report.when != "call" or not report.failed or plane is None:
         return
-    for log in sorted(plane.workdir.glob("*.log")):
+    logs = sorted(plane.workdir.glob("*.log"))
+    flink = funcargs.get("flink")
+    if isinstance(flink, FlinkUnderTest) and item.get_closest_marker("takes_cluster_down"):
+        logs += sorted((flink.devstack.state_dir / "logs").glob("flink--*.log"))
+    for log in logs:
+        if not log.is_file():
+            continue
         lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
         report.sections.append((f"{log.stem}'s last log lines", "\n".join(lines)))
     if plane.jobs:

@@ -15,12 +15,13 @@ from click.testing import CliRunner
 
 from common.flink.jobids import flink_job_id
 from common.processes import free_port
-from common.store.records import JobStatus
+from common.store.records import Checkpoint, JobStatus
 from common.store.zookeeper import Store
 from scheduler.cli.main import cli
 from scheduler.devstack.seaweedfs import S3Server
 from scheduler.devstack.services import kill, running_pid
 from tests.objectstore import Bucket, state_on
+from tests.programs import python_program, sql_example
 from tests.stack import ControlPlane, FlinkUnderTest, on_each_flink
 from tests.waiting import wait_until
 
@@ -129,42 +130,56 @@ def test_failed_job_restarts_from_the_newest_checkpoint(
     assert restart["noticedBy"] == "poll"
 
 
+def recorded_checkpoint(store: Store, name: str) -> Checkpoint:
+    checkpoint = store.status(name)[0].last_checkpoint
+    assert checkpoint is not None, f"{name} has a checkpoint recorded in ZooKeeper"
+    return checkpoint
+
+
 @on_each_flink
 @pytest.mark.takes_cluster_down
 def test_jobmanager_restart_resumes_from_disk_reuploads_the_jar_and_spends_no_restart_budget(
-    flink: FlinkUnderTest, control: ControlPlane, store: Store, s3: S3Server, bucket: Bucket
+    flink: FlinkUnderTest, control: ControlPlane, store: Store, s3: S3Server, bucket: Bucket,
+    tmp_path: Path,
 ) -> None:
-    """Beside the job on local disk, one with its state in the S3 bucket: each resumes from
-    the newest checkpoint its storage holds, found by listing it."""
+    """Beside the job on local disk, one with its state in the S3 bucket, and a Python and a
+    SQL job on local disk: each resumes from the newest checkpoint its storage holds, found
+    by listing it."""
     devstack = flink.devstack
     # No restart budget at all: a job the cluster lost did not fail, so it comes back anyway.
-    first = control.write_job("skeleton-jm-loss", restartPolicy={"maxRestarts": 0})
+    control.write_job("skeleton-jm-loss", restartPolicy={"maxRestarts": 0})
     on_s3 = state_on(s3, control.root.strip("/"))
     first_s3 = control.write_job("skeleton-jm-loss-s3", restartPolicy={"maxRestarts": 0},
                                  config=on_s3)
+    programs = {"skeleton-jm-loss-py": python_program(tmp_path / "never"),
+                "skeleton-jm-loss-sql": sql_example()}
+    for name, program in programs.items():
+        control.write_job(name, program=program, restartPolicy={"maxRestarts": 0})
+    names = ["skeleton-jm-loss", "skeleton-jm-loss-s3", *programs]
     control.start_master()
-    control.start_worker(slots=2)
-    recorded = wait_until(lambda: store.status("skeleton-jm-loss")[0].last_checkpoint, 120,
-                          "a checkpoint recorded in ZooKeeper")
-    recorded_s3 = wait_until(lambda: store.status("skeleton-jm-loss-s3")[0].last_checkpoint, 60,
-                             "a checkpoint of the job on S3 recorded in ZooKeeper")
-    # Freeze the worker so ZooKeeper's checkpoint falls behind what Flink keeps on disk.
+    control.start_worker(slots=len(names))
+    for name in names:
+        wait_until(lambda n=name: store.status(n)[0].last_checkpoint, 120,  # type: ignore[misc]
+                   f"a checkpoint of {name} recorded in ZooKeeper")
+    # Freeze the worker so ZooKeeper's checkpoints fall behind what Flink keeps; what
+    # ZooKeeper holds is read once the worker can no longer write.
     uploaded_before = {jar["id"] for jar in control.cluster.get("/jars")["files"]}
     control.signal("worker-a", signal.SIGSTOP)
     jobmanager = devstack.flink_service("jobmanager")
     try:
-        wait_until(lambda: control.cluster.completed_checkpoint_id(first) >= recorded.id + 2
-                   and control.cluster.completed_checkpoint_id(first_s3) >= recorded_s3.id + 2,
-                   30, "two checkpoints of each job newer than the one ZooKeeper holds")
+        recorded = {name: recorded_checkpoint(store, name) for name in names}
+        wait_until(lambda: all(
+            control.cluster.completed_checkpoint_id(flink_job_id(n, 1)) >= recorded[n].id + 2
+            for n in names), 30, "two checkpoints of each job newer than the one ZooKeeper holds")
         assert running_pid(jobmanager) is not None
         kill(jobmanager)
         assert running_pid(jobmanager) is None
     finally:
         control.signal("worker-a", signal.SIGCONT)
-    assert store.status("skeleton-jm-loss")[0].last_checkpoint == recorded
-    assert store.status("skeleton-jm-loss-s3")[0].last_checkpoint == recorded_s3
+    assert {name: recorded_checkpoint(store, name) for name in names} == recorded
     checkpoint_root = devstack.state_dir / "checkpoints"
-    newest_on_disk = newest_retained_checkpoint(checkpoint_root, first)
+    newest = {name: newest_retained_checkpoint(checkpoint_root, flink_job_id(name, 1))
+              for name in names if name != "skeleton-jm-loss-s3"}
     newest_in_bucket = bucket.checkpoints(on_s3["execution.checkpointing.dir"], first_s3)[-1]
 
     devstack.start_jobmanager()
@@ -179,13 +194,15 @@ def test_jobmanager_restart_resumes_from_disk_reuploads_the_jar_and_spends_no_re
         return wait_until(lambda: control.cluster.checkpoints(second)["latest"].get("restored"),
                           30, f"{name} attempt 2 to report its restored checkpoint")
 
-    restored = restored_by("skeleton-jm-loss", 120)
-    assert restored["external_path"].rstrip("/").endswith(f"{first}/{newest_on_disk}")
-    assert restored["id"] >= recorded.id + 2, "newer than the checkpoint ZooKeeper held"
+    for name in newest:  # on local disk: a jar, a Python and a SQL job alike
+        restored = restored_by(name, 120)
+        assert restored["external_path"].rstrip("/").endswith(
+            f"{flink_job_id(name, 1)}/{newest[name]}"), name
+        assert restored["id"] >= recorded[name].id + 2, f"{name}: newer than ZooKeeper's"
     restored_s3 = restored_by("skeleton-jm-loss-s3", 60)
     assert restored_s3["external_path"].rstrip("/") == (
         f"{on_s3['execution.checkpointing.dir']}/{first_s3}/chk-{newest_in_bucket}")
-    assert restored_s3["id"] >= recorded_s3.id + 2, "none of its checkpoints left behind"
+    assert restored_s3["id"] >= recorded["skeleton-jm-loss-s3"].id + 2, "none left behind"
     [jar] = [jar for jar in control.cluster.get("/jars")["files"]
              if jar["name"].endswith(control.cluster.example_jar.name)]
     assert jar["id"] not in uploaded_before, "the restarted JobManager got the jar uploaded again"
