@@ -234,13 +234,7 @@ def write_flink_conf(home: Path, conf_dir: Path, state_dir: Path, ports: FlinkPo
         "rest.bind-address": "localhost",
         "rest.port": ports.rest,
         "jobmanager.memory.process.size": "1024m",
-        # Each Python or SQL attempt loads flink-python's or the planner's classes into a
-        # class loader of its own, and the TaskManager's metaspace keeps them: measured on
-        # the test suite's shared cluster, 64 MB before its first Python job and 122 MB two
-        # minutes of Python and SQL tests later. Flink's 256 MB ran out within the suite,
-        # and a TaskManager whose metaspace runs out shuts down, failing every job on it.
-        "taskmanager.memory.process.size": "3072m",
-        "taskmanager.memory.jvm-metaspace.size": "1024m",
+        "taskmanager.memory.process.size": "2048m",
         "taskmanager.numberOfTaskSlots": 24,
         "parallelism.default": 1,
         **(checkpoint_keys if durable else {}),

@@ -119,6 +119,15 @@ def check_java() -> None:
         raise DevStackError(f"Flink needs Java 17 or newer, found Java {found}: {hint}")
 
 
+# The session cluster's TaskManager, beyond the configuration clusters of jobs' own start
+# from: each Python or SQL attempt loads flink-python's or the planner's classes into a class
+# loader of its own, and the metaspace keeps them (the suite's shared TaskManager: 64 MB
+# before its first Python job, 250 MB fifteen minutes later). Flink's 256 MB ran out within
+# the suite, and a TaskManager out of metaspace shuts down with every job on it.
+SESSION_TASKMANAGER = ["-D", "taskmanager.memory.process.size=3072m",
+                       "-D", "taskmanager.memory.jvm-metaspace.size=1024m"]
+
+
 class DevStack:
     def __init__(self, config: StackConfig, progress: Progress = _quiet) -> None:
         self.config = config
@@ -144,7 +153,8 @@ class DevStack:
                "FLINK_LIB_DIR": str(self.state_dir / "flink-lib"),
                "FLINK_PLUGINS_DIR": str(self.state_dir / "flink-plugins")}
         script = self.flink_home / "bin" / f"{role}.sh"
-        return self._service(role, [str(script), "start-foreground"], env)
+        return self._service(role, [str(script), "start-foreground",
+                                    *(SESSION_TASKMANAGER if role == "taskmanager" else [])], env)
 
     def control_services(self) -> list[Service]:
         base = [sys.executable, "-m", "scheduler", "--zk", self.config.zk_hosts]
