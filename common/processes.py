@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import random
 import socket
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +83,11 @@ def command_line(pid: int, limit: int = 160) -> str:
 LOWEST_CHOSEN_PORT = 10000
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _CHOICE = random.SystemRandom()  # never a seeded sequence another process repeats
+# A port handed out is claimed for a while, machine-wide, by a file named after it: another
+# flinksched process choosing in the seconds before the first one's server binds it (a test
+# stack's ZooKeeper, a worker starting a job's own cluster) finds it free but claimed.
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "flinksched-port-claims"
+CLAIM_SECONDS = 900.0
 
 
 def _ephemeral_low() -> int:
@@ -90,7 +97,7 @@ def _ephemeral_low() -> int:
         return 0
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind(("", port))  # every address: a server on any of them holds it
@@ -99,15 +106,33 @@ def _bindable(port: int) -> bool:
         return True
 
 
+def claim_port(port: int) -> bool:
+    """Claim `port` for the next CLAIM_SECONDS; False when another process holds a claim on
+    it (or this one does: each port is handed out once a window)."""
+    PORT_CLAIMS.mkdir(parents=True, exist_ok=True)
+    claim = PORT_CLAIMS / str(port)
+    try:
+        if time.time() - claim.stat().st_mtime < CLAIM_SECONDS:
+            return False
+        claim.unlink(missing_ok=True)  # an old claim: its server bound the port long ago
+    except FileNotFoundError:
+        pass
+    try:
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        return False  # claimed this instant by another process
+    return True
+
+
 def free_port() -> int:
-    """A port nobody listens on now, outside the kernel's ephemeral range where the system
-    tells it (so that no outgoing connection takes it before its server binds it); else the
-    kernel's choice on loopback."""
+    """A port nobody listens on now and no flinksched process chose lately, outside the
+    kernel's ephemeral range where the system tells it (so that no outgoing connection takes
+    it before its server binds it); else the kernel's choice on loopback."""
     low = _ephemeral_low()
     if low > LOWEST_CHOSEN_PORT + 1000:
         for _ in range(200):
             port = _CHOICE.randrange(LOWEST_CHOSEN_PORT, low)
-            if _bindable(port):
+            if bindable(port) and claim_port(port):
                 return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

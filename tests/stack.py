@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ from ruamel.yaml import YAML
 
 from common.flink.jobids import flink_job_id, name_prefix
 from common.flink.versions import parse_version
+from common.processes import bindable, claim_port
 from scheduler.devstack import flinkhome
 from scheduler.devstack.seaweedfs import S3Server
 from scheduler.devstack.stack import DevStack, own_cluster_env
@@ -39,7 +39,9 @@ PRIMARY_VERSION = flinkhome.FLINK_VERSION
 SECOND_VERSION = (flinkhome.LTS_VERSION if parse_version(PRIMARY_VERSION).major >= 2
                   else flinkhome.DEFAULT_VERSION)
 FLINK_VERSIONS = (PRIMARY_VERSION, SECOND_VERSION)
-SECOND_BUILD_DIR = REPO / "build" / f"flink-{SECOND_VERSION}"  # its jobs' jars, built for it
+# Where each version's jobs' jars are built (the primary's where the dev stack builds them).
+BUILD_DIRS = {PRIMARY_VERSION: REPO / "build",
+              SECOND_VERSION: REPO / "build" / f"flink-{SECOND_VERSION}"}
 PRIMARY_PUSHES = parse_version(PRIMARY_VERSION).has_status_listener
 # A test taking the `flink` fixture runs once on each version's cluster.
 on_each_flink = pytest.mark.parametrize("flink", FLINK_VERSIONS, indirect=True)
@@ -53,18 +55,9 @@ def outside_ephemeral_ports(count: int) -> list[int]:
     for _ in range(100):
         first = random.randrange(10_000, low - count)
         ports = list(range(first, first + count))
-        if all(_bindable(port) for port in ports):
+        if all(bindable(port) for port in ports) and all(claim_port(port) for port in ports):
             return ports
     raise RuntimeError(f"no {count} free consecutive ports between 10000 and {low}")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class Proxy(Protocol):
