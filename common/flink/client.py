@@ -46,6 +46,14 @@ PROGRAM_ERROR_MARKERS = (
 )
 
 
+# A run request runs the program in the JobManager before it answers: a Python driver starts
+# an interpreter that builds the job graph, tens of seconds on a busy JobManager, which keeps
+# running it after a client gives up. Given up on sooner, the request's turn at the cluster's
+# run requests ended while it still ran, and the next (a Python program beside a SQL one)
+# took its environment: the SQL job was given the Python job's graph.
+RUN_TIMEOUT = 180.0
+
+
 class FlinkClient:
     def __init__(self, rest_url: str, timeout: float = 10.0,
                  access: ClusterAccess | None = None) -> None:
@@ -236,7 +244,9 @@ class FlinkClient:
         return str(answer["filename"]).rsplit("/", 1)[-1]
 
     def run_jar(self, jar_id: str, body: dict[str, Any]) -> str:
-        answer = self._request("POST", f"/jars/{jar_id}/run", "jar_run", json=body)
+        """Run the program: waited for up to RUN_TIMEOUT, whatever the client's timeout."""
+        answer = self._request("POST", f"/jars/{jar_id}/run", "jar_run", json=body,
+                               timeout=max(self.timeout, RUN_TIMEOUT))
         return str(answer["jobid"])
 
 

@@ -61,6 +61,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self) -> None:
+        time.sleep(1)  # a program the JobManager runs longer than the client's timeout
+        body = json.dumps({"jobid": "0" * 32}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -117,5 +126,15 @@ def test_the_cluster_version_is_read_or_unknown(server: str, prefix: str,
     try:
         found = client.flink_version()
         assert (str(found) if found else None) == version
+    finally:
+        client.close()
+
+
+def test_a_run_request_is_waited_for_beyond_the_clients_timeout(server: str) -> None:
+    """The JobManager runs the program before it answers, and keeps running it after a client
+    gives up: a run request is waited for, where other requests give up after 0.5 s."""
+    client = FlinkClient(server, timeout=0.5)
+    try:
+        assert client.run_jar("x", {}) == "0" * 32  # answered after 1 s
     finally:
         client.close()
