@@ -31,6 +31,7 @@ import httpx
 
 from bench.stackutil import exit_on_sigterm, local_stack, memory_mb, write_results, zk_store
 from common.flink.jobids import flink_job_id
+from common.processes import group_alive
 from common.store.zookeeper import Store
 from scheduler.devstack.flinkhome import FLINK_VERSION
 from scheduler.devstack.services import running_pid
@@ -172,7 +173,8 @@ def session_memory(stack: DevStack) -> dict[str, float]:
     for role in ("jobmanager", "taskmanager"):
         pid = running_pid(stack.flink_service(role))
         assert pid is not None, f"the session cluster's {role} is not running"
-        found[role] = memory_mb(pid)
+        # its process group: the JVM, and for the TaskManager the supervisor that keeps it
+        found[role] = sum(memory_mb(member) for member in group_alive(pid))
     return {"jobmanager_mb": found["jobmanager"], "taskmanager_mb": found["taskmanager"],
             "total_mb": sum(found.values())}
 

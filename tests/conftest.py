@@ -5,7 +5,12 @@ started when a test parametrized with `on_each_flink` first needs it. Each test 
 masters and workers under a ZooKeeper root of its own.
 
 A test that takes its cluster down (marker `takes_cluster_down`) has it to itself; every
-other test that uses a cluster shares it (`tests/clusterlock.py`).
+other test that uses a cluster shares it (`tests/clusterlock.py`). A test whose jobs run
+Python functions (marker `python_functions`) runs on a session cluster of its version kept
+for such tests, one at a time: Flink's Python runner now and then ends the TaskManager of
+every job on it when a Python job is cancelled (an exception in the task's clean-up, from a
+reference count in Beam's bundle factory going negative), which must not fail the tests of
+jar jobs beside it.
 """
 
 from __future__ import annotations
@@ -36,10 +41,10 @@ from tests.sharedservers import (
     stack_fields,
 )
 from tests.stack import (
+    BUILD_DIRS,
     PRIMARY_VERSION,
     PUSH_ROOT,
     PUSH_SETTINGS,
-    SECOND_BUILD_DIR,
     SECOND_VERSION,
     TEST_JAVA_OPTIONS,
     Cluster,
@@ -52,11 +57,15 @@ from tests.zkserver import store_on
 RUN_DIRECTORY = "FLINKSCHED_TEST_RUN"  # set by the run's main process for all of them
 # A class of tests on another cluster says so in its FLINK_VERSION.
 USES_A_CLUSTER = {"flink", "cluster", "devstack", "control", "life_plane"}
+PYTHON_FUNCTIONS = "python_functions"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "takes_cluster_down: the test stops its cluster's "
                             "JobManager; it runs while no other test uses that cluster")
+    config.addinivalue_line("markers", f"{PYTHON_FUNCTIONS}: the test's jobs run Python "
+                            "functions on a session cluster; it runs alone on a cluster of its "
+                            "version kept for such tests")
     if os.environ.get("PYTEST_XDIST_WORKER") is None and RUN_DIRECTORY not in os.environ:
         os.environ[RUN_DIRECTORY] = tempfile.mkdtemp(prefix="flinksched-test-run-")
 
@@ -108,8 +117,9 @@ def cluster_share(request: pytest.FixtureRequest) -> Iterator[None]:
     callspec = getattr(request.node, "callspec", None)
     version = callspec.params.get("flink", PRIMARY_VERSION) if callspec else getattr(
         request.cls, "FLINK_VERSION", PRIMARY_VERSION)
-    lock = ClusterLock(run_directory() / "locks", f"flink-{version}")
-    alone = request.node.get_closest_marker("takes_cluster_down") is not None
+    python = request.node.get_closest_marker(PYTHON_FUNCTIONS) is not None
+    lock = ClusterLock(run_directory() / "locks", f"{'python-' if python else ''}flink-{version}")
+    alone = python or request.node.get_closest_marker("takes_cluster_down") is not None
     with lock.exclusive() if alone else lock.shared():
         yield
 
@@ -183,17 +193,17 @@ def cluster(devstack: DevStack, push_proxy: RemoteProxy) -> Cluster:
                    flink_home=devstack.flink_home, s3=devstack.config.s3())
 
 
-@pytest.fixture(scope="session")
-def second_devstack(devstack: DevStack, shared: SharedServers) -> DevStack:
-    """A Flink cluster of SECOND_VERSION beside the session's, on the same ZooKeeper; its
-    example job is compiled against its own Flink."""
+def session_stack(devstack: DevStack, shared: SharedServers, name: str, version: str,
+                  build_dir: Path) -> DevStack:
+    """A session cluster of `version` beside the run's, on its ZooKeeper and S3 server,
+    started by the first process of the run that needs it; its jobs are watched by polling."""
 
     def started(directory: Path, record: Record) -> dict[str, Any]:
-        config = StackConfig(state_dir=directory, zk_port=devstack.config.zk_port,
+        config = StackConfig(state_dir=directory / "stack", zk_port=devstack.config.zk_port,
                              rest_port=free_port(), rpc_port=free_port(), workers=0,
-                             push_root=None, flink_version=SECOND_VERSION,
+                             push_root=None, flink_version=version,
                              java_options=TEST_JAVA_OPTIONS, s3_port=devstack.config.s3_port,
-                             build_dir=SECOND_BUILD_DIR)
+                             build_dir=build_dir)
         record({"stack": stack_fields(config)})
         stack = DevStack(config)
         stack.state_dir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +211,14 @@ def second_devstack(devstack: DevStack, shared: SharedServers) -> DevStack:
         stack.start_flink()
         return {"stack": stack_fields(config)}
 
-    return DevStack(stack_config(shared.provide(f"flink-{SECOND_VERSION}", started)["stack"]))
+    return DevStack(stack_config(shared.provide(name, started)["stack"]))
+
+
+@pytest.fixture(scope="session")
+def second_devstack(devstack: DevStack, shared: SharedServers) -> DevStack:
+    """A Flink cluster of SECOND_VERSION; its example job is compiled against its own Flink."""
+    return session_stack(devstack, shared, f"flink-{SECOND_VERSION}", SECOND_VERSION,
+                         BUILD_DIRS[SECOND_VERSION])
 
 
 @pytest.fixture
@@ -217,10 +234,15 @@ def flink_for(request: pytest.FixtureRequest) -> Callable[[str], FlinkUnderTest]
 
 
 def flink_of(request: pytest.FixtureRequest, version: str) -> FlinkUnderTest:
-    if version == PRIMARY_VERSION:
+    if request.node.get_closest_marker(PYTHON_FUNCTIONS) is not None:
+        stack = session_stack(request.getfixturevalue("devstack"),
+                              request.getfixturevalue("shared"), f"python-flink-{version}",
+                              version, BUILD_DIRS[version])
+    elif version == PRIMARY_VERSION:
         return FlinkUnderTest(version, request.getfixturevalue("devstack"),
                               request.getfixturevalue("cluster"))
-    stack: DevStack = request.getfixturevalue("second_devstack")
+    else:
+        stack = request.getfixturevalue("second_devstack")
     cluster = Cluster(zk_hosts=stack.config.zk_hosts, rest_url=stack.config.rest_url,
                       example_jar=stack.config.build_dir / "flinksched-example.jar",
                       state_dir=stack.state_dir, flink_home=stack.flink_home,

@@ -18,16 +18,16 @@ from pathlib import Path
 from common.errors import FlinkschedError
 from scheduler.devstack import prometheus
 from scheduler.devstack.stack import DevStack, StackConfig
-from tests.stack import PRIMARY_VERSION, PUSH_ROOT, SECOND_BUILD_DIR, SECOND_VERSION
+from tests.stack import BUILD_DIRS, PRIMARY_VERSION, PUSH_ROOT
 
 
 def stacks(scratch: Path) -> list[StackConfig]:
-    """The two session clusters' configurations, as far as preparing them reads them (the
-    fixtures in tests/conftest.py start them with these versions and build directories)."""
-    return [StackConfig(state_dir=scratch / "primary", push_root=PUSH_ROOT,
-                        flink_version=PRIMARY_VERSION),
-            StackConfig(state_dir=scratch / "second", push_root=None,
-                        flink_version=SECOND_VERSION, build_dir=SECOND_BUILD_DIR)]
+    """The session clusters' configurations, as far as preparing them reads them: each
+    version's, with its build directory, and the status listener where the primary pushes
+    (the fixtures in tests/conftest.py start them from the same)."""
+    return [StackConfig(state_dir=scratch / version, flink_version=version, build_dir=build,
+                        push_root=PUSH_ROOT if version == PRIMARY_VERSION else None)
+            for version, build in BUILD_DIRS.items()]
 
 
 def main() -> int:

@@ -152,9 +152,12 @@ class DevStack:
                # as a production image would have them.
                "FLINK_LIB_DIR": str(self.state_dir / "flink-lib"),
                "FLINK_PLUGINS_DIR": str(self.state_dir / "flink-plugins")}
-        script = self.flink_home / "bin" / f"{role}.sh"
-        return self._service(role, [str(script), "start-foreground",
-                                    *(SESSION_TASKMANAGER if role == "taskmanager" else [])], env)
+        argv = [str(self.flink_home / "bin" / f"{role}.sh"), "start-foreground"]
+        if role == "taskmanager":
+            # kept running as a production host keeps it (see scheduler/devstack/respawn.py)
+            argv = [sys.executable, "-m", "scheduler.devstack.respawn", "--name", role, "--",
+                    *argv, *SESSION_TASKMANAGER]
+        return self._service(role, argv, env)
 
     def control_services(self) -> list[Service]:
         base = [sys.executable, "-m", "scheduler", "--zk", self.config.zk_hosts]

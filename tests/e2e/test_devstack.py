@@ -15,6 +15,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 
 from common.processes import free_port, group_alive
@@ -144,6 +146,21 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
                 "stateful-counter", "stateful-counter-own"))
 
         wait_until(checkpoints_on_s3, 60, "the examples' checkpoints in the stack's bucket")
+
+        # The TaskManager's JVM dies (as a job's fatal error ends it): it is started again
+        # and registers, where a cluster with no TaskManager would run no job again.
+        rest = f"http://localhost:{rest_port}"
+        [before] = [tm["id"] for tm in httpx.get(f"{rest}/taskmanagers").json()["taskmanagers"]]
+        [jvm] = [child for child in psutil.Process(pids["taskmanager"]).children(recursive=True)
+                 if child.name() == "java"]
+        jvm.kill()
+
+        def registered_anew() -> bool:
+            found = httpx.get(f"{rest}/taskmanagers").json()["taskmanagers"]
+            return [tm["id"] for tm in found] not in ([], [before])
+
+        wait_until(registered_anew, 90, "a new TaskManager registered in the dead one's place")
+        assert _recorded_pids(tmp_path / "state")["taskmanager"] == pids["taskmanager"]
         # Retried with backoff (SubmitFailed, then Submitting again), never running.
         assert seen["bad-entry"] in ("SubmitFailed", "Submitting", "Recovering"), seen
     finally:

@@ -41,6 +41,7 @@ def fails_then_restarts_from_the_newest_checkpoint(control: ControlPlane, store:
         f"chk-{newest['id']}")
 
 
+@pytest.mark.python_functions
 @on_each_flink
 def test_a_python_job_runs_under_its_job_id_and_a_failure_restarts_it_from_the_newest_checkpoint(
         flink: FlinkUnderTest, control: ControlPlane, store: Store, tmp_path: Path) -> None:
@@ -78,6 +79,7 @@ def test_the_sql_example_runs_under_its_job_id_and_checkpoints(
     assert store.status("sql-example")[0].phase == "Running"
 
 
+@pytest.mark.python_functions
 def test_python_jobs_submitted_beside_each_other_and_jar_jobs_each_run_under_their_own_id(
         control: ControlPlane, store: Store, tmp_path: Path) -> None:
     """A session JobManager gives a Python program the environment of whichever run request
@@ -111,6 +113,7 @@ def status_once(store: Store, name: str, what: str,
     return wait_until(met, 120, f"{name} {what}")
 
 
+@pytest.mark.python_functions
 @on_each_flink
 def test_python_and_sql_jobs_upgrade_through_a_savepoint_and_resume_from_one(
         flink: FlinkUnderTest, control: ControlPlane, store: Store, tmp_path: Path) -> None:

@@ -138,6 +138,7 @@ def recorded_checkpoint(store: Store, name: str) -> Checkpoint:
 
 @on_each_flink
 @pytest.mark.takes_cluster_down
+@pytest.mark.python_functions
 def test_jobmanager_restart_resumes_from_disk_reuploads_the_jar_and_spends_no_restart_budget(
     flink: FlinkUnderTest, control: ControlPlane, store: Store, s3: S3Server, bucket: Bucket,
     tmp_path: Path,
