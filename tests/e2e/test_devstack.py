@@ -37,6 +37,9 @@ def _recorded_pids(state_dir: Path) -> dict[str, int]:
     return {p.stem: int(p.read_text().split()[0]) for p in (state_dir / "pids").glob("*.pid")}
 
 
+# A whole demo stack started, fourteen jobs run, a TaskManager killed and replaced, all stopped:
+# minutes on a machine busy with the rest of the suite (a warm run took 300 s and more).
+@pytest.mark.timeout(720)
 def test_dev_up_twice_then_down_leaves_nothing_running(
     cluster: Cluster, tmp_path: Path
 ) -> None:
