@@ -159,7 +159,10 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
         jvm.kill()
 
         def registered_anew() -> bool:
-            found = httpx.get(f"{rest}/taskmanagers").json()["taskmanagers"]
+            try:  # a JobManager busy with the lost TaskManager's jobs may answer late
+                found = httpx.get(f"{rest}/taskmanagers", timeout=5).json()["taskmanagers"]
+            except httpx.HTTPError:
+                return False
             return [tm["id"] for tm in found] not in ([], [before])
 
         wait_until(registered_anew, 90, "a new TaskManager registered in the dead one's place")
