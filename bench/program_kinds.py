@@ -4,7 +4,7 @@ FAILED → RUNNING for each kind of program, while a jar job runs throughout.
 Times as in `bench.own_clusters`: Flink's RUNNING of the new attempt minus the job's file
 written (first start) or Flink's FAILED of the attempt before (the example programs fail
 once on a marker file: the jar and the Python example by their own code, the SQL script
-through the example jar's function `USING JAR`, which needs Flink 2.x). A Python run
+through the example jar's function `USING JAR`). A Python run
 request also holds the cluster alone (`common.store.runrequests`): its first start includes
 starting Python, which builds the job graph in the JobManager.
 

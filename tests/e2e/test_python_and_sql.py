@@ -17,7 +17,13 @@ from common.flink.jobids import flink_job_id
 from common.store.records import JobStatus
 from common.store.zookeeper import Store
 from tests.programs import python_program, sql_example, sql_program
-from tests.stack import OWN_CLUSTER, ControlPlane, FlinkUnderTest, on_each_flink
+from tests.stack import (
+    OWN_CLUSTER,
+    OWN_CLUSTER_START_SECONDS,
+    ControlPlane,
+    FlinkUnderTest,
+    on_each_flink,
+)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -52,11 +58,12 @@ def test_a_python_job_runs_under_its_job_id_and_a_failure_restarts_it_from_the_n
     fails_then_restarts_from_the_newest_checkpoint(control, store, "py-counter", marker)
 
 
+@on_each_flink
 def test_a_sql_job_runs_under_its_job_id_and_a_failure_restarts_it_from_the_newest_checkpoint(
-        control: ControlPlane, store: Store, tmp_path: Path) -> None:
-    """On 2.3, through Flink's SqlDriver. (On 1.20 flinksched's runner cannot yet load a
-    function `USING JAR`, which this failure is injected through: the next test runs the
-    SQL example there.)"""
+        flink: FlinkUnderTest, control: ControlPlane, store: Store, tmp_path: Path) -> None:
+    """Through Flink's SqlDriver on 2.3 and flinksched's runner on 1.20; the failure is
+    injected by a function the script loads `USING JAR`, which on 1.20 compiles into a
+    checkpointed job only because the runner shares the function's jar (FLINK-28897)."""
     marker = tmp_path / "fail-once"
     control.write_job("sql-counter", program=sql_program(marker, control.cluster.example_jar))
     control.start_master()
@@ -110,7 +117,7 @@ def status_once(store: Store, name: str, what: str,
         status = store.status(name)[0]
         return status if check(status) else None
 
-    return wait_until(met, 120, f"{name} {what}")
+    return wait_until(met, OWN_CLUSTER_START_SECONDS, f"{name} {what}")
 
 
 @pytest.mark.python_functions
@@ -160,6 +167,7 @@ def test_python_and_sql_jobs_upgrade_through_a_savepoint_and_resume_from_one(
         assert restored(name, 3) == suspended.last_checkpoint.path, name
 
 
+@pytest.mark.timeout(600)  # four clusters of their own, two at a time
 def test_python_and_sql_jobs_start_and_restart_on_clusters_of_their_own(
         control: ControlPlane, store: Store, tmp_path: Path) -> None:
     """Each in a JobManager of its own in application mode, through the same entry points:

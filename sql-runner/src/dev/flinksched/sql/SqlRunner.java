@@ -6,9 +6,14 @@ import org.apache.flink.core.fs.Path;
 import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.StatementSet;
 import org.apache.flink.table.api.TableEnvironment;
+import org.apache.flink.table.api.internal.TableEnvironmentImpl;
+import org.apache.flink.table.resource.ResourceManager;
+import org.apache.flink.util.MutableURLClassLoader;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.lang.reflect.Field;
+import java.net.URL;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -24,6 +29,12 @@ import java.util.Locale;
  * EXECUTE STATEMENT SET BEGIN ... END} block, go into one statement set, submitted at the end
  * as the script's one job. A statement Flink rejects fails the program with Flink's message,
  * prefixed by the line of the script the statement starts on.
+ *
+ * <p>A function's jar ({@code CREATE FUNCTION ... USING JAR}, {@code ADD JAR}) is loaded by the
+ * table environment's own class loader, which Flink 1.x does not use when it turns the program
+ * into a job graph: with checkpointing on, the planner's generated operators then fail to compile
+ * against the function (FLINK-28897, fixed in 2.0). The runner adds those jars to the class loader
+ * the JobManager runs it with before it submits the job.
  */
 public final class SqlRunner {
 
@@ -77,7 +88,26 @@ public final class SqlRunner {
             throw new IllegalArgumentException(
                     "the SQL script has no INSERT statement: nothing would run as a job");
         }
+        shareFunctionJars(tables);
         inserts.execute();
+    }
+
+    /** Makes the jars the script registered visible to the class loader this program runs in. */
+    static void shareFunctionJars(TableEnvironment tables) throws ReflectiveOperationException {
+        if (!(tables instanceof TableEnvironmentImpl)
+                || !(SqlRunner.class.getClassLoader() instanceof MutableURLClassLoader)) {
+            return;
+        }
+        Field field = TableEnvironmentImpl.class.getDeclaredField("resourceManager");
+        field.setAccessible(true);
+        ResourceManager resources = (ResourceManager) field.get(tables);
+        MutableURLClassLoader own = (MutableURLClassLoader) SqlRunner.class.getClassLoader();
+        List<URL> present = List.of(own.getURLs());
+        for (URL jar : resources.getLocalJarResources()) {
+            if (!present.contains(jar)) {
+                own.addURL(jar);
+            }
+        }
     }
 
     /** A statement of the script and the line it starts on (1-based). */
