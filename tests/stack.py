@@ -351,6 +351,10 @@ class ControlPlane:
 TEST_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 OWN_CLUSTER = "own"
+# How long a test waits for a job's own cluster to run its attempt: two JVMs started while the
+# suite loads both cores (a JobManager took 47 s to its first log line, and its job 88 s to
+# RUNNING, with the chaos test, the dev stack and a Python cluster starting beside it).
+OWN_CLUSTER_START_SECONDS = 180
 # Each job naming it gets a cluster of its own: a JobManager and a TaskManager, small.
 OWN_CLUSTER_DOCUMENT = {
     "apiVersion": "flinksched/v1", "kind": "FlinkCluster", "metadata": {"name": OWN_CLUSTER},

@@ -22,7 +22,7 @@ import pytest
 from common.flink.jobids import flink_job_id
 from common.store.records import JobStatus, Phase
 from common.store.zookeeper import Store
-from tests.stack import OWN_CLUSTER, Cluster, ControlPlane
+from tests.stack import OWN_CLUSTER, OWN_CLUSTER_START_SECONDS, Cluster, ControlPlane
 from tests.waiting import holds_for, wait_until
 from tests.zkserver import store_on
 from worker.targets.application.local import ProcessTable
@@ -58,7 +58,8 @@ class OwnJob:
         status = self.status()
         return status if check(status) else None
 
-    def running(self, attempt: int | None = None, timeout: float = 90) -> JobStatus:
+    def running(self, attempt: int | None = None,
+                timeout: float = OWN_CLUSTER_START_SECONDS) -> JobStatus:
         """The status once the attempt (any, when None) is RUNNING with a checkpoint."""
         def ready() -> JobStatus | None:
             status = self.status()

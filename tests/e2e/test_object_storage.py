@@ -26,6 +26,7 @@ from scheduler.devstack.seaweedfs import S3Server
 from tests.objectstore import Bucket, state_on
 from tests.stack import (
     OWN_CLUSTER,
+    OWN_CLUSTER_START_SECONDS,
     PRIMARY_VERSION,
     SECOND_VERSION,
     ControlPlane,
@@ -339,7 +340,7 @@ def test_a_jar_from_s3_runs_on_a_cluster_of_the_jobs_own(
                       config=state_on(s3, control.root.strip("/")))
     control.start_master()
     control.start_worker()
-    status = running(store, "s3-jar-own", 1)
+    status = running(store, "s3-jar-own", 1, timeout=OWN_CLUSTER_START_SECONDS)
     assert status.cluster_url and status.cluster_url != control.cluster.rest_url
     assert status.last_checkpoint is not None and status.last_checkpoint.path.startswith("s3://")
 

@@ -17,7 +17,7 @@ import pytest
 
 from common.store.records import JobStatus, Phase, RollbackTrigger
 from common.store.zookeeper import Store
-from tests.stack import OWN_CLUSTER, ControlPlane
+from tests.stack import OWN_CLUSTER, OWN_CLUSTER_START_SECONDS, ControlPlane
 from tests.waiting import holds_for, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def stable(control: ControlPlane, store: Store, name: str, **job: Any) -> JobSta
         status = store.status(name)[0]
         return status if status.phase == Phase.RUNNING and status.stable_attempt == 1 else None
 
-    status = wait_until(proven, 90, "generation 1 stable")
+    status = wait_until(proven, OWN_CLUSTER_START_SECONDS, "generation 1 stable")
     assert store.stable(name) is not None
     return status
 
@@ -125,6 +125,7 @@ def test_a_broken_upgrade_rolls_back_to_the_stable_spec_from_the_upgrades_savepo
     assert restored_savepoint(control, applied) != status.upgrade_point.path
 
 
+@pytest.mark.timeout(600)  # three clusters of its own, one after another
 def test_a_broken_upgrade_of_a_job_on_a_cluster_of_its_own_rolls_back_there(
     control: ControlPlane, store: Store, tmp_path: Path
 ) -> None:
@@ -136,7 +137,9 @@ def test_a_broken_upgrade_of_a_job_on_a_cluster_of_its_own_rolls_back_there(
     stable(control, store, name, cluster=OWN_CLUSTER)
     control.write_job(name, cluster=OWN_CLUSTER, rollback=ROLLBACK,
                       args=["--fail-always-marker", str(marker)])
-    status = wait_until(lambda: rolled_back_running(store, name), 120, "rolled back, RUNNING")
+    # the trial's cluster, then the stable spec's
+    status = wait_until(lambda: rolled_back_running(store, name), 2 * OWN_CLUSTER_START_SECONDS,
+                        "rolled back, RUNNING")
     assert status.cluster_url and status.upgrade_point is not None
     assert status.restored_from == status.upgrade_point.path
 
