@@ -7,7 +7,10 @@ COPY requirements.lock pyproject.toml README.md ./
 COPY common common
 COPY scheduler scheduler
 COPY worker worker
+# The portal's htmx comes from the npm registry, checked against its pinned integrity.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock \
+ && pip install --no-cache-dir --no-index --find-links /wheels -r requirements.lock \
+ && python -m scheduler.devstack.htmx \
  && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -16,6 +16,7 @@ $(BIN)/flinksched: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	$(BIN)/python -m scheduler.devstack.htmx  # the portal's, from the npm registry
 	touch $@
 
 demo: $(BIN)/flinksched

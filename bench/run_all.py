@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "worker-memory": ("bench.worker_memory", [], []),
     "assignment": ("bench.assignment", [], ["--runs", "1"]),
     "status-scale": ("bench.status_scale", [], ["--runs", "1"]),
+    "portal": ("bench.portal", ["--jobs", "5000", "--runs", "20"], ["--runs", "3"]),
     "cli-start": ("bench.cli_start", ["--runs", "20"], ["--runs", "3"]),
     "config-sync": ("bench.config_sync", ["--change-runs", "10"],
                     ["--runs", "1", "--change-runs", "2"]),

@@ -1,7 +1,7 @@
 """Everything the test stacks need that needs no running process, fetched and built before
 the tests start (`make test` runs `python -m tests.prepare` first): both Flink distributions
 with their S3 plugins, a PyFlink of each, the example job built against each, the status
-listener, ZooKeeper and Prometheus.
+listener, ZooKeeper, Prometheus, Chromium and the portal's htmx.
 
 On a machine with nothing cached this is minutes of downloads and builds; done inside the
 first test that needs a cluster it would count against that test's timeout, on a machine
@@ -17,7 +17,9 @@ from pathlib import Path
 
 from common.errors import FlinkschedError
 from scheduler.devstack import prometheus
+from scheduler.devstack.htmx import ensure_htmx
 from scheduler.devstack.stack import DevStack, StackConfig
+from tests.browser import ensure_chromium
 from tests.stack import BUILD_DIRS, PRIMARY_VERSION, PUSH_ROOT
 
 
@@ -37,6 +39,8 @@ def main() -> int:
             for config in stacks(Path(scratch)):
                 DevStack(config, progress=lambda step: print(f"  {step}", flush=True)).prepare()
         prometheus.ensure_prometheus()
+        ensure_chromium()  # the portal's tests drive it
+        ensure_htmx()
     except FlinkschedError as exc:
         print(f"preparing the test stacks failed: {exc}", file=sys.stderr)
         return 1

@@ -80,9 +80,20 @@ class Store(Membership, ListenerNodes, RunRequestTurns):
         return JobRecord.from_json(name, decode(data, f"job {name}"))
 
     def jobs(self) -> dict[str, JobRecord]:
-        names = self.job_names()
+        return self.records(self.job_names())
+
+    def records(self, names: list[str],
+                changed: Callable[[str], None] | None = None) -> dict[str, JobRecord]:
+        """Records of these jobs in one pipelined round; unreadable ones are logged and
+        skipped. `changed(name)` is called once when a record read here changes or is deleted
+        (in the store's thread: it must not block); reading it again watches it again."""
+        watch = None
+        if changed is not None:
+            def watch(event: Any) -> None:
+                changed((event.path or "").rsplit("/", 1)[-1])
+
         records = {}
-        for name, data in zip(names, self._get_many([self.job_path(n) for n in names]),
+        for name, data in zip(names, self._get_many([self.job_path(n) for n in names], watch),
                               strict=True):
             if data is None:
                 continue

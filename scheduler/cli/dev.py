@@ -17,8 +17,9 @@ from common.flink.jobstate import JobState
 from common.settings import ZkSettings
 from common.store.connect import close, connect
 from common.store.records import RUNNING_PHASES, Phase
+from common.telemetry.fleet import status_rows
 from scheduler.cli.context import Exit
-from scheduler.cli.statusview import render_table, status_rows
+from scheduler.cli.statusview import render_table
 from scheduler.devstack.stack import DevStack, StackConfig
 
 console = Console(stderr=True)
@@ -165,6 +166,7 @@ def up(state_dir: Path, config_dir: Path, workers: int, zk_port: int, rest_port:
         kept = (f"checkpoints and savepoints in {s3.uri(stack.config.cluster_name)}"
                 if stack.config.state_on_s3 else "state on local disk")
         out.print(f"S3 (SeaweedFS)  {s3.endpoint} ({kept})")
+    out.print(f"portal          http://127.0.0.1:{stack.config.master_metrics_port}/")
     out.print(f"master metrics  http://127.0.0.1:{stack.config.master_metrics_port}/metrics")
     for index in range(workers):
         port = stack.config.worker_metrics_port + index

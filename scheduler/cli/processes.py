@@ -104,7 +104,7 @@ def _check_timings(timings: Timings) -> None:
 @click.option("--id", "master_id", default=None, help="Master id (default: host-random).")
 @click.option("--cycle-interval", type=float, default=1.0, show_default=True)
 @click.option("--metrics-port", type=int, default=9250, show_default=True,
-              help="Port for /metrics, /healthz and /readyz; 0 turns them off.")
+              help="Port for the portal, /metrics, /healthz and /readyz; 0 turns them off.")
 @click.option("--metrics-host", default="0.0.0.0", show_default=True,
               help="Address /metrics, /healthz and /readyz listen on.")
 @click.option("--runtime", type=click.Choice(["static", "local", "kubernetes"]),
@@ -126,6 +126,12 @@ def _check_timings(timings: Timings) -> None:
               help="kubernetes runtime: the master's Deployment, owner of the worker Pods.")
 @click.option("--pool", default="flinksched", show_default=True,
               help="kubernetes runtime: pool label and pod name prefix of the workers.")
+@click.option("--portal/--no-portal", default=True, show_default=True,
+              help="Serve the read-only web portal (the fleet, each job's page) on the "
+                   "metrics port.")
+@click.option("--portal-link", "portal_links", multiple=True, metavar="LABEL=URL",
+              help="A link on each job's portal page, $job, $cluster and $attempt filled in "
+                   "(metrics, logs); repeat for more.")
 @click.pass_obj
 def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
            git_interval: float, removal_grace: float, max_removal_share: float,
@@ -133,7 +139,8 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
            runtime: str,
            spare_workers: int, worker_slots: int,
            worker_log_dir: Path, namespace: str, worker_template: Path | None,
-           owner_deployment: str | None, pool: str) -> None:
+           owner_deployment: str | None, pool: str, portal: bool,
+           portal_links: tuple[str, ...]) -> None:
     """Run a master: leader election, config sync, assignment and the worker pool.
 
     \b
@@ -151,10 +158,19 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
         raise click.BadParameter(f"{config_dir} is not a directory", param_hint="--config-dir")
     _check_timings(Timings(session_timeout=obj.settings.session_timeout,
                            cycle_interval=cycle_interval))
+    links = _portal_links(portal_links)
     stop = _wait_for_signal()
     store = obj.connect(quiet=False)
     endpoints = _serve(metrics_host, metrics_port)
-    node = Master(store, master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
+    master_id = master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    if endpoints is not None and portal:
+        from scheduler.portal.app import portal_app
+        from scheduler.portal.reading import PortalReader
+
+        reader = PortalReader(store)
+        reader.warm()
+        endpoints.mount(portal_app(reader, links, master_id))
+    node = Master(store, master_id,
                   config_dir, cycle_interval, worker_slots=worker_slots,
                   spare_workers=spare_workers, removal=RemovalGuard(max_removal_share),
                   removal_grace=removal_grace, git_interval=git_interval,
@@ -176,6 +192,16 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
     _unblock(store)
     node.stop()
     close(store)
+
+
+def _portal_links(given: tuple[str, ...]) -> dict[str, str]:
+    links = {}
+    for text in given:
+        label, equals, pattern = text.partition("=")
+        if not equals or not label.strip() or not pattern.strip():
+            raise click.BadParameter(f"{text!r} is not LABEL=URL", param_hint="--portal-link")
+        links[label.strip()] = pattern.strip()
+    return links
 
 
 def _runtime(kind: str, settings: ZkSettings, node: Any, slots: int, log_dir: Path,

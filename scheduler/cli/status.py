@@ -10,8 +10,9 @@ import time
 import click
 
 from common.store.records import PHASES
+from common.telemetry.fleet import select, status_rows
 from scheduler.cli.context import Context, yaml_dump
-from scheduler.cli.statusview import render_table, select, status_rows
+from scheduler.cli.statusview import render_table
 
 PHASES_HELP = ", ".join(PHASES)
 

@@ -361,7 +361,7 @@ class DevStack:
         if self.config.s3_port:
             found.append((self.s3_service(), self.config.s3_port, "S3 (SeaweedFS)"))
         control = self.control_services()
-        found.append((control[0], self.config.master_metrics_port, "master metrics"))
+        found.append((control[0], self.config.master_metrics_port, "portal and master metrics"))
         for index, service in enumerate(control[1:]):
             found.append((service, self.config.worker_metrics_port + index, "worker metrics"))
         if self.config.prometheus:

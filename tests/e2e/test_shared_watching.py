@@ -18,9 +18,9 @@ from bench.stackutil import flink_simulator
 from common.flink.client import FlinkClient
 from common.flink.jobids import flink_job_id
 from common.processes import free_port
-from common.store.records import JobStatus, Phase, encode
+from common.store.records import JobRecord, JobStatus, Phase, encode
 from common.store.zookeeper import Store
-from scheduler.master.caches import StatusCache
+from scheduler.master.caches import OwnerCache, RecordCache, StatusCache
 from tests.stack import ControlPlane
 from tests.tcpproxy import TcpProxy
 from tests.waiting import wait_until
@@ -116,6 +116,40 @@ def test_the_leaders_status_copy_reads_only_what_changed(control: ControlPlane) 
         zk.delete(store.status_path(names[2]))
         wait_until(lambda: names[2] not in cache.statuses(names), 10, "the deleted status gone")
         assert set(cache.statuses(names[:2])) == set(names[:2])
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_the_portals_copies_read_an_absent_owner_once_and_a_changed_record_again(
+        control: ControlPlane) -> None:
+    """An owner node is looked for with a watch, so its absence is known until it appears;
+    a record is read again only when the leader rewrites it."""
+    zk = KazooClient(hosts=control.cluster.zk_hosts)
+    zk.start(timeout=10)
+    try:
+        store = Store(zk, control.root)
+        names = ["copied-a", "copied-b"]
+        for name in names:
+            zk.create(store.job_path(name), encode(JobRecord(
+                name, {"job": {}}, {"metadata": {"name": "c"}, "spec": {}}, 1, "h",
+                "configs").to_json()), makepath=True)
+        owners, records = OwnerCache(store), RecordCache(store)
+        assert owners.values(names) == {} and owners.reads == 2
+        assert owners.values(names) == {} and owners.reads == 2, "an absence read again"
+        zk.create(store.job_path(names[0]) + "/owner", encode({"worker": "worker-a"}))
+        wait_until(lambda: owners.values(names) == {names[0]: "worker-a"}, 10,
+                   "the owner that appeared")
+        assert owners.reads == 3, "only the job whose owner appeared was read again"
+
+        assert {n: r.generation for n, r in records.values(names).items()} == dict.fromkeys(
+            names, 1)
+        zk.set(store.job_path(names[1]), encode(JobRecord(
+            names[1], {"job": {}}, {"metadata": {"name": "c"}, "spec": {}}, 2, "h",
+            "configs").to_json()))
+        wait_until(lambda: records.values(names)[names[1]].generation == 2, 10,
+                   "the rewritten record")
+        assert records.reads == 3
     finally:
         zk.stop()
         zk.close()

@@ -30,6 +30,8 @@ RELEASE = "fs"
 REQUIRED = {"gitSync": {"repo": "https://git.example.com/acme/flink-jobs.git"}}
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
+    "portal-off": {"portal": {"enabled": False}},
+    "portal-links": {"portal": {"links": {"logs": "https://logs.example/?job=$job&a=$attempt"}}},
     "ha-off-git-mode": {"master": {"replicas": 1, "extraArgs": [
         "--config-git=https://git.example.com/acme/flink-jobs.git", "--branch=main"]},
         "gitSync": {"enabled": False}},
@@ -125,6 +127,10 @@ def test_value_sets_shape_what_they_name(rendered: dict[str, list[dict[str, Any]
     assert master["spec"]["replicas"] == 2
     assert "podAntiAffinity" in master["spec"]["template"]["spec"]["affinity"]
     assert one(rendered["ha-off-git-mode"], "Deployment")["spec"]["replicas"] == 1
+    args = {name: one(rendered[name], "Deployment")["spec"]["template"]["spec"]["containers"][0]
+            ["args"] for name in ("defaults", "portal-off", "portal-links")}
+    assert "--no-portal" in args["portal-off"] and "--no-portal" not in args["defaults"]
+    assert "--portal-link=logs=https://logs.example/?job=$job&a=$attempt" in args["portal-links"]
     solo = one(rendered["ha-off-git-mode"], "Deployment")["spec"]["template"]["spec"]
     assert "affinity" not in solo
     assert [c["name"] for c in solo["containers"]] == ["master"]  # no git-sync sidecar

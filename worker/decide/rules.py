@@ -291,8 +291,10 @@ def _start(obs: Observation, status: JobStatus, kind: StartKind, cause: str,
     if kind is StartKind.ROLLBACK:
         sentence = (f"started attempt {attempt} on generation {obs.record.generation}'s spec "
                     f"from {origin}: {cause}")
-    extra: tuple[tuple[str, object], ...] = (("restoredFrom", restore.path if restore else ""),
-                                             ("claimedAt", now))
+    # What the portal's restart timeline is drawn from: which attempt, why, from what state.
+    extra: tuple[tuple[str, object], ...] = (("attempt", attempt), ("start", kind.value),
+                                             ("restoredFrom", restore.path if restore else ""),
+                                             ("claimedAt", now), ("cause", cause))
     if kind.after_failure:  # how the failure came to be known: pushed by Flink, or polled
         extra = (*extra, ("noticedBy", "push" if obs.flink.pushed is not None else "poll"))
     started = Event(sentence, extra)
