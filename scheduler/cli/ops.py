@@ -14,6 +14,7 @@ import click
 from click.shell_completion import get_completion_class
 from rich.console import Console
 
+from common.store import operations
 from common.store.records import CommandKind, SavepointResult
 from scheduler.cli.context import Context, Exit, actor, require_job
 
@@ -55,11 +56,7 @@ def restart(obj: Context, job: str, from_empty: bool, from_path: str | None, yes
     who = actor()
     with obj.store() as store:
         require_job(store, job)
-        store.add_command(job, CommandKind.RESTART, by=who, fromEmpty=from_empty,
-                          fromPath=from_path or "")
-        what = ("restart from empty state" if from_empty else
-                f"restart from {from_path}" if from_path else "restart")
-        store.append_event(job, f"cli {who}", f"{what} requested by {who}")
+        what = operations.request_restart(store, job, who, "cli", from_path or "", from_empty)
     click.echo(f"{job}: {what} requested; the owning worker carries it out")
 
 
@@ -114,8 +111,7 @@ def savepoint(obj: Context, job: str, wait: bool, timeout: float) -> None:
     with obj.store() as store:
         require_job(store, job)
         before = len(store.events(job))
-        node = store.add_command(job, CommandKind.SAVEPOINT, by=who)
-        store.append_event(job, f"cli {who}", f"savepoint requested by {who}")
+        node = operations.request_savepoint(store, job, who, "cli")
         click.echo(f"{job}: savepoint requested ({node})")
         if not wait:
             return
@@ -149,9 +145,7 @@ def suspend(obj: Context, job: str, reason: str, yes: bool) -> None:
     who = actor()
     with obj.store() as store:
         require_job(store, job)
-        store.set_override(job, {"state": "suspended", "reason": reason, "by": who,
-                                 "at": time.time()})
-        store.append_event(job, f"cli {who}", f"suspended by {who}: {reason}")
+        operations.suspend(store, job, who, "cli", reason)
     click.echo(f"{job}: suspended by {who}; `flinksched resume {job}` lifts it")
 
 
@@ -168,10 +162,9 @@ def resume(obj: Context, job: str) -> None:
     who = actor()
     with obj.store() as store:
         require_job(store, job)
-        if not store.clear_override(job):
+        if not operations.resume(store, job, who, "cli"):
             click.echo(f"{job}: no override to lift (is it suspended in its YAML instead?)")
             sys.exit(Exit.PROBLEMS)
-        store.append_event(job, f"cli {who}", f"resumed by {who}")
     click.echo(f"{job}: resumed by {who}")
 
 

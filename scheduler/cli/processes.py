@@ -132,6 +132,16 @@ def _check_timings(timings: Timings) -> None:
 @click.option("--portal-link", "portal_links", multiple=True, metavar="LABEL=URL",
               help="A link on each job's portal page, $job, $cluster and $attempt filled in "
                    "(metrics, logs); repeat for more.")
+@click.option("--portal-actions", is_flag=True,
+              help="Let authenticated people restart, savepoint, suspend and resume jobs from "
+                   "the portal (needs --portal-tokens-file or --portal-trusted-header).")
+@click.option("--portal-tokens-file", type=click.Path(exists=True, dir_okay=False,
+                                                      path_type=Path), default=None,
+              envvar="FLINKSCHED_PORTAL_TOKENS_FILE",
+              help="NAME:TOKEN lines: bearer tokens of the people who may act.")
+@click.option("--portal-trusted-header", default="", metavar="HEADER",
+              help="A header an authenticating proxy sets to the person's name (only where "
+                   "nothing but the proxy reaches the portal), e.g. X-Forwarded-User.")
 @click.pass_obj
 def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
            git_interval: float, removal_grace: float, max_removal_share: float,
@@ -140,7 +150,8 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
            spare_workers: int, worker_slots: int,
            worker_log_dir: Path, namespace: str, worker_template: Path | None,
            owner_deployment: str | None, pool: str, portal: bool,
-           portal_links: tuple[str, ...]) -> None:
+           portal_links: tuple[str, ...], portal_actions: bool,
+           portal_tokens_file: Path | None, portal_trusted_header: str) -> None:
     """Run a master: leader election, config sync, assignment and the worker pool.
 
     \b
@@ -159,6 +170,7 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
     _check_timings(Timings(session_timeout=obj.settings.session_timeout,
                            cycle_interval=cycle_interval))
     links = _portal_links(portal_links)
+    policy = _portal_policy(portal_actions, portal_tokens_file, portal_trusted_header)
     stop = _wait_for_signal()
     store = obj.connect(quiet=False)
     endpoints = _serve(metrics_host, metrics_port)
@@ -169,7 +181,7 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
 
         reader = PortalReader(store)
         reader.warm()
-        endpoints.mount(portal_app(reader, links, master_id))
+        endpoints.mount(portal_app(reader, links, master_id, policy))
     node = Master(store, master_id,
                   config_dir, cycle_interval, worker_slots=worker_slots,
                   spare_workers=spare_workers, removal=RemovalGuard(max_removal_share),
@@ -192,6 +204,19 @@ def master(obj: Context, config_dir: Path, config_git: str | None, branch: str,
     _unblock(store)
     node.stop()
     close(store)
+
+
+def _portal_policy(enabled: bool, tokens_file: Path | None, header: str) -> Any:
+    from scheduler.portal.actions import ActionPolicy, load_tokens
+
+    try:
+        tokens = load_tokens(tokens_file) if tokens_file else {}
+    except FlinkschedError as exc:
+        raise click.BadParameter(str(exc), param_hint="--portal-tokens-file") from None
+    policy = ActionPolicy(enabled=enabled, tokens=tokens, trusted_header=header.lower())
+    for problem in policy.problems():
+        raise click.UsageError(problem)
+    return policy
 
 
 def _portal_links(given: tuple[str, ...]) -> dict[str, str]:

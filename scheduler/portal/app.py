@@ -1,6 +1,8 @@
 """The portal: the fleet page and a page per job, served by every master beside /metrics.
 
-Read-only: every request but GET and HEAD is refused (405) before any page sees it. Pages
+Read-only by default: every request but GET and HEAD is refused (405) before any page sees
+it, but for an installation that turns actions on (`scheduler.portal.actions`): then its
+sign-in and each job's action form are the two paths that take a POST. Pages
 are Jinja2 templates; htmx (when installed, `scheduler.devstack.htmx`) refreshes the part of
 a page that holds data while its tab is visible, and keeps the fleet's filters in the URL.
 Without htmx the pages are the same, refreshed by the reader's own hand.
@@ -8,28 +10,35 @@ Without htmx the pages are the same, refreshed by the reader's own hand.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ruamel.yaml import YAML
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.durations import format_duration
+from common.errors import FlinkschedError
+from common.store import operations
+from scheduler.portal.actions import COOKIE, ActionPolicy, refusal
+from scheduler.portal.actions import Request as ActionRequest
 from scheduler.portal.reading import NoSuchJob, PortalReader, Reading
 from scheduler.portal.views import FleetQuery, fleet_page, job_page, when
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 HTMX = STATIC / "htmx.min.js"  # written by `python -m scheduler.devstack.htmx`
+VIA = "portal"  # what the events of its actions name as their source, beside who
 REFRESH_SECONDS = 5  # how often a visible page refreshes its data
 SECURITY_HEADERS = {
     # No inline script and no eval: htmx is told so too (its config in base.html).
@@ -41,13 +50,16 @@ SECURITY_HEADERS = {
 
 
 class ReadOnly:
-    """Refuses every request that is not GET or HEAD before the application sees it."""
+    """Refuses every request that is not GET or HEAD before the application sees it, but a
+    POST to a path `writable` names."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, writable: Callable[[str], bool]) -> None:
         self.app = app
+        self.writable = writable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD") and not (
+                scope["method"] == "POST" and self.writable(scope["path"])):
             response = PlainTextResponse(
                 f"{scope['method']} refused: the portal is read-only\n", status_code=405,
                 headers={"allow": "GET, HEAD", **SECURITY_HEADERS})
@@ -73,10 +85,12 @@ def _yaml(value: Any) -> str:
 
 
 def portal_app(reader: PortalReader, links: Mapping[str, str] | None = None,
-               master_id: str = "") -> ASGIApp:
+               master_id: str = "", policy: ActionPolicy | None = None) -> ASGIApp:
     """The portal's ASGI application, reading through `reader`. `links`: label → URL pattern
-    with $job, $cluster and $attempt (metrics, logs) shown on each job's page."""
+    with $job, $cluster and $attempt (metrics, logs) shown on each job's page. `policy`:
+    whether it acts, and for whom (read-only without one)."""
     patterns = dict(links or {})
+    policy = policy or ActionPolicy()
     templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                             autoescape=select_autoescape(default=True), trim_blocks=True,
                             lstrip_blocks=True)
@@ -103,6 +117,10 @@ def portal_app(reader: PortalReader, links: Mapping[str, str] | None = None,
     def job(request: Request) -> Response:
         name = request.path_params["name"]
         now = time.time()
+        who = policy.identify(request.headers, request.cookies)
+        acting = {"enabled": policy.enabled, "who": who, "sign_in": bool(policy.tokens),
+                  "csrf": policy.csrf_token(who) if who else "",
+                  "done": request.query_params.get("requested", "")}
         try:
             reading = reader.job(name)
         except NoSuchJob:
@@ -113,11 +131,76 @@ def portal_app(reader: PortalReader, links: Mapping[str, str] | None = None,
             spec = _yaml({"cluster": data.record.cluster, "spec": data.record.spec})
             page = job_page(data, now, patterns, spec)
         body = "job_body.html" if request.headers.get("hx-request") else "job.html"
-        return render(body, name=name, page=page, fresh=_freshness(reading, now))
+        return render(body, name=name, page=page, fresh=_freshness(reading, now),
+                      acting=acting)
 
-    app = Starlette(routes=[
+    async def act(request: Request) -> Response:
+        name = request.path_params["name"]
+        form = _form(await request.body())
+        who = policy.identify(request.headers, request.cookies)
+        asked = refusal(policy, who, name, form, request.headers.get("origin", ""),
+                        request.headers.get("host", ""))
+        if not isinstance(asked, ActionRequest):
+            code, why = asked
+            return render("refused.html", status=code, name=name, why=why)
+        assert who is not None
+        try:
+            await asyncio.wait_for(asyncio.to_thread(_carry_out, reader, name, who, asked),
+                                   timeout=reader.deadline)
+        except (TimeoutError, FlinkschedError) as exc:
+            why = str(exc) or f"ZooKeeper did not answer within {reader.deadline:g}s"
+            return render("refused.html", status=503, name=name,
+                          why=f"not requested: {why}; nothing was changed")
+        except LookupError:
+            return render("missing.html", status=404, name=name)
+        return RedirectResponse(f"/jobs/{quote(name)}?requested={asked.action}",
+                                status_code=303, headers=SECURITY_HEADERS)
+
+    def sign_in_page(request: Request) -> Response:
+        return render("login.html", failed=False)
+
+    async def sign_in(request: Request) -> Response:
+        token = _form(await request.body()).get("token", "")
+        if not policy.who_has(token):
+            return render("login.html", status=401, failed=True)
+        response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
+
+    routes = [
         Route("/", fleet, methods=["GET", "HEAD"]),
         Route("/jobs/{name}", job, methods=["GET", "HEAD"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ])
-    return ReadOnly(app)
+    ]
+    if policy.enabled:
+        routes += [Route("/jobs/{name}/actions", act, methods=["POST"])]
+        if policy.tokens:
+            routes += [Route("/login", sign_in_page, methods=["GET", "HEAD"]),
+                       Route("/login", sign_in, methods=["POST"])]
+
+    def writable(path: str) -> bool:
+        return policy.enabled and (path == "/login" or (
+            path.startswith("/jobs/") and path.endswith("/actions")))
+
+    return ReadOnly(Starlette(routes=routes), writable)
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """A urlencoded form's fields (the first of each), without a multipart parser."""
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+def _carry_out(reader: PortalReader, job: str, who: str, asked: ActionRequest) -> None:
+    """The action through the CLI's own operations, as `who` through the portal."""
+    store = reader.store
+    if store.job(job) is None:
+        raise LookupError(job)
+    if asked.action == "restart":
+        operations.request_restart(store, job, who, VIA)
+    elif asked.action == "savepoint":
+        operations.request_savepoint(store, job, who, VIA)
+    elif asked.action == "suspend":
+        operations.suspend(store, job, who, VIA, asked.reason)
+    elif not operations.resume(store, job, who, VIA):
+        raise FlinkschedError(f"{job} has no suspension of an operator's to lift")

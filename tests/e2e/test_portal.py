@@ -1,7 +1,8 @@
 """The portal in a real browser (Debian's Chromium, driven by Playwright) against a real
 master, worker, ZooKeeper and Flink: the fleet with each job's phase, filters that live in
 the URL, a page that refreshes itself, a job's restart timeline checked against what Flink
-restored, and data marked stale the moment the master loses ZooKeeper."""
+restored, a suspend and a resume by a person an authenticating proxy names, and data marked
+stale the moment the master loses ZooKeeper."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def test_the_portal_shows_the_fleet_each_jobs_restarts_and_stale_data_in_a_brows
     control.start_master("master-a", "--metrics-port", str(port), "--metrics-host",
                          "127.0.0.1", "--portal-link",
                          "logs=http://logs.invalid/search?job=$job&attempt=$attempt",
+                         "--portal-actions", "--portal-trusted-header", "X-Forwarded-User",
                          zk=f"127.0.0.1:{zookeeper.port}")
     control.start_worker("worker-a", slots=2)
     portal = f"http://127.0.0.1:{port}"
@@ -101,12 +103,40 @@ def test_the_portal_shows_the_fleet_each_jobs_restarts_and_stale_data_in_a_brows
             assert links["logs"] == "http://logs.invalid/search?job=portal-counter&attempt=2"
             assert second == flink_job_id("portal-counter", 2)
 
+            # An action, as the authenticating proxy's alice: confirmed by the job's name,
+            # carried out by the worker, recorded naming her.
+            assert page.locator("form.action").count() == 0  # nobody known: no action
+            alice = browser.new_context(extra_http_headers={"X-Forwarded-User": "alice"})
+            acting = alice.new_page()
+            acting.on("pageerror", lambda error: errors.append(str(error)))
+            acting.goto(portal + "/jobs/portal-counter")
+            assert acting.inner_text("#who") == "alice"
+            suspend = 'form[data-action="suspend"]'
+            acting.fill(f"{suspend} input[name=reason]", "incident 12")
+            acting.fill(f"{suspend} input[name=confirm]", "portal-counter")
+            acting.click(f"{suspend} button")
+            assert "suspend requested by alice" in acting.inner_text("#requested")
+            wait_until(lambda: store.status("portal-counter")[0].phase == Phase.SUSPENDED, 60,
+                       "portal-counter suspended from the portal")
+            override = store.override("portal-counter") or {}
+            assert (override.get("by"), override.get("reason")) == ("alice", "incident 12")
+            assert any(e["source"] == "portal alice" and e["message"] ==
+                       "suspended by alice: incident 12" for e in store.events("portal-counter"))
+            resume = 'form[data-action="resume"]'
+            acting.fill(f"{resume} input[name=confirm]", "portal-counter")
+            acting.click(f"{resume} button")
+            wait_until(lambda: store.status("portal-counter")[0].phase == Phase.RUNNING
+                       and store.status("portal-counter")[0].attempt == 3, 90,
+                       "portal-counter resumed as attempt 3")
+            alice.close()
+            page.reload()
+
             # ZooKeeper gone for the master: the page says so by itself, keeps what it read.
             zookeeper.refuse()
             wait_until(lambda: page.get_attribute("#freshness", "data-stale") == "true", 30,
                        "the job page marked stale")
             assert "STALE" in page.inner_text("#freshness")
-            assert page.locator('#timeline tr[data-attempt="2"]').count() == 1
+            assert page.locator('#timeline tr[data-attempt="3"]').count() == 1
             zookeeper.heal()
             wait_until(lambda: page.get_attribute("#freshness", "data-stale") == "false", 60,
                        "the job page fresh again")

@@ -31,7 +31,9 @@ REQUIRED = {"gitSync": {"repo": "https://git.example.com/acme/flink-jobs.git"}}
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "portal-off": {"portal": {"enabled": False}},
-    "portal-links": {"portal": {"links": {"logs": "https://logs.example/?job=$job&a=$attempt"}}},
+    "portal-links": {"portal": {"links": {"logs": "https://logs.example/?job=$job&a=$attempt"},
+                                "actions": {"enabled": True, "trustedHeader": "X-Forwarded-User",
+                                            "tokensSecret": "portal-tokens"}}},
     "ha-off-git-mode": {"master": {"replicas": 1, "extraArgs": [
         "--config-git=https://git.example.com/acme/flink-jobs.git", "--branch=main"]},
         "gitSync": {"enabled": False}},
@@ -131,6 +133,12 @@ def test_value_sets_shape_what_they_name(rendered: dict[str, list[dict[str, Any]
             ["args"] for name in ("defaults", "portal-off", "portal-links")}
     assert "--no-portal" in args["portal-off"] and "--no-portal" not in args["defaults"]
     assert "--portal-link=logs=https://logs.example/?job=$job&a=$attempt" in args["portal-links"]
+    assert {"--portal-actions", "--portal-trusted-header=X-Forwarded-User",
+            "--portal-tokens-file=/etc/flinksched-portal/tokens"} <= set(args["portal-links"])
+    assert "--portal-actions" not in args["defaults"]
+    tokens = one(rendered["portal-links"], "Deployment")["spec"]["template"]["spec"]
+    assert {"name": "portal-tokens", "secret": {"secretName": "portal-tokens",
+                                                "defaultMode": 0o400}} in tokens["volumes"]
     solo = one(rendered["ha-off-git-mode"], "Deployment")["spec"]["template"]["spec"]
     assert "affinity" not in solo
     assert [c["name"] for c in solo["containers"]] == ["master"]  # no git-sync sidecar
@@ -252,10 +260,13 @@ def test_the_rendered_arguments_are_ones_the_cli_accepts(
 ) -> None:
     mounted_template = tmp_path / "worker-pod.yaml"  # the CLI checks that the file exists
     mounted_template.write_text("{}")
+    mounted_tokens = tmp_path / "tokens"
+    mounted_tokens.write_text("alice:a-token-of-sixteen-or-more\n")
     for documents in rendered.values():
         master = one(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]
         worker = worker_template(documents)["spec"]["containers"][0]
         master_args = [a.replace("/etc/flinksched/worker-pod.yaml", str(mounted_template))
+                       .replace("/etc/flinksched-portal/tokens", str(mounted_tokens))
                        for a in master["args"]]
         for args in (master_args, worker["args"]):
             command = next(a for a in args if not a.startswith("--"))

@@ -6,14 +6,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from common.errors import FlinkschedError
 from common.flink.jobids import flink_job_id
 from common.store.records import Checkpoint, JobStatus, Phase, StableSpec
 from common.telemetry.endpoints import Endpoints
+from scheduler.portal.actions import ActionPolicy, load_tokens, refusal
+from scheduler.portal.actions import Request as ActionRequest
 from scheduler.portal.app import portal_app
 from scheduler.portal.reading import JobData, PortalReader
 from scheduler.portal.views import (
@@ -155,6 +159,7 @@ class FakeStore:
                         start(2, "failure", checkpoint(1, 5).path, NOW - 200, "boom", "push")]
         self.stable_ = StableSpec.of(stable, 1, NOW - 250)
         self.fail: Exception | None = None
+        self.writes: list[tuple[str, str, str, str]] = []
         self.hang = threading.Event()
         self.hang.set()
         self.connected = True
@@ -213,6 +218,21 @@ class FakeStore:
 
     def stable(self, name: str) -> StableSpec:
         return self.stable_
+
+    # the writes of the operations the portal's actions make, recorded
+    def add_command(self, name: str, command: str, by: str, **fields: Any) -> str:
+        self.writes.append(("command", name, command, by))
+        return "c-0000000001"
+
+    def set_override(self, name: str, value: dict[str, Any]) -> None:
+        self.writes.append(("override", name, value["state"], value["by"]))
+
+    def clear_override(self, name: str) -> bool:
+        self.writes.append(("cleared", name, "", ""))
+        return True
+
+    def append_event(self, name: str, source: str, message: str, **extra: Any) -> None:
+        self.writes.append(("event", name, source, message))
 
 
 @pytest.fixture
@@ -345,3 +365,96 @@ def test_job_data_type_is_what_the_reader_returns(store: FakeStore) -> None:
     assert isinstance(data, JobData) and data.owner == "worker-a"
     assert replace(data, owner=None).owner is None
     reader.close()
+
+
+# -- actions ------------------------------------------------------------------------------------
+TOKEN = "s3cret-token-of-alice"
+
+
+def acting_portal(store: FakeStore, **policy: Any) -> Iterator[httpx.Client]:
+    return serve(portal_app(PortalReader(store, deadline=2), policy=ActionPolicy(  # type: ignore[arg-type]
+        enabled=True, **policy)))
+
+
+def csrf_of(client: httpx.Client, **headers: str) -> str:
+    page = client.get(f"/jobs/{NAME}", headers=headers).text
+    return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def code(refused: tuple[int, str] | ActionRequest) -> int:
+    assert isinstance(refused, tuple), refused
+    return refused[0]
+
+
+def test_an_action_is_refused_for_whoever_is_unknown_unconfirmed_or_from_elsewhere() -> None:
+    policy = ActionPolicy(enabled=True, trusted_header="x-forwarded-user", secret=b"k" * 32)
+    good = {"csrf": policy.csrf_token("alice"), "action": "suspend", "confirm": NAME,
+            "reason": "incident 12"}
+    assert refusal(policy, "alice", NAME, good, "", "portal:9250") == ActionRequest(
+        "suspend", "incident 12")
+    assert code(refusal(policy, None, NAME, good, "", "h")) == 401
+    assert code(refusal(policy, "alice", NAME, good, "https://evil.example", "portal:9250")) == 403
+    assert code(refusal(policy, "bob", NAME, good, "", "h")) == 403  # alice's CSRF token
+    assert refusal(policy, "alice", NAME, {**good, "confirm": "other"}, "", "h") == (
+        400, f"not confirmed: type the job's name, {NAME}, to suspend it")
+    assert code(refusal(policy, "alice", NAME, {**good, "reason": " "}, "", "h")) == 400
+    assert code(refusal(policy, "alice", NAME, {**good, "action": "delete"}, "", "h")) == 400
+    assert code(refusal(ActionPolicy(), "alice", NAME, good, "", "h")) == 405
+    assert ActionPolicy(enabled=True).problems()  # actions without any authentication
+
+
+def test_tokens_are_read_from_name_token_lines_naming_a_bad_line(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# who may act\nalice:{TOKEN}\n\n")
+    assert load_tokens(tokens) == {TOKEN: "alice"}
+    tokens.write_text(f"alice:{TOKEN}\nbob:short\n")
+    with pytest.raises(FlinkschedError, match=r"tokens:2: not NAME:TOKEN"):
+        load_tokens(tokens)
+
+
+def test_an_authenticated_action_goes_through_the_clis_operation_naming_who(
+        store: FakeStore) -> None:
+    for client in acting_portal(store, trusted_header="x-forwarded-user"):
+        alice = {"x-forwarded-user": "alice"}
+        anonymous = client.get(f"/jobs/{NAME}").text
+        assert "proxy's header" in anonymous and "data-action=" not in anonymous
+        form = {"csrf": csrf_of(client, **alice), "action": "suspend", "confirm": NAME,
+                "reason": "incident 12"}
+        done = client.post(f"/jobs/{NAME}/actions", data=form, headers=alice)
+        assert (done.status_code, done.headers["location"]) == (
+            303, f"/jobs/{NAME}?requested=suspend")
+        assert store.writes == [("override", NAME, "suspended", "alice"),
+                                ("event", NAME, "portal alice", "suspended by alice: incident 12")]
+        refused = client.post(f"/jobs/{NAME}/actions", data={**form, "csrf": "forged"},
+                              headers=alice)
+        assert refused.status_code == 403 and len(store.writes) == 2
+        nobody = client.post(f"/jobs/{NAME}/actions", data=form)
+        assert nobody.status_code == 401 and len(store.writes) == 2
+        restart = client.post(f"/jobs/{NAME}/actions", headers=alice,
+                              data={**form, "action": "restart"})
+        assert restart.status_code == 303
+        assert store.writes[2:] == [("command", NAME, "restart", "alice"),
+                                    ("event", NAME, "portal alice", "restart requested by alice")]
+
+
+def test_a_token_signs_in_through_a_cookie_or_a_bearer_header(store: FakeStore) -> None:
+    for client in acting_portal(store, tokens={TOKEN: "alice"}):
+        assert "Sign in" in client.get(f"/jobs/{NAME}").text
+        assert client.post("/login", data={"token": "wrong-token-of-nobody"}).status_code == 401
+        signed = client.post("/login", data={"token": TOKEN})
+        assert signed.status_code == 303 and "httponly" in signed.headers["set-cookie"].lower()
+        assert "samesite=strict" in signed.headers["set-cookie"].lower()
+        assert 'id="who">alice<' in client.get(f"/jobs/{NAME}").text  # the cookie
+        client.cookies.clear()
+        bearer = {"authorization": f"Bearer {TOKEN}"}
+        form = {"csrf": csrf_of(client, **bearer), "action": "savepoint", "confirm": NAME}
+        assert client.post(f"/jobs/{NAME}/actions", data=form, headers=bearer).status_code == 303
+        assert store.writes[-1] == ("event", NAME, "portal alice", "savepoint requested by alice")
+
+
+def test_without_actions_enabled_the_action_paths_refuse_a_post(client: httpx.Client,
+                                                                 store: FakeStore) -> None:
+    for path in (f"/jobs/{NAME}/actions", "/login"):
+        assert client.post(path, data={"action": "restart"}).status_code == 405
+    assert 'id="actions"' not in client.get(f"/jobs/{NAME}").text
+    assert store.writes == []
