@@ -105,6 +105,8 @@ class PortalReader:
 
     def _submit(self, slot: _Slot[T], read: Callable[[], T]) -> Future[tuple[T, str | None, float]]:
         with slot.lock:
+            if slot.pending is not None and slot.pending.done() and self._outdated(slot.pending):
+                slot.pending = None  # a read nobody collected in time (the warm one, say)
             if slot.pending is None:
                 slot.pending = self.pool.submit(self._timed, read)
                 slot.pending_since = time.monotonic()
@@ -153,6 +155,13 @@ class PortalReader:
                 slot.pending = None
             slot.last = Reading(data, read_at, leader)
             return slot.last
+
+    def _outdated(self, done: Future[tuple[T, str | None, float]]) -> bool:
+        try:
+            _, _, read_at = done.result()
+        except Exception:
+            return True
+        return self.clock() - read_at >= self.max_age
 
     def _unfinished(self, slot: _Slot[T]) -> str:
         took = time.monotonic() - slot.pending_since

@@ -21,6 +21,7 @@ import pytest
 
 from common.processes import free_port, group_alive
 from scheduler.devstack.javabuild import LISTENER_FACTORY
+from tests.browser import chromium
 from tests.stack import PRIMARY_PUSHES, PRIMARY_VERSION, REPO, Cluster, outside_ephemeral_ports
 from tests.waiting import wait_until
 from worker.targets.application.local import own_clusters
@@ -112,6 +113,21 @@ def test_dev_up_twice_then_down_leaves_nothing_running(
             return watched in described and f"flink        {PRIMARY_VERSION} (" in described
 
         wait_until(pushed, 30, f"`describe` to say: {watched}")
+        # The demo's portal, in a browser: every job of configs/ listed.
+        portal = f"http://127.0.0.1:{metrics_port}/"
+        assert f"portal          {portal}" in up.stdout
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.goto(portal)
+            listed = {page.get_attribute(f"tr[data-job] >> nth={n}", "data-job")
+                      for n in range(page.locator("tr[data-job]").count())}
+            assert listed == {"stateful-counter", "stateful-counter-own", "python-click-counter",
+                              "sql-clicks-per-user", "bad-entry"}, page.inner_text("main")
+            # Between retries or backing off after several, with its whole reason beside it.
+            assert page.inner_text('tr[data-job="bad-entry"] .phase') in (
+                "SubmitFailed", "Recovering")
+            assert "NoSuchClass" in page.inner_text('tr[data-job="bad-entry"] .reason')
+            page.screenshot(path=str(tmp_path / "portal-demo.png"))  # kept with the test
         listener = tmp_path / "state" / "flink-lib" / "flinksched-listener.jar"
         assert listener.exists() is PRIMARY_PUSHES
         linked = listener.lstat().st_ino if PRIMARY_PUSHES else 0

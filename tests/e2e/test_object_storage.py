@@ -125,7 +125,7 @@ class S3Job:
         self.rate = 20
 
     def write(self) -> None:
-        self.control.write_job(JOB, args=["--fail-marker", str(self.marker), "--rate",
+        self.control.write_job(JOB, args=["--fail-at-checkpoint-marker", str(self.marker), "--rate",
                                           str(self.rate)], config=self.config)
 
     def status(self) -> JobStatus:
@@ -159,11 +159,13 @@ class StateOnS3Life:
     def test_failed_job_restarts_from_the_newest_checkpoint_in_the_bucket(
             self, life: S3Job, bucket: Bucket) -> None:
         before = running(life.store, JOB)
-        life.marker.touch()  # the job throws once, and deletes the marker
+        # The job throws once (deleting the marker) when told a checkpoint completed: no later
+        # checkpoint is in flight then. A failure at any other moment can leave one whose
+        # `_metadata` Flink finishes writing after the attempt FAILED and after the restart
+        # chose its point, which no restart could have known of.
+        life.marker.touch()
         after = running(life.store, JOB, before.attempt + 1)
-        # At least the newest checkpoint Flink completed, and one whose `_metadata` is in the
-        # bucket (a failing attempt may finish writing one more after it FAILED, after the
-        # restart chose its point: that one is not required).
+        # The newest checkpoint Flink completed, and one whose `_metadata` is in the bucket.
         completed = life.control.cluster.checkpoints(before.flink_job_id)["latest"]["completed"]
         point = restored(life.control, after)
         prefix = f"{life.checkpoints}/{before.flink_job_id}/chk-"
@@ -172,7 +174,8 @@ class StateOnS3Life:
         chosen = int(path.removeprefix(prefix))
         assert chosen >= int(completed["id"]), (chosen, completed["id"])
         assert chosen in bucket.checkpoints(life.checkpoints, before.flink_job_id)
-        assert "injected failure" in after.last_failure and after.restarts == before.restarts + 1
+        assert "injected failure after checkpoint" in after.last_failure
+        assert after.restarts == before.restarts + 1
 
     def test_upgrade_stops_with_a_savepoint_in_the_bucket_and_starts_from_it(
             self, life: S3Job, bucket: Bucket) -> None:

@@ -64,6 +64,7 @@ def test_the_portal_shows_the_fleet_each_jobs_restarts_and_stale_data_in_a_brows
             assert page.inner_text("#counts").startswith("2 jobs")
             assert page.get_attribute("#freshness", "data-stale") == "false"
             assert "leader: master-a" in page.inner_text("#freshness")
+            page.screenshot(path=str(tmp_path / "fleet.png"))  # kept with the test
 
             # A filter typed in is in the address bar: pasted into another tab, the same view.
             page.fill("input[name=name]", "held")
@@ -102,6 +103,7 @@ def test_the_portal_shows_the_fleet_each_jobs_restarts_and_stale_data_in_a_brows
                 f"{control.cluster.rest_url}/#/job/running/{second}/overview")
             assert links["logs"] == "http://logs.invalid/search?job=portal-counter&attempt=2"
             assert second == flink_job_id("portal-counter", 2)
+            page.screenshot(path=str(tmp_path / "job.png"), full_page=True)
 
             # An action, as the authenticating proxy's alice: confirmed by the job's name,
             # carried out by the worker, recorded naming her.
@@ -136,6 +138,7 @@ def test_the_portal_shows_the_fleet_each_jobs_restarts_and_stale_data_in_a_brows
             wait_until(lambda: page.get_attribute("#freshness", "data-stale") == "true", 30,
                        "the job page marked stale")
             assert "STALE" in page.inner_text("#freshness")
+            page.screenshot(path=str(tmp_path / "job-stale.png"))
             assert page.locator('#timeline tr[data-attempt="3"]').count() == 1
             zookeeper.heal()
             wait_until(lambda: page.get_attribute("#freshness", "data-stale") == "false", 60,

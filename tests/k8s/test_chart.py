@@ -31,6 +31,8 @@ REQUIRED = {"gitSync": {"repo": "https://git.example.com/acme/flink-jobs.git"}}
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "portal-off": {"portal": {"enabled": False}},
+    "portal-ingress": {"portal": {"ingress": {"enabled": True, "host": "flink.example.com",
+                                              "className": "nginx"}}},
     "portal-links": {"portal": {"links": {"logs": "https://logs.example/?job=$job&a=$attempt"},
                                 "actions": {"enabled": True, "trustedHeader": "X-Forwarded-User",
                                             "tokensSecret": "portal-tokens"}}},
@@ -136,6 +138,14 @@ def test_value_sets_shape_what_they_name(rendered: dict[str, list[dict[str, Any]
     assert {"--portal-actions", "--portal-trusted-header=X-Forwarded-User",
             "--portal-tokens-file=/etc/flinksched-portal/tokens"} <= set(args["portal-links"])
     assert "--portal-actions" not in args["defaults"]
+    portal = one(rendered["defaults"], "Service", "fs-flinksched-portal")["spec"]
+    assert portal["ports"] == [{"name": "http", "port": 80, "targetPort": "metrics"}]
+    assert not [d for d in rendered["portal-off"] if d["metadata"]["name"].endswith("-portal")]
+    ingress = one(rendered["portal-ingress"], "Ingress")["spec"]
+    assert ingress["ingressClassName"] == "nginx"
+    assert ingress["rules"][0]["host"] == "flink.example.com"
+    assert ingress["rules"][0]["http"]["paths"][0]["backend"]["service"] == {
+        "name": "fs-flinksched-portal", "port": {"name": "http"}}
     tokens = one(rendered["portal-links"], "Deployment")["spec"]["template"]["spec"]
     assert {"name": "portal-tokens", "secret": {"secretName": "portal-tokens",
                                                 "defaultMode": 0o400}} in tokens["volumes"]
@@ -170,9 +180,12 @@ def test_value_sets_shape_what_they_name(rendered: dict[str, list[dict[str, Any]
 
     monitor = one(rendered["service-monitor-and-rules"], "ServiceMonitor")
     selector = monitor["spec"]["selector"]["matchLabels"]
-    services = [d for d in rendered["service-monitor-and-rules"] if d["kind"] == "Service"]
-    assert len(services) == 2
-    assert all(selector.items() <= s["metadata"]["labels"].items() for s in services)
+    services = {d["metadata"]["name"]: d for d in rendered["service-monitor-and-rules"]
+                if d["kind"] == "Service"}
+    scraped = {name for name, s in services.items()
+               if selector.items() <= s["metadata"]["labels"].items()}
+    assert scraped == {f"{RELEASE}-flinksched-master-metrics",
+                       f"{RELEASE}-flinksched-worker-metrics"}  # not the portal's
 
     policy = one(rendered["network-policy"], "NetworkPolicy")
     assert policy["spec"]["ingress"][0]["from"] == VALUE_SETS["network-policy"][

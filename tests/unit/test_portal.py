@@ -273,7 +273,8 @@ def test_a_failed_read_keeps_the_last_data_marked_stale_with_why(store: FakeStor
 def test_a_first_read_still_under_way_says_so_instead_of_blaming_zookeeper(
         store: FakeStore) -> None:
     store.hang.clear()
-    reader = PortalReader(store, deadline=0.1)  # type: ignore[arg-type]
+    clock = [NOW]
+    reader = PortalReader(store, deadline=0.1, clock=lambda: clock[0])  # type: ignore[arg-type]
     reader.warm()  # as a master starts: the first read of thousands of jobs takes seconds
     first = reader.fleet()
     assert first.data is None and first.error.startswith("the first read is under way")
@@ -282,6 +283,22 @@ def test_a_first_read_still_under_way_says_so_instead_of_blaming_zookeeper(
     assert pending is not None
     pending.result(timeout=5)
     assert not reader.fleet().stale
+    reader.close()
+
+
+def test_a_warm_read_nobody_collected_in_time_is_read_again(store: FakeStore) -> None:
+    clock = [NOW]
+    reader = PortalReader(store, deadline=1, clock=lambda: clock[0])  # type: ignore[arg-type]
+    store.records_.clear()  # a master starts before its first sync: no job yet
+    reader.warm()
+    pending = reader.fleet_slot.pending
+    assert pending is not None
+    pending.result(timeout=5)
+    store.records_[NAME] = record()  # the sync wrote the jobs; a minute later, a page
+    clock[0] += 60
+    fleet = reader.fleet()
+    assert fleet.data is not None and [r["name"] for r in fleet.data.rows] == [NAME]
+    assert fleet.read_at == clock[0]
     reader.close()
 
 

@@ -6,6 +6,7 @@ import java.util.Map;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.CheckpointListener;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -21,7 +22,10 @@ import org.apache.flink.util.Collector;
  * Flink state, and failures that can be injected from outside.
  *
  * <p>Arguments: --rate N (records per second), --keys K, --fail-marker PATH (fail once when the
- * file exists, deleting it), --fail-always-marker PATH (fail on every record while it exists),
+ * file exists, deleting it), --fail-at-checkpoint-marker PATH (fail once when the file exists,
+ * in the notification that a checkpoint completed: the failed attempt's newest checkpoint is
+ * then the one just completed, with no later one in flight), --fail-always-marker PATH (fail on
+ * every record while it exists),
  * --operator-uid UID (the counter's uid: another one is a program whose state cannot be mapped
  * from an earlier checkpoint without allowNonRestoredState).
  *
@@ -36,6 +40,7 @@ public class StatefulCounter {
         long keys = Long.parseLong(params.getOrDefault("keys", "8"));
         String failMarker = params.getOrDefault("fail-marker", "");
         String failAlwaysMarker = params.getOrDefault("fail-always-marker", "");
+        String failAtCheckpointMarker = params.getOrDefault("fail-at-checkpoint-marker", "");
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         DataGeneratorSource<Long> source =
@@ -44,7 +49,7 @@ public class StatefulCounter {
 
         env.fromSource(source, WatermarkStrategy.noWatermarks(), "generator")
                 .keyBy(value -> value % keys)
-                .process(new CountPerKey(failMarker, failAlwaysMarker))
+                .process(new CountPerKey(failMarker, failAlwaysMarker, failAtCheckpointMarker))
                 .name("count-per-key")
                 .uid(params.getOrDefault("operator-uid", "count-per-key"))
                 .sinkTo(new DiscardingSink<>())
@@ -68,15 +73,30 @@ public class StatefulCounter {
     }
 
     /** Counts records per key in keyed state; throws when a failure marker is present. */
-    public static class CountPerKey extends KeyedProcessFunction<Long, Long, String> {
+    public static class CountPerKey extends KeyedProcessFunction<Long, Long, String>
+            implements CheckpointListener {
         private final String failMarker;
         private final String failAlwaysMarker;
+        private final String failAtCheckpointMarker;
         private transient ValueState<Long> count;
         private transient long lastMarkerCheck;
 
-        public CountPerKey(String failMarker, String failAlwaysMarker) {
+        public CountPerKey(String failMarker, String failAlwaysMarker,
+                           String failAtCheckpointMarker) {
             this.failMarker = failMarker;
             this.failAlwaysMarker = failAlwaysMarker;
+            this.failAtCheckpointMarker = failAtCheckpointMarker;
+        }
+
+        @Override
+        public void notifyCheckpointComplete(long checkpointId) {
+            if (!failAtCheckpointMarker.isEmpty()) {
+                File marker = new File(failAtCheckpointMarker);
+                if (marker.exists() && marker.delete()) {
+                    throw new IllegalStateException("injected failure after checkpoint "
+                            + checkpointId + ": consumed " + failAtCheckpointMarker);
+                }
+            }
         }
 
         @Override
