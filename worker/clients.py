@@ -92,7 +92,10 @@ class ClusterStates:
         """The job's state in a listing asked for after `since` (monotonic; the caller's last
         submission) and at most `max_age` seconds ago, or, when only a listing on its way can
         be that fresh, in that one once it arrives. None when there is no such listing, it
-        lacks the job, or listings fail: the caller asks Flink for the job itself then."""
+        lacks the job, or listings fail: the caller asks Flink for the job itself then.
+
+        A listing thread merely late to ask again (a loaded worker: its pause overran) is
+        told to ask now, and its listing waited for, as one on its way is."""
         with self._lock:
             deadline = time.monotonic() + LATE_LISTING_WAIT
             awaited = float("inf")
@@ -101,10 +104,16 @@ class ClusterStates:
                 if self._requested >= since and (now - self._requested <= max_age
                                                   or self._requested >= awaited):
                     return self._states.get(job_id)
-                if (self._failing or self._fetching < since or now >= deadline
-                        or self._stop.is_set() or name not in self._watches):
+                if (self._failing or now >= deadline or self._stop.is_set()
+                        or name not in self._watches):
                     return None
-                awaited = min(awaited, self._fetching)
+                if self._fetching >= since:
+                    awaited = min(awaited, self._fetching)
+                elif self._requested < since:
+                    return None  # nothing listed since the submission: the caller asks
+                elif awaited == float("inf"):
+                    awaited = now  # the next listing the thread asks for from now on
+                    self._changed.set()
                 self._landed.wait(deadline - now)
 
     def listed_attempts(self, prefix: str, max_age: float = JOB_LIST_TTL,

@@ -93,6 +93,31 @@ def test_a_listing_asked_for_before_the_submission_is_not_waited_for(
     assert time.monotonic() - started < 1.0
 
 
+def test_a_listing_thread_late_to_ask_again_is_told_to_ask_now(
+    held: tuple[HeldListing, ClusterStates],
+) -> None:
+    """A loaded worker's listing thread overran its pause: the caller neither takes the old
+    listing nor asks for its job on its own, it has the thread list now and waits for that."""
+    client, states = held
+    submitted = time.monotonic()
+    states.watch("late", JOB, 3600, lambda: None)  # the thread's next listing: in an hour
+    wait_until(lambda: client.asked == 1, 5, "the first listing asked for")
+    client.gate.release()
+    assert states.listed("late", JOB, 3600, since=submitted) == "RUNNING"
+    client.answer = [{"id": JOB, "status": "FAILED"}]
+    answer: dict[str, Any] = {}
+
+    def ask() -> None:  # any listing is too old for it
+        answer["state"] = states.listed("late", JOB, 0.0, since=submitted)
+
+    threading.Thread(target=ask, daemon=True).start()
+    wait_until(lambda: client.asked == 2, 5, "the thread told to list now")
+    assert "state" not in answer, "answered before the listing it waits for"
+    client.gate.release()
+    wait_until(lambda: "state" in answer, 5, "the caller answered by the new listing")
+    assert answer["state"] == "FAILED"
+
+
 def test_failing_listings_send_callers_to_ask_for_themselves(
     held: tuple[HeldListing, ClusterStates],
 ) -> None:
